@@ -1,0 +1,73 @@
+"""recommender: related-article recommendations for news sites.
+
+    from recommender import Recommender
+    rec = Recommender.open("indexes/news")
+    rec.related("article-id", k=10)
+
+Heavy modules are imported on first use of the names that need them, so
+importing the package (and ``recommender --help``) stays instant.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    ArticleNotFoundError,
+    EncoderError,
+    IndexDirectoryError,
+    IndexFormatError,
+    IndexLockedError,
+    IndexNotFoundError,
+    InputError,
+    InvalidArgumentError,
+    ModelMismatchError,
+    RecommenderError,
+    RejectedRecordsError,
+)
+from .types import Article, Match, Rejection, UpdateReport
+
+if TYPE_CHECKING:
+    from .encoders import Encoder, SentenceTransformerEncoder
+    from .ingest import FieldMap, read_records
+    from .recommender import Recommender
+
+__all__ = [
+    "Article",
+    "ArticleNotFoundError",
+    "Encoder",
+    "EncoderError",
+    "FieldMap",
+    "IndexDirectoryError",
+    "IndexFormatError",
+    "IndexLockedError",
+    "IndexNotFoundError",
+    "InputError",
+    "InvalidArgumentError",
+    "Match",
+    "ModelMismatchError",
+    "Recommender",
+    "RecommenderError",
+    "RejectedRecordsError",
+    "Rejection",
+    "SentenceTransformerEncoder",
+    "UpdateReport",
+    "read_records",
+]
+
+_LAZY = {
+    "Recommender": "recommender.recommender",
+    "Encoder": "recommender.encoders",
+    "SentenceTransformerEncoder": "recommender.encoders",
+    "FieldMap": "recommender.ingest",
+    "read_records": "recommender.ingest",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'recommender' has no attribute {name!r}")

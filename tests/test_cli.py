@@ -1,0 +1,244 @@
+"""The command line: a thin shell that parses, calls the library and prints."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from recommender.cli import main
+
+FAST = ["--model", "hashing:256", "--quiet"]
+
+
+def _write_jsonl(path: Path, records: list[object]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def _records() -> list[dict[str, object]]:
+    words = {
+        "port": "harbor dockworkers strike valdora port cranes union wages",
+        "quake": "earthquake magnitude tremor rubble rescue aftershock epicentre",
+    }
+    out: list[dict[str, object]] = []
+    for story, text in words.items():
+        for n in range(3):
+            out.append(
+                {
+                    "id": f"{story}-{n}",
+                    "title": f"{story} news {n}",
+                    "body": f"{text} {n}",
+                    "section": "world" if story == "quake" else "business",
+                    "published_at": f"2026-02-0{n + 1}",
+                    "language": "en",
+                    "url": f"https://example.test/{story}/{n}",
+                }
+            )
+    return out
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def index(tmp_path: Path, runner: CliRunner) -> Path:
+    src = _write_jsonl(tmp_path / "in.jsonl", _records())
+    path = tmp_path / "idx"
+    result = runner.invoke(main, ["build", str(src), "--index", str(path), *FAST])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def test_build_summary(tmp_path: Path, runner: CliRunner) -> None:
+    src = _write_jsonl(tmp_path / "in.jsonl", _records())
+    result = runner.invoke(main, ["build", str(src), "--index", str(tmp_path / "i"), *FAST])
+    assert result.exit_code == 0
+    assert "indexed 6, rejected 0" in result.output
+
+
+def test_related_json(index: Path, runner: CliRunner) -> None:
+    result = runner.invoke(main, ["related", "port-0", "--index", str(index), "--json", "-k", "2"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert [set(d) for d in data] == [{"id", "title", "url", "published_at", "section", "score"}] * 2
+    assert {d["id"] for d in data} == {"port-1", "port-2"}
+
+
+def test_related_table(index: Path, runner: CliRunner) -> None:
+    result = runner.invoke(main, ["related", "port-0", "--index", str(index), "-k", "2"])
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["#", "score", "id", "date", "section", "title"]
+    assert "port-1" in result.output and "2026-02-0" in result.output
+
+
+def test_related_filters(index: Path, runner: CliRunner) -> None:
+    args = ["related", "port-0", "--index", str(index), "--json", "-k", "10"]
+    by_section = json.loads(runner.invoke(main, [*args, "--section", "world"]).output)
+    assert {d["section"] for d in by_section} == {"world"}
+    dated = json.loads(runner.invoke(main, [*args, "--since", "2026-02-02", "--until", "2026-02-02"]).output)
+    assert {d["published_at"][:10] for d in dated} == {"2026-02-02"}
+    excluded = json.loads(runner.invoke(main, [*args, "--exclude", "port-1", "--exclude", "quake-0"]).output)
+    assert not {"port-1", "quake-0", "port-0"} & {d["id"] for d in excluded}
+    langs = json.loads(runner.invoke(main, [*args, "--language", "de"]).output)
+    assert langs == []
+
+
+def test_unknown_id_is_one_line_and_nonzero(index: Path, runner: CliRunner) -> None:
+    result = runner.invoke(main, ["related", "ghost", "--index", str(index)])
+    assert result.exit_code == 3
+    assert result.output.strip() == "Error: article 'ghost' is not in the index"
+
+
+def test_missing_index_message(tmp_path: Path, runner: CliRunner) -> None:
+    result = runner.invoke(main, ["related", "x", "--index", str(tmp_path / "nope")])
+    assert result.exit_code == 4
+    assert "nope" in result.output and "Traceback" not in result.output
+
+
+def test_bad_date_filter_message(index: Path, runner: CliRunner) -> None:
+    result = runner.invoke(main, ["related", "port-0", "--index", str(index), "--since", "last week"])
+    assert result.exit_code == 2
+    assert "last week" in result.output and "Traceback" not in result.output
+
+
+def test_similar_variants(index: Path, tmp_path: Path, runner: CliRunner) -> None:
+    base = ["similar", "--index", str(index), "--json", "-k", "3"]
+    by_text = json.loads(runner.invoke(main, [*base, "--text", "earthquake rubble rescue"]).output)
+    assert {d["id"] for d in by_text} == {"quake-0", "quake-1", "quake-2"}
+    story = tmp_path / "story.txt"
+    story.write_text("Dockworkers strike at Valdora port; cranes idle as union presses wages")
+    by_file = json.loads(runner.invoke(main, [*base, "--file", str(story)]).output)
+    assert {d["id"] for d in by_file} == {"port-0", "port-1", "port-2"}
+    record = tmp_path / "a.json"
+    record.write_text(json.dumps({"title": "Tremor", "body": "earthquake aftershock epicentre"}))
+    by_json = json.loads(runner.invoke(main, [*base, "--article-json", str(record)]).output)
+    assert {d["id"] for d in by_json} == {"quake-0", "quake-1", "quake-2"}
+
+
+def test_similar_argument_errors(index: Path, runner: CliRunner) -> None:
+    none_given = runner.invoke(main, ["similar", "--index", str(index)])
+    assert none_given.exit_code == 2 and "--text" in none_given.output
+    both = runner.invoke(main, ["similar", "--index", str(index), "--text", "a", "--file", "-"], input="b")
+    assert both.exit_code == 2 and "--file" in both.output
+
+
+def test_add_and_remove(index: Path, tmp_path: Path, runner: CliRunner) -> None:
+    records = _records()
+    records[0]["body"] = "completely rewritten body about earthquake rubble"
+    records[1]["section"] = "economy"
+    records.append({"id": "new-1", "body": "valdora port cranes strike"})
+    src = _write_jsonl(tmp_path / "more.jsonl", records)
+    result = runner.invoke(main, ["add", str(src), "--index", str(index), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "added 1, re-embedded 1, metadata updated 1, unchanged 4, rejected 0" in result.output
+    removed = runner.invoke(main, ["remove", "new-1", "ghost", "--index", str(index)])
+    assert removed.exit_code == 0
+    assert "removed 1 article(s); 6 left" in removed.output
+    assert "'ghost' is not in the index" in removed.output
+
+
+def test_add_json_report(index: Path, tmp_path: Path, runner: CliRunner) -> None:
+    src = _write_jsonl(tmp_path / "same.jsonl", _records())
+    result = runner.invoke(main, ["add", str(src), "--index", str(index), "--json"])
+    assert json.loads(result.output)["unchanged"] == 6
+
+
+def test_info(index: Path, runner: CliRunner) -> None:
+    as_json = json.loads(runner.invoke(main, ["info", "--index", str(index), "--json"]).output)
+    assert as_json["counts"] == {"articles": 6, "vectors": 6}
+    assert as_json["model"]["id"] == "hashing:256"
+    text = runner.invoke(main, ["info", "--index", str(index)]).output
+    assert "articles:   6" in text and "hashing:256" in text
+
+
+def test_index_from_environment(index: Path, runner: CliRunner) -> None:
+    result = runner.invoke(main, ["related", "port-0", "--json"], env={"RECOMMENDER_INDEX": str(index)})
+    assert result.exit_code == 0 and json.loads(result.output)
+
+
+def test_stdin_and_field_mapping(tmp_path: Path, runner: CliRunner) -> None:
+    lines = "".join(
+        json.dumps({"doc": f"d{n}", "text": f"story body {n}", "headline": f"H{n}", "when": "2026-01-01"}) + "\n"
+        for n in range(3)
+    )
+    path = tmp_path / "i"
+    args = ["build", "-", "--index", str(path), *FAST]
+    mapping = ["--id-field", "doc", "--body-field", "text", "--title-field", "headline", "--date-field", "when"]
+    result = runner.invoke(main, [*args, *mapping], input=lines)
+    assert result.exit_code == 0, result.output
+    assert "indexed 3" in result.output
+    shown = json.loads(runner.invoke(main, ["related", "d0", "--index", str(path), "--json"]).output)
+    assert {d["title"] for d in shown} == {"H1", "H2"}
+
+
+def test_csv_input(tmp_path: Path, runner: CliRunner) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text('id,title,body,tags\n1,One,"first body, with comma","a,b"\n2,Two,second body,\n')
+    result = runner.invoke(main, ["build", str(src), "--index", str(tmp_path / "i"), *FAST])
+    assert result.exit_code == 0, result.output
+    assert "indexed 2" in result.output
+
+
+def test_hundred_good_five_bad(tmp_path: Path, runner: CliRunner) -> None:
+    good = [json.dumps({"id": f"a{n}", "title": f"T{n}", "body": f"body number {n}"}) for n in range(100)]
+    bad = {
+        10: '{"id": "broken", "body": ',
+        20: json.dumps({"title": "no id", "body": "text"}),
+        30: json.dumps({"id": "empty", "body": "   "}),
+        40: json.dumps({"id": "baddate", "body": "text", "published_at": "31/02/2024"}),
+        50: json.dumps({"id": "a5", "body": "again"}),
+    }
+    lines = list(good)
+    for line_no in sorted(bad):
+        lines.insert(line_no - 1, bad[line_no])
+    src = tmp_path / "mixed.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    path = tmp_path / "idx"
+    result = runner.invoke(main, ["build", str(src), "--index", str(path), "--model", "hashing:256"])
+    assert result.exit_code == 0, result.output
+    assert "indexed 100, rejected 5" in result.output
+    for line_no in bad:
+        assert f"mixed.jsonl:{line_no}:" in result.output
+    rejects = [json.loads(x) for x in (path / "rejects.jsonl").read_text().splitlines()]
+    assert [r["line"] for r in rejects] == [10, 20, 30, 40, 50]
+    reasons = " | ".join(r["reason"] for r in rejects)
+    for word in ("invalid JSON", "missing id", "empty body", "31/02/2024", "duplicate id"):
+        assert word in reasons
+    strict = runner.invoke(main, ["build", str(src), "--index", str(tmp_path / "s"), *FAST, "--strict"])
+    assert strict.exit_code == 5
+    assert "5 record(s) rejected" in strict.output
+    assert not (tmp_path / "s" / "manifest.json").exists()
+
+
+def test_help_is_instant_and_imports_nothing_heavy() -> None:
+    code = (
+        "import sys; from recommender.cli import main\n"
+        "try: main(['--help'])\nexcept SystemExit: pass\n"
+        "heavy = [m for m in ('torch', 'faiss', 'numpy', 'sentence_transformers') if m in sys.modules]\n"
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith("[]")
+
+
+def test_related_never_imports_the_model(index: Path) -> None:
+    code = (
+        "import sys; from recommender.cli import main\n"
+        f"try: main(['related', 'port-0', '--index', {str(index)!r}])\nexcept SystemExit: pass\n"
+        "print([m for m in ('torch', 'sentence_transformers') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith("[]")
+
+
+def test_python_dash_m() -> None:
+    out = subprocess.run([sys.executable, "-m", "recommender", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "build" in out.stdout and "related" in out.stdout

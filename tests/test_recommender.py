@@ -1,0 +1,341 @@
+"""The library facade: build, query, filters, updates, errors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recommender import (
+    Article,
+    ArticleNotFoundError,
+    IndexFormatError,
+    IndexNotFoundError,
+    InvalidArgumentError,
+    Match,
+    ModelMismatchError,
+    Recommender,
+    RejectedRecordsError,
+    Rejection,
+)
+from recommender.encoders import HashingEncoder
+
+from .conftest import article
+
+
+def test_build_and_related_excludes_self(built: Path) -> None:
+    with Recommender.open(built) as rec:
+        matches = rec.related("port-0", k=5)
+    assert all(isinstance(m, Match) for m in matches)
+    assert "port-0" not in [m.id for m in matches]
+    assert {m.id for m in matches[:3]} == {"port-1", "port-2", "port-3"}
+    assert matches == sorted(matches, key=lambda m: -m.score)
+
+
+def test_match_carries_display_fields(built: Path) -> None:
+    with Recommender.open(built) as rec:
+        top = rec.related("quake-0", k=1)[0]
+    assert top.title.startswith("Quake update")
+    assert top.section == "world"
+    assert top.published_at is not None and top.published_at.startswith("2026-03-1")
+    assert set(top.to_dict()) == {"id", "title", "url", "published_at", "section", "score"}
+
+
+def test_k_larger_than_index_returns_everything_but_self(built: Path, corpus: list[Article]) -> None:
+    with Recommender.open(built) as rec:
+        matches = rec.related("port-0", k=1000)
+    assert len(matches) == len(corpus) - 1
+
+
+@pytest.mark.parametrize("bad", [0, -1, "3", 2.5, True])
+def test_bad_k_is_rejected_with_its_value(built: Path, bad: object) -> None:
+    with Recommender.open(built) as rec, pytest.raises(InvalidArgumentError, match=repr(bad)):
+        rec.related("port-0", k=bad)  # type: ignore[arg-type]
+
+
+def test_unknown_id(built: Path) -> None:
+    with Recommender.open(built) as rec, pytest.raises(ArticleNotFoundError, match="'nope'"):
+        rec.related("nope")
+
+
+def test_section_filter(built: Path) -> None:
+    with Recommender.open(built) as rec:
+        matches = rec.related("port-0", k=20, section="WORLD")
+    assert matches and {m.section for m in matches} == {"world"}
+
+
+def test_section_filter_is_an_or_when_repeated(built: Path) -> None:
+    with Recommender.open(built) as rec:
+        matches = rec.related("port-0", k=20, section=["world", "local"])
+    assert {m.section for m in matches} == {"world", "local"}
+
+
+def test_language_filter(built: Path) -> None:
+    with Recommender.open(built) as rec:
+        matches = rec.related("port-0", k=20, language="fr")
+    assert {m.id for m in matches} == {"port-3", "quake-3", "budget-3"}
+
+
+def test_since_until_filters(built: Path) -> None:
+    with Recommender.open(built) as rec:
+        since = rec.related("port-0", k=20, since="2026-03-12")
+        until = rec.related("port-0", k=20, until="2026-03-11")  # a date covers that whole day
+        window = rec.related("port-0", k=20, since="2026-03-11T00:00:00Z", until="2026-03-12")
+    assert {m.published_at[:10] for m in since if m.published_at} == {"2026-03-12", "2026-03-13"}
+    assert len(since) == 6  # fillers have no date and never pass a date filter
+    assert {m.published_at[:10] for m in until if m.published_at} == {"2026-03-10", "2026-03-11"}
+    assert {m.published_at[:10] for m in window if m.published_at} == {"2026-03-11", "2026-03-12"}
+
+
+def test_bad_filter_dates_name_the_value(built: Path) -> None:
+    with Recommender.open(built) as rec:
+        with pytest.raises(InvalidArgumentError, match="yesterday"):
+            rec.related("port-0", since="yesterday")
+        with pytest.raises(InvalidArgumentError, match="until"):
+            rec.related("port-0", since="2026-03-12", until="2026-03-01")
+
+
+def test_exclude(built: Path) -> None:
+    with Recommender.open(built) as rec:
+        matches = rec.related("port-0", k=20, exclude=["port-1", "quake-2", "not-indexed"])
+    ids = {m.id for m in matches}
+    assert "port-1" not in ids and "quake-2" not in ids and "port-0" not in ids
+    assert "port-2" in ids
+
+
+def test_similar_by_text(built: Path, encoder: HashingEncoder) -> None:
+    with Recommender.open(built, encoder=encoder) as rec:
+        matches = rec.similar(text="earthquake rescue teams search rubble after aftershock", k=4)
+        titled = rec.similar(title="Council budget vote", body="mayor taxes deficit", k=2)
+    assert {m.id for m in matches} == {"quake-0", "quake-1", "quake-2", "quake-3"}
+    assert {m.id for m in titled} <= {f"budget-{n}" for n in range(4)}
+
+
+def test_similar_needs_text(built: Path, encoder: HashingEncoder) -> None:
+    with Recommender.open(built, encoder=encoder) as rec:
+        with pytest.raises(InvalidArgumentError, match="text"):
+            rec.similar(text="   ")
+        with pytest.raises(InvalidArgumentError, match="either"):
+            rec.similar(text="a", body="b")
+
+
+def test_related_does_not_use_the_encoder(built: Path) -> None:
+    counting = HashingEncoder(256)
+    with Recommender.open(built, encoder=counting) as rec:
+        rec.related("port-0")
+    assert counting.calls == 0
+
+
+def test_open_missing_index(tmp_path: Path) -> None:
+    with pytest.raises(IndexNotFoundError, match="nothing-here"):
+        Recommender.open(tmp_path / "nothing-here")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(IndexNotFoundError, match="no manifest.json"):
+        Recommender.open(tmp_path / "empty")
+
+
+def test_model_mismatch_is_a_clear_error(built: Path) -> None:
+    with pytest.raises(ModelMismatchError, match="hashing:256"):
+        Recommender.open(built, model="sentence-transformers/all-MiniLM-L6-v2")
+    with pytest.raises(ModelMismatchError, match="hashing:64"):
+        Recommender.open(built, encoder=HashingEncoder(64))
+
+
+def test_encoder_with_other_dimension_is_caught_at_query(built: Path) -> None:
+    impostor = HashingEncoder(64)
+    impostor.model_id = "hashing:256"  # claims the right model, but is not
+    with Recommender.open(built, encoder=impostor) as rec, pytest.raises(ModelMismatchError):
+        rec.similar(text="earthquake")
+
+
+def test_unknown_format_version(built: Path) -> None:
+    manifest = json.loads((built / "manifest.json").read_text())
+    manifest["format_version"] = 99
+    (built / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexFormatError, match="99"):
+        Recommender.open(built)
+
+
+def test_manifest_contents(built: Path, corpus: list[Article]) -> None:
+    manifest = json.loads((built / "manifest.json").read_text())
+    assert manifest["format_version"] == 1
+    assert manifest["model"] == {"id": "hashing:256", "dimension": 256, "normalized": True}
+    assert manifest["counts"] == {"articles": len(corpus)}
+    assert {"created_at", "updated_at", "versions", "embedding", "store"} <= set(manifest)
+    assert manifest["versions"]["faiss-cpu"]
+
+
+def test_build_refuses_foreign_directory(tmp_path: Path, corpus: list[Article]) -> None:
+    target = tmp_path / "docs"
+    target.mkdir()
+    (target / "thesis.txt").write_text("precious")
+    with pytest.raises(IndexFormatError, match="thesis.txt"):
+        Recommender.build(corpus, target, encoder=HashingEncoder())
+    assert (target / "thesis.txt").read_text() == "precious"
+
+
+def test_build_accepts_mappings_and_reports_rejections(tmp_path: Path) -> None:
+    records = [
+        {"id": "a", "body": "alpha story text"},
+        {"id": "b", "body": ""},
+        {"body": "no id"},
+        {"id": "a", "body": "dup"},
+        {"id": 7, "body": "int id", "published_at": "2026-01-02"},
+    ]
+    rec = Recommender.build(records, tmp_path / "i", encoder=HashingEncoder())
+    assert rec.report is not None
+    assert rec.report.added == 2 and len(rec.report.rejected) == 3
+    reasons = [r.reason for r in rec.report.rejected]
+    assert "empty body" in reasons[0] and "missing id" in reasons[1] and "duplicate" in reasons[2]
+    lines = (tmp_path / "i" / "rejects.jsonl").read_text().splitlines()
+    assert [json.loads(line)["line"] for line in lines] == [2, 3, 4]
+    assert "7" in rec
+    rec.close()
+
+
+def test_strict_build_publishes_nothing(built: Path, corpus: list[Article]) -> None:
+    before = (built / "manifest.json").read_text()
+    bad = [*corpus, Rejection(source="x.jsonl", line=9, reason="invalid JSON")]
+    with pytest.raises(RejectedRecordsError, match=r"x.jsonl:9"):
+        Recommender.build(bad, built, encoder=HashingEncoder(), strict=True)
+    assert (built / "manifest.json").read_text() == before
+    assert "invalid JSON" in (built / "rejects.jsonl").read_text()
+
+
+def test_rebuild_replaces_index_and_cleans_old_generation(built: Path) -> None:
+    Recommender.build([article("only", "one lonely article")], built, encoder=HashingEncoder(256))
+    with Recommender.open(built) as rec:
+        assert len(rec) == 1
+    assert len([p for p in built.iterdir() if p.name.startswith("gen-")]) == 1
+
+
+# -- updates -------------------------------------------------------------------------------
+
+
+def test_upsert_skips_unchanged_without_calling_the_model(built: Path, corpus: list[Article]) -> None:
+    counting = HashingEncoder(256)
+    with Recommender.open(built, encoder=counting) as rec:
+        report = rec.upsert(corpus)
+    assert counting.calls == 0 and counting.texts_encoded == 0
+    assert report.unchanged == len(corpus)
+    assert report.added == report.reembedded == report.metadata_updated == 0
+
+
+def test_upsert_adds_reembeds_and_updates_metadata(built: Path, corpus: list[Article]) -> None:
+    counting = HashingEncoder(256)
+    changed = replace(corpus[0], body="earthquake rubble rescue aftershock magnitude tremor")
+    retagged = replace(corpus[1], section="economy")
+    new = article("port-new", "valdora port dockworkers strike union cranes", section="business")
+    with Recommender.open(built, encoder=counting) as rec:
+        report = rec.upsert([changed, retagged, new, corpus[2]])
+        assert (report.added, report.reembedded, report.metadata_updated, report.unchanged) == (1, 1, 1, 1)
+        assert counting.texts_encoded == 2  # only the new and the changed article
+        assert rec.get(retagged.id).section == "economy"
+        # The re-embedded article now sits with the quake story.
+        assert {m.id for m in rec.related(changed.id, k=4)} == {f"quake-{n}" for n in range(4)}
+        assert "port-new" in {m.id for m in rec.related("port-1", k=3)}
+    with Recommender.open(built) as fresh:  # persisted
+        assert len(fresh) == len(corpus) + 1
+        assert fresh.get("port-new").section == "business"
+
+
+def test_int_ids_are_stable_across_updates(built: Path, corpus: list[Article]) -> None:
+    from recommender.catalog import Catalog
+    from recommender.storage import IndexLayout
+
+    def id_map() -> dict[str, int]:
+        layout = IndexLayout(built)
+        catalog = Catalog(layout.generation_dir(layout.read_manifest()) / "catalog.sqlite3")
+        try:
+            return catalog.int_ids([a.id for a in corpus] + ["late"])
+        finally:
+            catalog.close()
+
+    before = id_map()
+    with Recommender.open(built, encoder=HashingEncoder(256)) as rec:
+        rec.remove(["port-1"])
+        rec.upsert([replace(corpus[0], body="rewritten body"), article("late", "late body")])
+        rec.upsert([corpus[1]])  # re-added after removal
+    after = id_map()
+    for aid, iid in before.items():
+        if aid != "port-1":
+            assert after[aid] == iid
+    assert after["port-1"] not in before.values()  # a removed int id is never reused
+    assert after["late"] not in before.values()
+
+
+def test_remove(built: Path, corpus: list[Article]) -> None:
+    with Recommender.open(built) as rec:
+        report = rec.remove(["port-1", "ghost"])
+        assert report.removed == 1 and report.missing == ("ghost",)
+        assert "port-1" not in {m.id for m in rec.related("port-0", k=20)}
+        with pytest.raises(ArticleNotFoundError):
+            rec.related("port-1")
+    with Recommender.open(built) as fresh:
+        assert len(fresh) == len(corpus) - 1
+        assert "port-1" not in fresh
+
+
+def test_writes_from_another_instance_are_seen_on_next_query(built: Path) -> None:
+    reader = Recommender.open(built)
+    writer = Recommender.open(built, encoder=HashingEncoder(256))
+    writer.upsert([article("port-x", "valdora port dockworkers strike union cranes harbor")])
+    writer.remove(["port-2"])
+    ids = {m.id for m in reader.related("port-0", k=20)}
+    assert "port-x" in ids and "port-2" not in ids
+    writer.close()
+    reader.close()
+
+
+def test_rebuild_is_picked_up_by_an_open_reader(built: Path) -> None:
+    reader = Recommender.open(built)
+    Recommender.build(
+        [article("n1", "alpha beta gamma"), article("n2", "alpha beta delta")],
+        built,
+        encoder=HashingEncoder(256),
+    ).close()
+    assert [m.id for m in reader.related("n1")] == ["n2"]
+    reader.close()
+
+
+def test_checkpoint_compacts_history_and_state_survives(built: Path, corpus: list[Article]) -> None:
+    with Recommender.open(built, encoder=HashingEncoder(256)) as rec:
+        rec.upsert([article("c1", "valdora port strike cranes")])
+        rec.checkpoint()
+        rec.remove(["c1"])
+        rec.upsert([article("c2", "earthquake rubble rescue")])
+    with Recommender.open(built) as fresh:
+        assert "c1" not in fresh and "c2" in fresh
+        assert len(fresh) == len(corpus) + 1
+        assert fresh.info()["counts"] == {"articles": len(corpus) + 1, "vectors": len(corpus) + 1}
+
+
+def test_stale_snapshot_is_replayed_from_the_catalog(built: Path, corpus: list[Article]) -> None:
+    # Small updates commit to the catalog and leave the vector snapshot behind
+    # (as a crash right after the commit would); opening replays the change log.
+    with Recommender.open(built, encoder=HashingEncoder(256)) as rec:
+        rec.upsert([article("late", "valdora port strike dockworkers cranes harbor union")])
+        rec.remove(["port-3"])
+    gen = next(p for p in built.iterdir() if p.name.startswith("gen-"))
+    assert sorted(p.name for p in gen.glob("vectors.*.faiss")) == ["vectors.1.faiss"]
+    with Recommender.open(built) as fresh:
+        ids = {m.id for m in fresh.related("port-0", k=50)}
+        assert "late" in ids and "port-3" not in ids
+        assert fresh.info()["counts"]["vectors"] == len(corpus)
+
+
+def test_info(built: Path, corpus: list[Article]) -> None:
+    with Recommender.open(built) as rec:
+        data = rec.info()
+    assert data["counts"]["articles"] == len(corpus)
+    assert data["path"] == str(built)
+
+
+def test_vectors_are_unit_length(built: Path) -> None:
+    with Recommender.open(built) as rec:
+        top = rec.related("port-0", k=1)[0]
+    assert 0 < top.score <= 1.0 + 1e-5
+    assert np.isfinite(top.score)
