@@ -271,7 +271,7 @@ class Catalog:
     def _upsert(
         self, conn: sqlite3.Connection, article: Article, vector: np.ndarray | None, now: str
     ) -> int:
-        values = _row_values(article) + (now,)
+        values = (*_row_values(article), now)
         existing = conn.execute(
             "SELECT int_id FROM articles WHERE id = ?", (article.id,)
         ).fetchone()
@@ -302,7 +302,8 @@ class Catalog:
         with conn:
             conn.execute("DELETE FROM changes WHERE seq <= ?", (through,))
             conn.execute(
-                "UPDATE meta SET value = ? WHERE key = 'pruned_through' AND CAST(value AS INTEGER) < ?",
+                "UPDATE meta SET value = ? WHERE key = 'pruned_through'"
+                " AND CAST(value AS INTEGER) < ?",
                 (str(through), through),
             )
 

@@ -114,6 +114,13 @@ def _query_options(f: F) -> F:
     return f
 
 
+def _model_check_option(f: F) -> F:
+    return click.option(
+        "--model",
+        help="Fail unless the index was built with this model (the index's own model is used).",
+    )(f)
+
+
 def _field_map(opts: dict[str, Any]) -> FieldMap:
     from .ingest import FieldMap
 
@@ -173,13 +180,14 @@ def build(index: Path, model: str | None, **opts: Any) -> None:
 @main.command()
 @_input_options
 @_index_option
-def add(index: Path, **opts: Any) -> None:
-    """Add or update articles: new ones are embedded, changed ones re-embedded, unchanged skipped."""
+@_model_check_option
+def add(index: Path, model: str | None, **opts: Any) -> None:
+    """Add or update articles: new and changed ones are embedded, unchanged ones skipped."""
     from .recommender import Recommender
 
     started = time.monotonic()
     items = _read_inputs(opts["inputs"], opts)
-    with Recommender.open(index) as rec:
+    with Recommender.open(index, model=model) as rec:
         report = rec.upsert(items, strict=opts["strict"], progress=_progress_enabled(opts["quiet"]))
     _print_update("updated", index, report, opts, time.monotonic() - started)
 
@@ -261,8 +269,10 @@ def related(article_id: str, index: Path, k: int, as_json: bool, **filters: Any)
     "--article-json", type=click.File("r", encoding="utf-8"), help="A JSON record with title/body."
 )
 @_query_options
+@_model_check_option
 def similar(
     index: Path,
+    model: str | None,
     text: str | None,
     title: str | None,
     file: Any,
@@ -275,7 +285,7 @@ def similar(
     from .recommender import Recommender
 
     query = _similar_query(text=text, title=title, file=file, article_json=article_json)
-    with Recommender.open(index) as rec:
+    with Recommender.open(index, model=model) as rec:
         matches = rec.similar(**query, k=k, **filters)
     _print_matches(matches, as_json)
 
@@ -376,8 +386,8 @@ def _print_matches(matches: Sequence[Match], as_json: bool) -> None:
         click.echo("no related articles match")
         return
     width = shutil.get_terminal_size((120, 20)).columns
-    id_width = min(max(len(m.id) for m in matches), 24)
-    sec_width = min(max(len(m.section or "-") for m in matches), 14)
+    id_width = max(2, min(max(len(m.id) for m in matches), 24))
+    sec_width = max(7, min(max(len(m.section or "-") for m in matches), 14))
     header = (
         f"{'#':>2}  {'score':>6}  {'id':<{id_width}}  {'date':<10}  {'section':<{sec_width}}  title"
     )
@@ -387,5 +397,6 @@ def _print_matches(matches: Sequence[Match], as_json: bool) -> None:
         date = (m.published_at or "-")[:10]
         title = m.title if len(m.title) <= title_room else m.title[: title_room - 1] + "…"
         click.echo(
-            f"{rank:>2}  {m.score:6.3f}  {m.id:<{id_width}}  {date:<10}  {(m.section or '-'):<{sec_width}}  {title}"
+            f"{rank:>2}  {m.score:6.3f}  {m.id:<{id_width}}  {date:<10}"
+            f"  {(m.section or '-')[:sec_width]:<{sec_width}}  {title}"
         )

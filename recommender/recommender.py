@@ -17,7 +17,7 @@ import numpy as np
 
 from . import storage
 from ._rwlock import RWLock
-from .catalog import Catalog
+from .catalog import Catalog, CatalogRow
 from .encoders import ArticleEmbedder, Encoder, canonical_model_id, make_encoder
 from .errors import (
     ArticleNotFoundError,
@@ -121,7 +121,7 @@ class Recommender:
             with _progress(progress, total, "embedding") as bar:
                 for batch in _batched(_split(items, rejected), _BATCH):
                     vectors = embedder.embed_articles(batch)
-                    _, ids = catalog.write(list(zip(batch, vectors)))
+                    _, ids = catalog.write(list(zip(batch, vectors, strict=True)))
                     store = store or FaissStore(vectors.shape[1])
                     store.add(np.array(ids, dtype=np.int64), vectors)
                     bar.update(len(batch))
@@ -232,20 +232,11 @@ class Recommender:
         excluded = list(self._catalog.int_ids(filters.exclude).values()) + skip
         exclude = np.array(excluded, dtype=np.int64) if excluded else None
         found = self._store.search(query, k, include=include, exclude=exclude)
-        ids = [int(i) for i in found.ids[0] if i >= 0]
-        rows = self._catalog.rows(ids)
-        return [
-            Match(
-                id=rows[i].id,
-                score=round(float(score), 6),
-                title=rows[i].title,
-                url=rows[i].url,
-                published_at=rows[i].published_at,
-                section=rows[i].section,
-            )
-            for i, score in zip(ids, found.scores[0])
-            if i in rows
+        hits = [
+            (int(i), float(s)) for i, s in zip(found.ids[0], found.scores[0], strict=True) if i >= 0
         ]
+        rows = self._catalog.rows([i for i, _ in hits])
+        return [_match(rows[i], score) for i, score in hits if i in rows]
 
     # -- updates -------------------------------------------------------------------
 
@@ -276,7 +267,9 @@ class Recommender:
                 and stored[a.id].record_hash != a.record_hash
             ]
             vectors = self._embed_articles(to_embed, progress=progress)
-            upserts: list[tuple[Article, np.ndarray | None]] = list(zip(to_embed, vectors))
+            upserts: list[tuple[Article, np.ndarray | None]] = list(
+                zip(to_embed, vectors, strict=True)
+            )
             upserts += [(a, None) for a in meta_only]
             if upserts:
                 self._apply(upserts, [])
@@ -318,7 +311,8 @@ class Recommender:
         # and the store change one step for readers in this process.
         with self._lock.write():
             seq, touched = self._catalog.write(upserts, removals)
-            re_vectored = [iid for iid, (_, v) in zip(touched, upserts) if v is not None]
+            upserted = touched[: len(upserts)]
+            re_vectored = [i for i, (_, v) in zip(upserted, upserts, strict=True) if v is not None]
             self._store.remove(np.array(re_vectored + touched[len(upserts) :], dtype=np.int64))
             if re_vectored:
                 vecs = np.stack([v for _, v in upserts if v is not None])
@@ -399,13 +393,7 @@ class Recommender:
         return self._encoder
 
     def _embedder(self) -> ArticleEmbedder:
-        config = self.manifest.get("embedding", {})
-        return ArticleEmbedder(
-            self.encoder,
-            passage_words=int(config.get("passage_words", 150)),
-            max_passages=int(config.get("max_passages", 8)),
-            lead_weight=float(config.get("lead_weight", 2.0)),
-        )
+        return ArticleEmbedder.from_config(self.encoder, self.manifest.get("embedding", {}))
 
     def _embed(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         vectors = self._embedder().embed_texts(pairs)
@@ -442,6 +430,17 @@ class Recommender:
 
 
 # -- helpers ---------------------------------------------------------------------------
+
+
+def _match(row: CatalogRow, score: float) -> Match:
+    return Match(
+        id=row.id,
+        score=round(score, 6),
+        title=row.title,
+        url=row.url,
+        published_at=row.published_at,
+        section=row.section,
+    )
 
 
 def _check_k(k: int) -> None:

@@ -73,7 +73,8 @@ class IndexLayout:
             manifest = json.loads(self.manifest_path.read_text("utf-8"))
         except FileNotFoundError:
             raise IndexNotFoundError(
-                f"{str(self.root)!r} is not an index (no {MANIFEST}); build one with 'recommender build'"
+                f"{str(self.root)!r} is not an index (no {MANIFEST}); "
+                "build one with 'recommender build'"
             ) from None
         except (OSError, ValueError) as exc:
             raise IndexFormatError(f"cannot read {self.manifest_path}: {exc}") from exc
@@ -83,7 +84,8 @@ class IndexLayout:
                 f"index {str(self.root)!r} has format version {version!r}; "
                 f"this recommender reads version {FORMAT_VERSION}"
             )
-        return manifest
+        result: dict[str, Any] = manifest
+        return result
 
     def generation_dir(self, manifest: dict[str, Any]) -> Path:
         gen = manifest.get("generation")

@@ -79,7 +79,9 @@ def corpus() -> list[Article]:
                 )
             )
     items.append(article("filler-1", "recipe lemon cake flour sugar oven bake", section="food"))
-    items.append(article("filler-2", "football striker scored twice league derby", section="sports"))
+    items.append(
+        article("filler-2", "football striker scored twice league derby", section="sports")
+    )
     return items
 
 

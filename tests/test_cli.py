@@ -67,7 +67,9 @@ def test_related_json(index: Path, runner: CliRunner) -> None:
     result = runner.invoke(main, ["related", "port-0", "--index", str(index), "--json", "-k", "2"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert [set(d) for d in data] == [{"id", "title", "url", "published_at", "section", "score"}] * 2
+    assert [set(d) for d in data] == [
+        {"id", "title", "url", "published_at", "section", "score"}
+    ] * 2
     assert {d["id"] for d in data} == {"port-1", "port-2"}
 
 
@@ -83,9 +85,13 @@ def test_related_filters(index: Path, runner: CliRunner) -> None:
     args = ["related", "port-0", "--index", str(index), "--json", "-k", "10"]
     by_section = json.loads(runner.invoke(main, [*args, "--section", "world"]).output)
     assert {d["section"] for d in by_section} == {"world"}
-    dated = json.loads(runner.invoke(main, [*args, "--since", "2026-02-02", "--until", "2026-02-02"]).output)
+    dated = json.loads(
+        runner.invoke(main, [*args, "--since", "2026-02-02", "--until", "2026-02-02"]).output
+    )
     assert {d["published_at"][:10] for d in dated} == {"2026-02-02"}
-    excluded = json.loads(runner.invoke(main, [*args, "--exclude", "port-1", "--exclude", "quake-0"]).output)
+    excluded = json.loads(
+        runner.invoke(main, [*args, "--exclude", "port-1", "--exclude", "quake-0"]).output
+    )
     assert not {"port-1", "quake-0", "port-0"} & {d["id"] for d in excluded}
     langs = json.loads(runner.invoke(main, [*args, "--language", "de"]).output)
     assert langs == []
@@ -104,7 +110,9 @@ def test_missing_index_message(tmp_path: Path, runner: CliRunner) -> None:
 
 
 def test_bad_date_filter_message(index: Path, runner: CliRunner) -> None:
-    result = runner.invoke(main, ["related", "port-0", "--index", str(index), "--since", "last week"])
+    result = runner.invoke(
+        main, ["related", "port-0", "--index", str(index), "--since", "last week"]
+    )
     assert result.exit_code == 2
     assert "last week" in result.output and "Traceback" not in result.output
 
@@ -126,7 +134,9 @@ def test_similar_variants(index: Path, tmp_path: Path, runner: CliRunner) -> Non
 def test_similar_argument_errors(index: Path, runner: CliRunner) -> None:
     none_given = runner.invoke(main, ["similar", "--index", str(index)])
     assert none_given.exit_code == 2 and "--text" in none_given.output
-    both = runner.invoke(main, ["similar", "--index", str(index), "--text", "a", "--file", "-"], input="b")
+    both = runner.invoke(
+        main, ["similar", "--index", str(index), "--text", "a", "--file", "-"], input="b"
+    )
     assert both.exit_code == 2 and "--file" in both.output
 
 
@@ -160,22 +170,38 @@ def test_info(index: Path, runner: CliRunner) -> None:
 
 
 def test_index_from_environment(index: Path, runner: CliRunner) -> None:
-    result = runner.invoke(main, ["related", "port-0", "--json"], env={"RECOMMENDER_INDEX": str(index)})
+    result = runner.invoke(
+        main, ["related", "port-0", "--json"], env={"RECOMMENDER_INDEX": str(index)}
+    )
     assert result.exit_code == 0 and json.loads(result.output)
 
 
 def test_stdin_and_field_mapping(tmp_path: Path, runner: CliRunner) -> None:
     lines = "".join(
-        json.dumps({"doc": f"d{n}", "text": f"story body {n}", "headline": f"H{n}", "when": "2026-01-01"}) + "\n"
+        json.dumps(
+            {"doc": f"d{n}", "text": f"story body {n}", "headline": f"H{n}", "when": "2026-01-01"}
+        )
+        + "\n"
         for n in range(3)
     )
     path = tmp_path / "i"
     args = ["build", "-", "--index", str(path), *FAST]
-    mapping = ["--id-field", "doc", "--body-field", "text", "--title-field", "headline", "--date-field", "when"]
+    mapping = [
+        "--id-field",
+        "doc",
+        "--body-field",
+        "text",
+        "--title-field",
+        "headline",
+        "--date-field",
+        "when",
+    ]
     result = runner.invoke(main, [*args, *mapping], input=lines)
     assert result.exit_code == 0, result.output
     assert "indexed 3" in result.output
-    shown = json.loads(runner.invoke(main, ["related", "d0", "--index", str(path), "--json"]).output)
+    shown = json.loads(
+        runner.invoke(main, ["related", "d0", "--index", str(path), "--json"]).output
+    )
     assert {d["title"] for d in shown} == {"H1", "H2"}
 
 
@@ -188,7 +214,10 @@ def test_csv_input(tmp_path: Path, runner: CliRunner) -> None:
 
 
 def test_hundred_good_five_bad(tmp_path: Path, runner: CliRunner) -> None:
-    good = [json.dumps({"id": f"a{n}", "title": f"T{n}", "body": f"body number {n}"}) for n in range(100)]
+    good = [
+        json.dumps({"id": f"a{n}", "title": f"T{n}", "body": f"body number {n}"})
+        for n in range(100)
+    ]
     bad = {
         10: '{"id": "broken", "body": ',
         20: json.dumps({"title": "no id", "body": "text"}),
@@ -202,7 +231,9 @@ def test_hundred_good_five_bad(tmp_path: Path, runner: CliRunner) -> None:
     src = tmp_path / "mixed.jsonl"
     src.write_text("\n".join(lines) + "\n")
     path = tmp_path / "idx"
-    result = runner.invoke(main, ["build", str(src), "--index", str(path), "--model", "hashing:256"])
+    result = runner.invoke(
+        main, ["build", str(src), "--index", str(path), "--model", "hashing:256"]
+    )
     assert result.exit_code == 0, result.output
     assert "indexed 100, rejected 5" in result.output
     for line_no in bad:
@@ -212,7 +243,9 @@ def test_hundred_good_five_bad(tmp_path: Path, runner: CliRunner) -> None:
     reasons = " | ".join(r["reason"] for r in rejects)
     for word in ("invalid JSON", "missing id", "empty body", "31/02/2024", "duplicate id"):
         assert word in reasons
-    strict = runner.invoke(main, ["build", str(src), "--index", str(tmp_path / "s"), *FAST, "--strict"])
+    strict = runner.invoke(
+        main, ["build", str(src), "--index", str(tmp_path / "s"), *FAST, "--strict"]
+    )
     assert strict.exit_code == 5
     assert "5 record(s) rejected" in strict.output
     assert not (tmp_path / "s" / "manifest.json").exists()
@@ -222,7 +255,8 @@ def test_help_is_instant_and_imports_nothing_heavy() -> None:
     code = (
         "import sys; from recommender.cli import main\n"
         "try: main(['--help'])\nexcept SystemExit: pass\n"
-        "heavy = [m for m in ('torch', 'faiss', 'numpy', 'sentence_transformers') if m in sys.modules]\n"
+        "heavy = ('torch', 'faiss', 'numpy', 'sentence_transformers')\n"
+        "heavy = [m for m in heavy if m in sys.modules]\n"
         "print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -240,5 +274,15 @@ def test_related_never_imports_the_model(index: Path) -> None:
 
 
 def test_python_dash_m() -> None:
-    out = subprocess.run([sys.executable, "-m", "recommender", "--help"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "recommender", "--help"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and "build" in out.stdout and "related" in out.stdout
+
+
+def test_model_mismatch_in_cli(index: Path, runner: CliRunner) -> None:
+    result = runner.invoke(
+        main, ["similar", "--index", str(index), "--text", "quake", "--model", "all-MiniLM-L6-v2"]
+    )
+    assert result.exit_code == 4
+    assert "built with model 'hashing:256'" in result.output

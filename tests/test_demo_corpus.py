@@ -9,8 +9,18 @@ import pytest
 
 CORPUS = Path(__file__).resolve().parent.parent / "recommender" / "data" / "demo_articles.jsonl"
 
-FIELDS = ["id", "title", "body", "url", "published_at", "section", "tags",
-          "language", "outlet", "story"]
+FIELDS = [
+    "id",
+    "title",
+    "body",
+    "url",
+    "published_at",
+    "section",
+    "tags",
+    "language",
+    "outlet",
+    "story",
+]
 
 
 def _parse_ts(value):
@@ -36,7 +46,7 @@ def test_file_has_at_least_80_lines(lines):
 def test_every_line_is_a_json_object(lines):
     for n, ln in enumerate(lines, 1):
         rec = json.loads(ln)
-        assert isinstance(rec, dict), "line %d is not a JSON object" % n
+        assert isinstance(rec, dict), f"line {n} is not a JSON object"
 
 
 def test_fields_present_and_in_order(records):
@@ -46,8 +56,7 @@ def test_fields_present_and_in_order(records):
 
 def test_field_types(records):
     for rec in records:
-        for key in ("id", "title", "body", "url", "published_at", "section",
-                    "language", "outlet"):
+        for key in ("id", "title", "body", "url", "published_at", "section", "language", "outlet"):
             assert isinstance(rec[key], str), (rec["id"], key)
         assert isinstance(rec["tags"], list) and 2 <= len(rec["tags"]) <= 5, rec["id"]
         assert all(isinstance(t, str) and t == t.lower() and t for t in rec["tags"]), rec["id"]

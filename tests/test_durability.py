@@ -77,7 +77,9 @@ def test_killed_writer_leaves_previous_index_intact(
         assert len(rec) == 3
 
 
-def test_killed_first_build_leaves_no_index_but_allows_a_retry(tmp_path: Path, corpus: list[Article]) -> None:
+def test_killed_first_build_leaves_no_index_but_allows_a_retry(
+    tmp_path: Path, corpus: list[Article]
+) -> None:
     path = tmp_path / "fresh"
     _run_and_kill("build", path)
     with pytest.raises(Exception, match="not an index"):
@@ -118,7 +120,7 @@ def test_concurrent_readers_with_one_writer(built: Path, corpus: list[Article]) 
                 for n in range(200):
                     assert (f"a-{n}" in ids) == (f"b-{n}" in ids), n
                 queries[0] += 1
-            except BaseException as exc:  # noqa: BLE001 - collected and re-raised below
+            except BaseException as exc:  # collected and re-raised below
                 errors.append(exc)
                 return
 

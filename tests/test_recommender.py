@@ -44,7 +44,9 @@ def test_match_carries_display_fields(built: Path) -> None:
     assert set(top.to_dict()) == {"id", "title", "url", "published_at", "section", "score"}
 
 
-def test_k_larger_than_index_returns_everything_but_self(built: Path, corpus: list[Article]) -> None:
+def test_k_larger_than_index_returns_everything_but_self(
+    built: Path, corpus: list[Article]
+) -> None:
     with Recommender.open(built) as rec:
         matches = rec.related("port-0", k=1000)
     assert len(matches) == len(corpus) - 1
@@ -133,7 +135,7 @@ def test_open_missing_index(tmp_path: Path) -> None:
     with pytest.raises(IndexNotFoundError, match="nothing-here"):
         Recommender.open(tmp_path / "nothing-here")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(IndexNotFoundError, match="no manifest.json"):
+    with pytest.raises(IndexNotFoundError, match=r"no manifest\.json"):
         Recommender.open(tmp_path / "empty")
 
 
@@ -172,7 +174,7 @@ def test_build_refuses_foreign_directory(tmp_path: Path, corpus: list[Article]) 
     target = tmp_path / "docs"
     target.mkdir()
     (target / "thesis.txt").write_text("precious")
-    with pytest.raises(IndexFormatError, match="thesis.txt"):
+    with pytest.raises(IndexFormatError, match=r"thesis\.txt"):
         Recommender.build(corpus, target, encoder=HashingEncoder())
     assert (target / "thesis.txt").read_text() == "precious"
 
@@ -215,7 +217,9 @@ def test_rebuild_replaces_index_and_cleans_old_generation(built: Path) -> None:
 # -- updates -------------------------------------------------------------------------------
 
 
-def test_upsert_skips_unchanged_without_calling_the_model(built: Path, corpus: list[Article]) -> None:
+def test_upsert_skips_unchanged_without_calling_the_model(
+    built: Path, corpus: list[Article]
+) -> None:
     counting = HashingEncoder(256)
     with Recommender.open(built, encoder=counting) as rec:
         report = rec.upsert(corpus)
@@ -231,7 +235,12 @@ def test_upsert_adds_reembeds_and_updates_metadata(built: Path, corpus: list[Art
     new = article("port-new", "valdora port dockworkers strike union cranes", section="business")
     with Recommender.open(built, encoder=counting) as rec:
         report = rec.upsert([changed, retagged, new, corpus[2]])
-        assert (report.added, report.reembedded, report.metadata_updated, report.unchanged) == (1, 1, 1, 1)
+        assert (report.added, report.reembedded, report.metadata_updated, report.unchanged) == (
+            1,
+            1,
+            1,
+            1,
+        )
         assert counting.texts_encoded == 2  # only the new and the changed article
         assert rec.get(retagged.id).section == "economy"
         # The re-embedded article now sits with the quake story.

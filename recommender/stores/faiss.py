@@ -67,7 +67,7 @@ class FaissStore(VectorStore):
         # The selector objects must stay referenced until search returns.
         keep: list[Any] = []
         selector = _selector(include, exclude, keep)
-        params = faiss.SearchParameters(sel=selector) if selector is not None else None
+        params = _search_params(selector) if selector is not None else None
         scores, ids = self.index.search(queries, k, params=params)
         return SearchResult(scores, ids)
 
@@ -82,8 +82,14 @@ class FaissStore(VectorStore):
         return cls(dimension, index)
 
 
+def _search_params(selector: Any) -> Any:
+    params = faiss.SearchParameters()
+    params.sel = selector
+    return params
+
+
 def _selector(include: np.ndarray | None, exclude: np.ndarray | None, keep: list[Any]) -> Any:
-    parts = []
+    parts: list[Any] = []
     if include is not None:
         arr = np.ascontiguousarray(include, dtype=np.int64)
         keep.append(arr)
