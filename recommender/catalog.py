@@ -23,7 +23,7 @@ import numpy as np
 
 from .types import Article
 
-__all__ = ["Catalog", "CatalogRow", "StoredHash"]
+__all__ = ["Catalog", "CatalogRow", "StoredHash", "lexical_text"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -224,6 +224,47 @@ class Catalog:
                 out[int(iid)] = np.frombuffer(blob, dtype=np.float32, count=dimension)
         return out
 
+    def texts(self, int_ids: Sequence[int]) -> dict[int, str]:
+        """The text the lexical side indexes (title and body) of each id."""
+        out: dict[int, str] = {}
+        for chunk in _chunks([int(i) for i in int_ids], 500):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT int_id, title, body FROM articles WHERE int_id IN ({marks})"
+            for iid, title, body in self._conn().execute(sql, chunk):
+                out[int(iid)] = lexical_text(title, body)
+        return out
+
+    def iter_texts(self, batch: int = 5_000) -> Iterator[tuple[np.ndarray, list[str]]]:
+        cursor = self._conn().execute("SELECT int_id, title, body FROM articles ORDER BY int_id")
+        while rows := cursor.fetchmany(batch):
+            yield (
+                np.array([r[0] for r in rows], dtype=np.int64),
+                [lexical_text(r[1], r[2]) for r in rows],
+            )
+
+    def published_times(self) -> dict[int, float]:
+        rows = self._conn().execute(
+            "SELECT int_id, published_ts FROM articles WHERE published_ts IS NOT NULL"
+        )
+        return {int(i): float(ts) for i, ts in rows}
+
+    def field_values(self, field: str) -> dict[str, str | None]:
+        """Article id -> value of a column or metadata field, as text (for evaluation labels)."""
+        columns = {"section", "language", "url", "title"}
+        if field in columns:
+            sql = f"SELECT id, {field} FROM articles"
+            rows = self._conn().execute(sql)
+        else:
+            sql = "SELECT id, json_extract(metadata, ?) FROM articles"
+            rows = self._conn().execute(sql, (f'$."{field}"',))
+        return {aid: (None if value is None or value == "" else str(value)) for aid, value in rows}
+
+    def all_ids(self) -> list[tuple[int, str]]:
+        return [
+            (int(i), a)
+            for i, a in self._conn().execute("SELECT int_id, id FROM articles ORDER BY int_id")
+        ]
+
     def iter_vectors(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """All (int ids, vectors) in batches, for rebuilding a store from scratch."""
         cursor = self._conn().execute("SELECT int_id, vector FROM articles ORDER BY int_id")
@@ -306,6 +347,11 @@ class Catalog:
                 " AND CAST(value AS INTEGER) < ?",
                 (str(through), through),
             )
+
+
+def lexical_text(title: str, body: str) -> str:
+    """What the lexical side reads of an article: all of it, title first."""
+    return f"{title}\n{body}" if title else body
 
 
 def _row_values(article: Article) -> tuple[Any, ...]:

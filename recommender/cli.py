@@ -20,6 +20,7 @@ from .errors import InvalidArgumentError, RecommenderError
 
 if TYPE_CHECKING:
     from .ingest import FieldMap
+    from .recommender import Recommender
     from .types import Match, Rejection, UpdateReport
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -243,16 +244,116 @@ def _print_rejects(rejected: Sequence[Rejection]) -> None:
 
 
 @main.command()
-@click.argument("article_id")
+@click.argument("article_id", required=False)
 @_index_option
 @_query_options
-def related(article_id: str, index: Path, k: int, as_json: bool, **filters: Any) -> None:
-    """The related list of an indexed article (never the article itself)."""
+@click.option("--all", "all_", is_flag=True, help="Every article's related list, as JSONL.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="With --all: write the JSONL here (default: standard output).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="With --all: no progress bar.")
+def related(
+    article_id: str | None,
+    index: Path,
+    k: int,
+    as_json: bool,
+    all_: bool,
+    output: Path | None,
+    quiet: bool,
+    **filters: Any,
+) -> None:
+    """The related list of an indexed article (never the article itself).
+
+    With --all, the list of every article, one JSON line each:
+    {"id": ..., "related": [{"id": ..., "score": ...}, ...]}.
+    """
     from .recommender import Recommender
 
+    if all_ == (article_id is not None):
+        raise InvalidArgumentError("give an ARTICLE_ID or --all, not both or neither")
+    if all_:
+        used = [f"--{name}" for name, value in filters.items() if value]
+        if used:
+            raise InvalidArgumentError(f"--all computes unfiltered lists; drop {', '.join(used)}")
+        with Recommender.open(index) as rec:
+            _write_all(rec, k, output, progress=_progress_enabled(quiet))
+        return
+    if output is not None:
+        raise InvalidArgumentError("--output goes with --all")
     with Recommender.open(index) as rec:
-        matches = rec.related(article_id, k=k, **filters)
+        matches = rec.related(article_id or "", k=k, **filters)
     _print_matches(matches, as_json)
+
+
+def _write_all(rec: Recommender, k: int, output: Path | None, *, progress: bool) -> None:
+    from .storage import write_lines_atomic
+
+    lines = (
+        json.dumps(
+            {"id": aid, "related": [{"id": m.id, "score": m.score} for m in matches]},
+            ensure_ascii=False,
+        )
+        for aid, matches in rec.related_all(k=k, progress=progress)
+    )
+    if output is None or str(output) == "-":
+        for line in lines:
+            click.echo(line)
+        return
+    count = write_lines_atomic(output, lines)
+    click.echo(f"wrote {count} related lists to {output}", err=True)
+
+
+@main.command()
+@_index_option
+@click.option("--label-field", required=True, help="Same value = same story (e.g. event_cluster).")
+@click.option("--group-field", help="Same value, other label = hard negative (e.g. topic).")
+@click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 100))
+@click.option(
+    "--compare",
+    default="",
+    help="Comma-separated baselines scored in the same run: tfidf, dense.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def evaluate(
+    index: Path,
+    label_field: str,
+    group_field: str | None,
+    k: int,
+    compare: str,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Leave-one-out relevance of the index's ranking on labelled articles."""
+    from .evaluation import evaluate_index
+    from .recommender import Recommender
+
+    baselines = [name.strip() for name in compare.split(",") if name.strip()]
+    with Recommender.open(index) as rec:
+        results = evaluate_index(
+            rec,
+            label_field=label_field,
+            group_field=group_field,
+            k=k,
+            compare=baselines,
+            progress=_progress_enabled(quiet),
+        )
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in results], indent=2))
+        return
+    header = f"{'method':<12} {'queries':>7} {'P@1':>6} {'P@5':>6} {'MAP@10':>7} {'nDCG@10':>7}"
+    click.echo(header + ("  hard-neg@5" if group_field else ""))
+    for r in results:
+        line = (
+            f"{r.method:<12} {r.queries:>7} {r.p_at_1:6.3f} {r.p_at_5:6.3f}"
+            f" {r.map_at_10:7.4f} {r.ndcg_at_10:7.4f}"
+        )
+        if r.hard_negative_rate_at_5 is not None:
+            line += f"  {r.hard_negative_rate_at_5:10.4f}"
+        click.echo(line)
 
 
 @main.command()

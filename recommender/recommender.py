@@ -17,18 +17,21 @@ import numpy as np
 
 from . import storage
 from ._rwlock import RWLock
-from .catalog import Catalog, CatalogRow
+from .catalog import Catalog, CatalogRow, lexical_text
 from .encoders import ArticleEmbedder, Encoder, canonical_model_id, make_encoder
 from .errors import (
     ArticleNotFoundError,
-    IndexFormatError,
     InvalidArgumentError,
     ModelMismatchError,
     RejectedRecordsError,
 )
 from .filters import DateLike, Filters
 from .ingest import article_from_mapping
-from .stores import VectorStore, store_class
+from .lexical import LexicalIndex
+from .ranking import RankingConfig, rank
+from .retrieval import QueryBatch, Retriever
+from .state import IndexState, write_snapshots
+from .stores import VectorStore
 from .stores.faiss import FaissStore
 from .types import Article, Match, Rejection, UpdateReport
 
@@ -52,23 +55,26 @@ class Recommender:
     def __init__(
         self,
         layout: storage.IndexLayout,
-        manifest: dict[str, Any],
-        catalog: Catalog,
-        store: VectorStore,
-        seq: int,
+        state: IndexState,
         *,
         encoder: Encoder | None = None,
     ) -> None:
         self._layout = layout
-        self.manifest = manifest
-        self._catalog = catalog
-        self._store = store
-        self._seq = seq
+        self._state = state
         self._encoder = encoder
         self._lock = RWLock()
         self._manifest_stamp = _stamp(layout.manifest_path)
         #: What the last build/upsert/remove did.
         self.report: UpdateReport | None = None
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self._state.manifest
+
+    @property
+    def ranking(self) -> RankingConfig:
+        """The index's default ranking (from its manifest)."""
+        return RankingConfig.from_dict(self.manifest.get("ranking"))
 
     # -- constructors ------------------------------------------------------------
 
@@ -84,8 +90,7 @@ class Recommender:
         layout = storage.IndexLayout(path)
         manifest = layout.read_manifest()
         _check_model(manifest, encoder.model_id if encoder else model, path)
-        catalog, store, seq = _load(layout, manifest)
-        return cls(layout, manifest, catalog, store, seq, encoder=encoder)
+        return cls(layout, IndexState.load(layout, manifest), encoder=encoder)
 
     @classmethod
     def build(
@@ -98,6 +103,7 @@ class Recommender:
         strict: bool = False,
         progress: bool = False,
         total: int | None = None,
+        ranking: RankingConfig | None = None,
     ) -> Recommender:
         """Build a new index at ``path`` and swap it in atomically; return it opened.
 
@@ -118,21 +124,26 @@ class Recommender:
             gen = layout.new_generation()
             catalog = Catalog.create(gen / storage.CATALOG)
             store: VectorStore | None = None
+            lexical = LexicalIndex()
             with _progress(progress, total, "embedding") as bar:
                 for batch in _batched(_split(items, rejected), _BATCH):
                     vectors = embedder.embed_articles(batch)
-                    _, ids = catalog.write(list(zip(batch, vectors, strict=True)))
+                    _, touched = catalog.write(list(zip(batch, vectors, strict=True)))
+                    ids = np.array(touched, dtype=np.int64)
                     store = store or FaissStore(vectors.shape[1])
-                    store.add(np.array(ids, dtype=np.int64), vectors)
+                    store.add(ids, vectors)
+                    lexical.add(ids, [lexical_text(a.title, a.body) for a in batch])
                     bar.update(len(batch))
             store = store or FaissStore(encoder.dimension)
             seq = catalog.seq()
-            _write_snapshot(gen, store, seq)
+            write_snapshots(gen, store, lexical, seq)
             catalog.prune_changes(seq)
             count = catalog.count()
             catalog.close()
             _write_rejects(layout, rejected)
-            manifest = _new_manifest(layout, gen.name, encoder.model_id, store, embedder, count)
+            manifest = _new_manifest(
+                gen.name, encoder.model_id, store, embedder, count, ranking or RankingConfig()
+            )
             layout.publish(manifest)
         rec = cls.open(path, encoder=encoder)
         rec.report = UpdateReport(
@@ -155,6 +166,7 @@ class Recommender:
         until: DateLike | None = None,
         language: str | Iterable[str] | None = None,
         exclude: str | Iterable[str] = (),
+        ranking: RankingConfig | None = None,
     ) -> list[Match]:
         """The related list of an indexed article, best first, never the article itself."""
         _check_k(k)
@@ -163,11 +175,53 @@ class Recommender:
         )
         self.refresh()
         with self._lock.read():
-            int_id = self._catalog.int_id(str(article_id))
+            state = self._state
+            int_id = state.catalog.int_id(str(article_id))
             if int_id is None:
                 raise ArticleNotFoundError(str(article_id))
-            query = self._store.get(np.array([int_id], dtype=np.int64))
-            return self._search(query, k, filters, skip=[int_id])
+            ids = np.array([int_id], dtype=np.int64)
+            batch = QueryBatch(state.store.get(ids), state.lexical.stored_counts(ids), [int_id])
+            return self._ranked(batch, k, filters, ranking)[0]
+
+    def related_all(
+        self,
+        *,
+        k: int = 10,
+        ids: Iterable[str] | None = None,
+        ranking: RankingConfig | None = None,
+        batch_size: int = 256,
+        progress: bool = False,
+    ) -> Iterator[tuple[str, list[Match]]]:
+        """The related list of every article (or of ``ids``), as (article id, matches) pairs.
+
+        Queries run in batches with the same ranking as :meth:`related`; a read
+        lock is held per batch, so writes may land between batches.
+        """
+        _check_k(k)
+        self.refresh()
+        everything = self._state.catalog.all_ids()
+        if ids is not None:
+            wanted = set(map(str, ids))
+            missing = wanted - {aid for _, aid in everything}
+            if missing:
+                raise ArticleNotFoundError(sorted(missing)[0])
+            everything = [(i, aid) for i, aid in everything if aid in wanted]
+        with _progress(progress, len(everything), "related lists") as bar:
+            for start in range(0, len(everything), batch_size):
+                chunk = everything[start : start + batch_size]
+                with self._lock.read():
+                    state = self._state
+                    ids = np.array([i for i, _ in chunk], dtype=np.int64)
+                    present = ids[state.lexical.rows(ids) >= 0]
+                    batch = QueryBatch(
+                        state.store.get(present),
+                        state.lexical.stored_counts(present),
+                        [int(i) for i in present],
+                    )
+                    lists = self._ranked(batch, k, Filters(), ranking)
+                names = dict(chunk)
+                yield from ((names[int(i)], m) for i, m in zip(present, lists, strict=True))
+                bar.update(len(chunk))
 
     def similar(
         self,
@@ -182,45 +236,79 @@ class Recommender:
         until: DateLike | None = None,
         language: str | Iterable[str] | None = None,
         exclude: str | Iterable[str] = (),
+        published_at: DateLike | None = None,
+        ranking: RankingConfig | None = None,
     ) -> list[Match]:
         """Related articles for a story that need not be in the index.
 
-        Give ``text`` (a whole story), or ``title`` and/or ``body``, or an ``article``.
+        Give ``text`` (a whole story), or ``title`` and/or ``body``, or an
+        ``article``. ``published_at`` (or the article's date) turns on the
+        time prior for the query, as for indexed articles.
         """
         _check_k(k)
         title, body = _query_text(text=text, title=title, body=body, article=article)
         filters = Filters.make(
             section=section, since=since, until=until, language=language, exclude=exclude
         )
-        query = self._embed([(title, body)])
+        when = Filters.make(since=published_at).since if published_at is not None else None
+        if article is not None and article.published_at is not None:
+            when = article.published_at.timestamp()
+        vectors = self._embed([(title, body)])
         self.refresh()
         with self._lock.read():
-            return self._search(query, k, filters, skip=[])
+            counts = self._state.lexical.counts([lexical_text(title, body)])
+            batch = QueryBatch(vectors, counts, [None])
+            times = np.array([np.nan if when is None else when])
+            return self._ranked(batch, k, filters, ranking, times=times)[0]
 
     def get(self, article_id: str) -> Article:
         """The stored record of one article."""
-        found = self._catalog.article(str(article_id))
+        found = self._state.catalog.article(str(article_id))
         if found is None:
             raise ArticleNotFoundError(str(article_id))
         return found
 
+    def field_values(self, field: str) -> dict[str, str | None]:
+        """Article id -> a column (section, language, ...) or metadata field, as text."""
+        return self._state.catalog.field_values(field)
+
     def __contains__(self, article_id: object) -> bool:
-        return self._catalog.int_id(str(article_id)) is not None
+        return self._state.catalog.int_id(str(article_id)) is not None
 
     def __len__(self) -> int:
-        return self._catalog.count()
+        return self._state.catalog.count()
 
     def info(self) -> dict[str, Any]:
         """The manifest with live counts, for ``recommender info``."""
         self.refresh()
-        data = dict(self.manifest)
+        state = self._state
+        data = dict(state.manifest)
         data["path"] = str(self._layout.root)
-        data["counts"] = {"articles": self._catalog.count(), "vectors": len(self._store)}
+        data["counts"] = {"articles": state.catalog.count(), "vectors": len(state.store)}
         return data
 
-    def _search(self, query: np.ndarray, k: int, filters: Filters, skip: list[int]) -> list[Match]:
+    def _ranked(
+        self,
+        batch: QueryBatch,
+        k: int,
+        filters: Filters,
+        ranking: RankingConfig | None,
+        *,
+        times: np.ndarray | None = None,
+    ) -> list[list[Match]]:
+        """Rank a batch of queries; the caller holds the read lock.
+
+        ``times`` are the queries' publication times; by default those of the
+        indexed query articles, looked up only when the time prior is on.
+        """
+        config = ranking or self.ranking
+        state = self._state
+        if times is None:
+            times = np.full(len(batch.skip), np.nan)
+            if config.time_weight:
+                times = state.published(np.array([s or -1 for s in batch.skip], dtype=np.int64))
         include = (
-            self._catalog.filter_ids(
+            state.catalog.filter_ids(
                 sections=filters.sections,
                 languages=filters.languages,
                 since=filters.since,
@@ -229,14 +317,24 @@ class Recommender:
             if filters.restricts
             else None
         )
-        excluded = list(self._catalog.int_ids(filters.exclude).values()) + skip
-        exclude = np.array(excluded, dtype=np.int64) if excluded else None
-        found = self._store.search(query, k, include=include, exclude=exclude)
-        hits = [
-            (int(i), float(s)) for i, s in zip(found.ids[0], found.scores[0], strict=True) if i >= 0
-        ]
-        rows = self._catalog.rows([i for i, _ in hits])
-        return [_match(rows[i], score) for i, score in hits if i in rows]
+        excluded = list(state.catalog.int_ids(filters.exclude).values())
+        pools = Retriever(state.store, state.lexical).pools(
+            batch,
+            candidates=max(config.candidates, k),
+            include=include,
+            exclude=np.array(excluded, dtype=np.int64) if excluded else None,
+            max_query_terms=config.max_query_terms,
+            use_lexical=config.method != "dense",
+        )
+        out = []
+        for pool, when in zip(pools, times, strict=True):
+            if config.time_weight:
+                pool.published = state.published(pool.ids)
+            query_time = None if np.isnan(when) else float(when)
+            hits = rank(pool, k, config, query_time=query_time)
+            rows = state.catalog.rows([i for i, _ in hits])
+            out.append([_match(rows[i], score) for i, score in hits if i in rows])
+        return out
 
     # -- updates -------------------------------------------------------------------
 
@@ -255,7 +353,7 @@ class Recommender:
         good = [a for a in items if isinstance(a, Article)]
         with self._layout.writer_lock():
             self.refresh()
-            stored = self._catalog.hashes([a.id for a in good])
+            stored = self._state.catalog.hashes([a.id for a in good])
             to_embed = [
                 a for a in good if a.id not in stored or stored[a.id].content_hash != a.content_hash
             ]
@@ -282,7 +380,7 @@ class Recommender:
                 unchanged=len(good) - len(to_embed) - len(meta_only),
                 rejected=tuple(rejected),
                 rejects_path=str(self._layout.rejects_path) if rejected else None,
-                total=self._catalog.count(),
+                total=self._state.catalog.count(),
             )
         return self.report
 
@@ -291,55 +389,37 @@ class Recommender:
         wanted = list(dict.fromkeys(str(a) for a in article_ids))
         with self._layout.writer_lock():
             self.refresh()
-            present = self._catalog.int_ids(wanted)
+            present = self._state.catalog.int_ids(wanted)
             if present:
                 self._apply([], list(present))
             self.report = UpdateReport(
                 removed=len(present),
                 missing=tuple(a for a in wanted if a not in present),
-                total=self._catalog.count(),
+                total=self._state.catalog.count(),
             )
         return self.report
 
     def checkpoint(self) -> None:
         """Write a vector snapshot of the current state and forget replayed history."""
         with self._layout.writer_lock(), self._lock.write():
-            self._checkpoint_locked()
+            self._state.checkpoint()
 
     def _apply(self, upserts: list[tuple[Article, np.ndarray | None]], removals: list[str]) -> None:
         # Caller holds the file lock; the write lock makes the catalog commit
-        # and the store change one step for readers in this process.
+        # and the in-memory change one step for readers in this process.
         with self._lock.write():
-            seq, touched = self._catalog.write(upserts, removals)
-            upserted = touched[: len(upserts)]
-            re_vectored = [i for i, (_, v) in zip(upserted, upserts, strict=True) if v is not None]
-            self._store.remove(np.array(re_vectored + touched[len(upserts) :], dtype=np.int64))
-            if re_vectored:
-                vecs = np.stack([v for _, v in upserts if v is not None])
-                self._store.add(np.array(re_vectored, dtype=np.int64), vecs)
-            self._seq = seq
-            pending = self._catalog.changed_since(self._snapshot_seq())
-            if pending is None or len(pending) >= _CHECKPOINT_CHANGES:
-                self._checkpoint_locked()
+            self._state.apply(upserts, removals)
+            pending = self._state.pending_changes()
+            if pending is None or pending >= _CHECKPOINT_CHANGES:
+                self._state.checkpoint()
             self._touch_manifest()
 
-    def _snapshot_seq(self) -> int:
-        gen = self._layout.generation_dir(self.manifest)
-        found = storage.latest_snapshot(gen, self._seq)
-        return found[0] if found else 0
-
-    def _checkpoint_locked(self) -> None:
-        gen = self._layout.generation_dir(self.manifest)
-        _write_snapshot(gen, self._store, self._seq)
-        self._catalog.prune_changes(self._seq)
-        storage.remove_old_snapshots(gen, self._seq)
-
     def _touch_manifest(self) -> None:
-        manifest = dict(self.manifest)
+        manifest = dict(self._state.manifest)
         manifest["updated_at"] = _now()
-        manifest["counts"] = {"articles": self._catalog.count()}
+        manifest["counts"] = {"articles": self._state.catalog.count()}
         storage.write_json_atomic(self._layout.manifest_path, manifest)
-        self.manifest = manifest
+        self._state.manifest = manifest
         self._manifest_stamp = _stamp(self._layout.manifest_path)
 
     # -- freshness -------------------------------------------------------------------
@@ -354,33 +434,20 @@ class Recommender:
         if stamp != self._manifest_stamp:
             with self._lock.write():
                 return self._reload_manifest(stamp)
-        if self._catalog.seq() == self._seq:
+        if self._state.catalog.seq() == self._state.seq:
             return False
         with self._lock.write():
-            return self._catch_up()
+            return self._state.catch_up()
 
     def _reload_manifest(self, stamp: tuple[int, int] | None) -> bool:
         manifest = self._layout.read_manifest()
         self._manifest_stamp = stamp
-        if manifest.get("generation") == self.manifest.get("generation"):
-            self.manifest = manifest
-            return self._catch_up()
-        _check_model(manifest, self.manifest["model"]["id"], self._layout.root)
-        catalog, store, seq = _load(self._layout, manifest)
-        self._catalog.close()
-        self.manifest, self._catalog, self._store, self._seq = manifest, catalog, store, seq
-        return True
-
-    def _catch_up(self) -> bool:
-        seq = self._catalog.seq()
-        if seq == self._seq:
-            return False
-        changed = self._catalog.changed_since(self._seq)
-        if changed is None:  # history pruned by a checkpoint: reload the snapshot
-            self._store, self._seq = _load_store(self._layout, self.manifest, self._catalog)
-            return True
-        _replay(self._store, self._catalog, changed)
-        self._seq = seq
+        if manifest.get("generation") == self._state.manifest.get("generation"):
+            self._state.manifest = manifest
+            return self._state.catch_up()
+        _check_model(manifest, self._state.manifest["model"]["id"], self._layout.root)
+        old, self._state = self._state, IndexState.load(self._layout, manifest)
+        old.close()
         return True
 
     # -- embedding -------------------------------------------------------------------
@@ -417,7 +484,7 @@ class Recommender:
     # -- lifecycle -------------------------------------------------------------------
 
     def close(self) -> None:
-        self._catalog.close()
+        self._state.close()
 
     def __enter__(self) -> Recommender:
         return self
@@ -426,7 +493,7 @@ class Recommender:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Recommender({str(self._layout.root)!r}, articles={len(self._store)})"
+        return f"Recommender({str(self._layout.root)!r}, articles={len(self._state.store)})"
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -524,74 +591,13 @@ def _write_rejects(layout: storage.IndexLayout, rejected: list[Rejection]) -> No
     os.replace(tmp, layout.rejects_path)
 
 
-def _load(
-    layout: storage.IndexLayout, manifest: dict[str, Any]
-) -> tuple[Catalog, VectorStore, int]:
-    gen = layout.generation_dir(manifest)
-    catalog_path = gen / storage.CATALOG
-    if not catalog_path.is_file():
-        raise IndexFormatError(f"index {str(layout.root)!r}: {catalog_path.name} is missing")
-    catalog = Catalog(catalog_path)
-    store, seq = _load_store(layout, manifest, catalog)
-    return catalog, store, seq
-
-
-def _load_store(
-    layout: storage.IndexLayout, manifest: dict[str, Any], catalog: Catalog
-) -> tuple[VectorStore, int]:
-    gen = layout.generation_dir(manifest)
-    dimension = int(manifest["model"]["dimension"])
-    cls = store_class(manifest.get("store", FaissStore.name))
-    # A checkpoint in another process may delete the snapshot we picked
-    # between listing and replaying; try again with the newer one.
-    for _ in range(5):
-        seq = catalog.seq()
-        found = storage.latest_snapshot(gen, seq)
-        if found is None:
-            break
-        try:
-            store = cls.load(found[1], dimension)
-        except (FileNotFoundError, RuntimeError):
-            continue
-        changed = catalog.changed_since(found[0])
-        if changed is not None:
-            _replay(store, catalog, changed)
-            return store, seq
-    # No usable snapshot: rebuild from the vectors the catalog holds.
-    seq = catalog.seq()
-    store = cls(dimension)
-    for ids, vectors in catalog.iter_vectors():
-        store.add(ids, vectors)
-    return store, seq
-
-
-def _replay(store: VectorStore, catalog: Catalog, changed: list[int]) -> None:
-    if not changed:
-        return
-    store.remove(np.array(changed, dtype=np.int64))
-    vectors = catalog.vectors(changed, store.dimension)
-    if vectors:
-        ids = np.array(list(vectors), dtype=np.int64)
-        store.add(ids, np.stack(list(vectors.values())))
-
-
-def _write_snapshot(gen: Path, store: VectorStore, seq: int) -> None:
-    final = storage.snapshot_path(gen, seq)
-    tmp = gen / f".{final.name}.{secrets.token_hex(4)}.tmp"
-    store.save(tmp)
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, final)
-    storage.fsync_dir(gen)
-
-
 def _new_manifest(
-    layout: storage.IndexLayout,
     generation: str,
     model_id: str,
     store: VectorStore,
     embedder: ArticleEmbedder,
     count: int,
+    ranking: RankingConfig,
 ) -> dict[str, Any]:
     created = _now()
     return {
@@ -599,6 +605,7 @@ def _new_manifest(
         "generation": generation,
         "model": {"id": model_id, "dimension": store.dimension, "normalized": True},
         "embedding": embedder.config(),
+        "ranking": ranking.to_dict(),
         "store": store.name,
         "metric": "inner_product",
         "counts": {"articles": count},

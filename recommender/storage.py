@@ -7,6 +7,7 @@
       gen-<time>-<rand>/     the live generation
         catalog.sqlite3      records, id map, hashes, vectors (source of truth)
         vectors.<seq>.faiss  vector snapshot containing catalog writes up to <seq>
+        lexical.<seq>.npz    hashed term counts (lexical side), same <seq>
 
 A build writes a whole new generation, then replaces ``manifest.json`` with
 ``os.replace`` (atomic on POSIX): a reader sees the old index or the new one,
@@ -25,7 +26,7 @@ import re
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ REJECTS = "rejects.jsonl"
 LOCK = ".lock"
 _GEN = re.compile(r"^gen-[0-9TZ]+-[0-9a-f]+$")
 _SNAPSHOT = re.compile(r"^vectors\.(\d+)\.faiss$")
+_LEXICAL = re.compile(r"^lexical\.(\d+)\.npz$")
 
 
 class IndexLayout:
@@ -170,9 +172,13 @@ def snapshot_path(gen_dir: Path, seq: int) -> Path:
     return gen_dir / f"vectors.{seq}.faiss"
 
 
+def lexical_path(gen_dir: Path, seq: int) -> Path:
+    return gen_dir / f"lexical.{seq}.npz"
+
+
 def remove_old_snapshots(gen_dir: Path, keep_seq: int) -> None:
     for path in gen_dir.iterdir():
-        match = _SNAPSHOT.match(path.name)
+        match = _SNAPSHOT.match(path.name) or _LEXICAL.match(path.name)
         if match and int(match.group(1)) < keep_seq:
             path.unlink(missing_ok=True)
 
@@ -187,6 +193,24 @@ def write_json_atomic(path: Path, data: Any) -> None:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def write_lines_atomic(path: Path, lines: Iterable[str]) -> int:
+    """Write lines to a temp file beside ``path``, rename it into place; return the count."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    count = 0
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            for line in lines:
+                handle.write(line + "\n")
+                count += 1
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return count
 
 
 def fsync_dir(path: Path) -> None:

@@ -22,6 +22,7 @@ from recommender import (
     Rejection,
 )
 from recommender.encoders import HashingEncoder
+from recommender.ranking import RankingConfig
 
 from .conftest import article
 
@@ -343,8 +344,8 @@ def test_info(built: Path, corpus: list[Article]) -> None:
     assert data["path"] == str(built)
 
 
-def test_vectors_are_unit_length(built: Path) -> None:
+def test_dense_scores_are_cosines_of_unit_vectors(built: Path) -> None:
     with Recommender.open(built) as rec:
-        top = rec.related("port-0", k=1)[0]
+        top = rec.related("port-0", k=1, ranking=RankingConfig(method="dense"))[0]
     assert 0 < top.score <= 1.0 + 1e-5
     assert np.isfinite(top.score)

@@ -43,13 +43,21 @@ class FaissStore(VectorStore):
         return int(self.index.remove_ids(faiss.IDSelectorBatch(ids)))
 
     def get(self, ids: np.ndarray) -> np.ndarray:
-        out = np.empty((len(ids), self.dimension), dtype=np.float32)
-        for row, int_id in enumerate(np.asarray(ids, dtype=np.int64)):
-            try:
-                out[row] = self.index.reconstruct(int(int_id))
-            except RuntimeError as exc:
-                raise KeyError(int(int_id)) from exc
-        return out
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if not len(ids):
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        try:
+            return np.asarray(self.index.reconstruct_batch(ids), dtype=np.float32)
+        except RuntimeError:
+            missing = [int(i) for i in ids if not self._has(int(i))]
+            raise KeyError(missing[0] if missing else int(ids[0])) from None
+
+    def _has(self, int_id: int) -> bool:
+        try:
+            self.index.reconstruct(int_id)
+        except RuntimeError:
+            return False
+        return True
 
     def search(
         self,

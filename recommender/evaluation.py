@@ -1,0 +1,187 @@
+"""Ranking-quality metrics on labelled corpora (leave-one-out).
+
+Every article whose label has at least two members is a query; its relevant
+set is the other articles with the same label. Articles without a label stay
+in the index as distractors but are never queries.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .ranking import RankingConfig
+    from .recommender import Recommender
+
+__all__ = [
+    "BASELINES",
+    "EvaluationResult",
+    "eligible_queries",
+    "evaluate_index",
+    "evaluate_rankings",
+]
+
+#: Baselines ``--compare`` can add, scored on the same articles in the same run.
+BASELINES = ("tfidf", "dense")
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Mean metrics of one ranking method over the eligible queries."""
+
+    method: str
+    queries: int
+    k: int
+    p_at_1: float
+    p_at_5: float
+    map_at_10: float
+    ndcg_at_10: float
+    hard_negative_rate_at_5: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def eligible_queries(labels: Mapping[str, str | None]) -> list[str]:
+    """Ids whose label is shared by at least one other article."""
+    sizes = Counter(label for label in labels.values() if label is not None)
+    return [aid for aid, label in labels.items() if label is not None and sizes[label] >= 2]
+
+
+def evaluate_rankings(
+    method: str,
+    rankings: Mapping[str, Sequence[str]],
+    labels: Mapping[str, str | None],
+    *,
+    groups: Mapping[str, str | None] | None = None,
+    k: int = 10,
+) -> EvaluationResult:
+    """Score ``rankings`` (query id -> ranked result ids) against ``labels``."""
+    sizes = Counter(label for label in labels.values() if label is not None)
+    totals: dict[str, float] = dict.fromkeys(("p1", "p5", "map", "ndcg", "hard"), 0.0)
+    queries = [q for q in eligible_queries(labels) if q in rankings]
+    for query in queries:
+        label = labels[query]
+        ranked = [r for r in rankings[query] if r != query]
+        hits = [labels.get(r) == label for r in ranked]
+        relevant = sizes[label] - 1  # type: ignore[index]
+        totals["p1"] += float(bool(hits[:1] and hits[0]))
+        totals["p5"] += sum(hits[:5]) / 5
+        totals["map"] += average_precision(hits[:10], relevant)
+        totals["ndcg"] += ndcg(hits[:10], relevant)
+        if groups is not None:
+            totals["hard"] += _hard_negative_share(query, ranked[:5], labels, groups)
+    n = max(len(queries), 1)
+    return EvaluationResult(
+        method=method,
+        queries=len(queries),
+        k=k,
+        p_at_1=totals["p1"] / n,
+        p_at_5=totals["p5"] / n,
+        map_at_10=totals["map"] / n,
+        ndcg_at_10=totals["ndcg"] / n,
+        hard_negative_rate_at_5=totals["hard"] / n if groups is not None else None,
+    )
+
+
+def average_precision(hits: Sequence[bool], relevant: int) -> float:
+    """AP over the given (already truncated) list, normalised by min(relevant, len cut-off)."""
+    if relevant <= 0:
+        return 0.0
+    found, total = 0, 0.0
+    for rank, hit in enumerate(hits, start=1):
+        if hit:
+            found += 1
+            total += found / rank
+    return total / min(relevant, 10)
+
+
+def ndcg(hits: Sequence[bool], relevant: int) -> float:
+    """Binary-gain nDCG of the given (already truncated) list."""
+    dcg = sum(1 / math.log2(rank + 1) for rank, hit in enumerate(hits, start=1) if hit)
+    ideal = sum(1 / math.log2(rank + 1) for rank in range(1, min(relevant, 10) + 1))
+    return dcg / ideal if ideal else 0.0
+
+
+def _hard_negative_share(
+    query: str,
+    top: Sequence[str],
+    labels: Mapping[str, str | None],
+    groups: Mapping[str, str | None],
+) -> float:
+    group = groups.get(query)
+    if not top or group is None:
+        return 0.0
+    hard = sum(groups.get(r) == group and labels.get(r) != labels[query] for r in top)
+    return hard / len(top)
+
+
+def evaluate_index(
+    rec: Recommender,
+    *,
+    label_field: str,
+    group_field: str | None = None,
+    k: int = 10,
+    compare: Sequence[str] = (),
+    ranking: RankingConfig | None = None,
+    progress: bool = False,
+) -> list[EvaluationResult]:
+    """Leave-one-out evaluation of the index's ranking, then of each baseline in ``compare``.
+
+    ``tfidf`` is TF-IDF cosine over title+body (the index's lexical side alone);
+    ``dense`` is title+body through the default model, cut at its window, by cosine.
+    """
+    from .errors import InvalidArgumentError
+    from .ranking import RankingConfig
+
+    unknown = [name for name in compare if name not in BASELINES]
+    if unknown:
+        raise InvalidArgumentError(
+            f"unknown baseline {unknown[0]!r}; expected one of {list(BASELINES)}"
+        )
+    labels = rec.field_values(label_field)
+    queries = eligible_queries(labels)
+    if not queries:
+        raise InvalidArgumentError(
+            f"no article shares a value of {label_field!r} with another; nothing to evaluate"
+        )
+    groups = rec.field_values(group_field) if group_field else None
+    config = ranking or rec.ranking
+    runs = [("recommender", config)]
+    if "tfidf" in compare:
+        runs.append(("tfidf", RankingConfig(method="lexical", dedupe_threshold=None)))
+    results = []
+    for name, run_config in runs:
+        lists = rec.related_all(k=k, ids=queries, ranking=run_config, progress=progress)
+        rankings = {aid: [m.id for m in matches] for aid, matches in lists}
+        results.append(evaluate_rankings(name, rankings, labels, groups=groups, k=k))
+    if "dense" in compare:
+        rankings = _plain_dense_rankings(rec, queries, k)
+        results.append(evaluate_rankings("dense", rankings, labels, groups=groups, k=k))
+    return results
+
+
+def _plain_dense_rankings(rec: Recommender, queries: Sequence[str], k: int) -> dict[str, list[str]]:
+    """The textbook recipe: embed title+body with the default model, exact cosine top-k."""
+    from .encoders import ArticleEmbedder, SentenceTransformerEncoder
+
+    ids = list(rec.field_values("title"))
+    articles = [rec.get(aid) for aid in ids]
+    embedder = ArticleEmbedder(SentenceTransformerEncoder(), passage_words=10**9, max_passages=1)
+    vectors = embedder.embed_articles(articles)
+    position = {aid: i for i, aid in enumerate(ids)}
+    out: dict[str, list[str]] = {}
+    for start in range(0, len(queries), 512):
+        chunk = queries[start : start + 512]
+        rows = np.array([position[q] for q in chunk])
+        scores = vectors[rows] @ vectors.T
+        scores[np.arange(len(chunk)), rows] = -np.inf
+        top = np.argsort(-scores, axis=1)[:, :k]
+        out.update({q: [ids[j] for j in top[n]] for n, q in enumerate(chunk)})
+    return out

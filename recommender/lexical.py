@@ -1,0 +1,167 @@
+"""The lexical side of hybrid ranking: TF-IDF "more like this" over hashed terms.
+
+Terms are counted with scikit-learn's stateless ``HashingVectorizer`` (2^20
+buckets), so adding or removing an article never refits a vocabulary; document
+frequencies are kept as counts and IDF is derived from them on demand. Scores
+are cosines of sublinear-tf x smoothed-idf vectors, as in Lucene's classic
+similarity and scikit-learn's ``TfidfVectorizer(sublinear_tf=True)``.
+
+What separates two stories on the same beat is mostly names, places and
+numbers, which embeddings blur and exact term matching keeps.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["LexicalIndex"]
+
+N_FEATURES = 2**20
+
+
+def _vectorizer() -> Any:
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    return HashingVectorizer(
+        n_features=N_FEATURES,
+        alternate_sign=False,
+        norm=None,
+        stop_words="english",
+        dtype=np.float32,
+    )
+
+
+class LexicalIndex:
+    """Term counts of every article, keyed by the catalog's int64 ids."""
+
+    def __init__(self) -> None:
+        self._vectorizer = _vectorizer()
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._counts = sp.csr_matrix((0, N_FEATURES), dtype=np.float32)
+        self._df = np.zeros(N_FEATURES, dtype=np.int32)
+        self._docs: sp.csr_matrix | None = None  # normalised tf-idf rows, built lazily
+        self._row_of: dict[int, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    # -- building ----------------------------------------------------------------------
+
+    def counts(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """Raw hashed term counts of ``texts`` (one row each)."""
+        return sp.csr_matrix(self._vectorizer.transform(list(texts)), dtype=np.float32)
+
+    def add(self, ids: np.ndarray, texts: Sequence[str]) -> None:
+        if len(ids):
+            self.add_counts(np.asarray(ids, dtype=np.int64), self.counts(texts))
+
+    def add_counts(self, ids: np.ndarray, counts: sp.csr_matrix) -> None:
+        self._ids = np.concatenate([self._ids, ids])
+        self._counts = sp.vstack([self._counts, counts], format="csr")
+        self._df += np.diff(counts.tocsc().indptr).astype(np.int32)
+        self._invalidate()
+
+    def remove(self, ids: np.ndarray) -> int:
+        gone = np.isin(self._ids, np.asarray(ids, dtype=np.int64))
+        if not gone.any():
+            return 0
+        removed = self._counts[gone]
+        self._df -= np.diff(removed.tocsc().indptr).astype(np.int32)
+        keep = ~gone
+        self._ids, self._counts = self._ids[keep], self._counts[keep]
+        self._invalidate()
+        return int(gone.sum())
+
+    def _invalidate(self) -> None:
+        self._docs = None
+        self._row_of = None
+
+    # -- scoring -----------------------------------------------------------------------
+
+    def idf(self) -> np.ndarray:
+        n = len(self._ids)
+        out: np.ndarray = (np.log((1.0 + n) / (1.0 + self._df)) + 1.0).astype(np.float32)
+        return out
+
+    def weigh(self, counts: sp.csr_matrix, *, max_terms: int | None = None) -> sp.csr_matrix:
+        """Sublinear tf x idf, L2-normalised rows; optionally only each row's top terms."""
+        weighted = counts.copy().astype(np.float32)
+        weighted.data = 1.0 + np.log(weighted.data)
+        weighted = sp.csr_matrix(weighted.multiply(self.idf()[np.newaxis, :]))
+        if max_terms is not None:
+            weighted = _top_terms(weighted, max_terms)
+        norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1))).ravel()
+        norms[norms == 0] = 1.0
+        return sp.csr_matrix(sp.diags(1.0 / norms) @ weighted, dtype=np.float32)
+
+    @property
+    def docs(self) -> sp.csr_matrix:
+        if self._docs is None:
+            self._docs = self.weigh(self._counts)
+        return self._docs
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """Row positions of int ids (-1 for ids not indexed)."""
+        if self._row_of is None:
+            self._row_of = {int(i): row for row, i in enumerate(self._ids)}
+        return np.array([self._row_of.get(int(i), -1) for i in ids], dtype=np.int64)
+
+    def stored_counts(self, ids: np.ndarray) -> sp.csr_matrix:
+        rows = self.rows(ids)
+        out = self._counts[np.maximum(rows, 0)]
+        if (rows < 0).any():
+            out = sp.csr_matrix(sp.diags((rows >= 0).astype(np.float32)) @ out)
+        return out
+
+    def scores(self, queries: sp.csr_matrix, *, max_terms: int | None = None) -> np.ndarray:
+        """Cosine of each query row against every indexed article: (queries, len) dense."""
+        weighted = self.weigh(queries, max_terms=max_terms)
+        return np.asarray((weighted @ self.docs.T).todense(), dtype=np.float32)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self._ids
+
+    # -- persistence -------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        counts = self._counts
+        with open(path, "wb") as handle:
+            np.savez(
+                handle,
+                ids=self._ids,
+                data=counts.data,
+                indices=counts.indices,
+                indptr=counts.indptr,
+            )
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    @classmethod
+    def load(cls, path: Path) -> LexicalIndex:
+        with np.load(path) as data:
+            index = cls()
+            counts = sp.csr_matrix(
+                (data["data"], data["indices"], data["indptr"]),
+                shape=(len(data["ids"]), N_FEATURES),
+            )
+            index.add_counts(data["ids"], counts)
+        return index
+
+
+def _top_terms(weighted: sp.csr_matrix, max_terms: int) -> sp.csr_matrix:
+    """Keep the ``max_terms`` heaviest terms of each row (Lucene MoreLikeThis style)."""
+    out = weighted.tolil(copy=True)
+    for row in range(out.shape[0]):
+        values = np.array(out.data[row])
+        if len(values) > max_terms:
+            keep = np.argsort(-values)[:max_terms]
+            out.rows[row] = [out.rows[row][i] for i in sorted(keep)]
+            out.data[row] = [out.data[row][i] for i in sorted(keep)]
+    return sp.csr_matrix(out)

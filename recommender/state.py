@@ -1,0 +1,184 @@
+"""The in-memory state of one index generation, and how it follows the catalog.
+
+The catalog (SQLite) is the source of truth. The vector store and the lexical
+index are derived from it: loaded from snapshot files tagged with a catalog
+sequence number, then brought up to date by replaying the change log.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import storage
+from .catalog import Catalog, lexical_text
+from .errors import IndexFormatError
+from .lexical import LexicalIndex
+from .stores import VectorStore, store_class
+from .stores.faiss import FaissStore
+from .types import Article
+
+__all__ = ["IndexState"]
+
+
+@dataclass
+class IndexState:
+    """Catalog, vector store and lexical index of one generation, at catalog sequence ``seq``."""
+
+    manifest: dict[str, Any]
+    gen_dir: Path
+    catalog: Catalog
+    store: VectorStore
+    lexical: LexicalIndex
+    seq: int
+    _times: dict[int, float] | None = field(default=None, repr=False)
+
+    @classmethod
+    def load(cls, layout: storage.IndexLayout, manifest: dict[str, Any]) -> IndexState:
+        gen = layout.generation_dir(manifest)
+        catalog_path = gen / storage.CATALOG
+        if not catalog_path.is_file():
+            raise IndexFormatError(f"index {str(layout.root)!r}: {catalog_path.name} is missing")
+        catalog = Catalog(catalog_path)
+        store, lexical, seq = _load_derived(gen, manifest, catalog)
+        return cls(manifest, gen, catalog, store, lexical, seq)
+
+    # -- following the catalog -------------------------------------------------------
+
+    def catch_up(self) -> bool:
+        """Replay catalog writes made since ``seq`` (by this or another process)."""
+        seq = self.catalog.seq()
+        if seq == self.seq:
+            return False
+        changed = self.catalog.changed_since(self.seq)
+        if changed is None:  # history pruned by a checkpoint: reload the snapshots
+            self.store, self.lexical, self.seq = _load_derived(
+                self.gen_dir, self.manifest, self.catalog
+            )
+        else:
+            _replay(self.store, self.lexical, self.catalog, changed)
+            self.seq = seq
+        self._times = None
+        return True
+
+    def apply(self, upserts: list[tuple[Article, np.ndarray | None]], removals: list[str]) -> None:
+        """Commit a write to the catalog, then mirror it in the store and lexical index."""
+        seq, touched = self.catalog.write(upserts, removals)
+        upserted = touched[: len(upserts)]
+        changed = [i for i, (_, v) in zip(upserted, upserts, strict=True) if v is not None]
+        gone = np.array(changed + touched[len(upserts) :], dtype=np.int64)
+        self.store.remove(gone)
+        self.lexical.remove(gone)
+        if changed:
+            pairs = [(a, v) for a, v in upserts if v is not None]
+            ids = np.array(changed, dtype=np.int64)
+            self.store.add(ids, np.stack([v for _, v in pairs]))
+            self.lexical.add(ids, [lexical_text(a.title, a.body) for a, _ in pairs])
+        self.seq = seq
+        self._times = None
+
+    def pending_changes(self) -> int | None:
+        found = storage.latest_snapshot(self.gen_dir, self.seq)
+        changed = self.catalog.changed_since(found[0] if found else 0)
+        return None if changed is None else len(changed)
+
+    def checkpoint(self) -> None:
+        """Snapshot the store and lexical index at ``seq`` and forget older history."""
+        write_snapshots(self.gen_dir, self.store, self.lexical, self.seq)
+        self.catalog.prune_changes(self.seq)
+        storage.remove_old_snapshots(self.gen_dir, self.seq)
+
+    def published(self, ids: np.ndarray) -> np.ndarray:
+        """Epoch seconds of each id's publication, NaN when unknown (cached until a write)."""
+        if self._times is None:
+            self._times = self.catalog.published_times()
+        times = self._times
+        return np.array([times.get(int(i), np.nan) for i in ids], dtype=np.float64)
+
+    def close(self) -> None:
+        self.catalog.close()
+
+
+def write_snapshots(gen: Path, store: VectorStore, lexical: LexicalIndex, seq: int) -> None:
+    """Write both snapshots for ``seq``; the vector file last, as it marks the pair complete."""
+    _atomic(storage.lexical_path(gen, seq), lexical.save)
+    _atomic(storage.snapshot_path(gen, seq), store.save)
+    storage.fsync_dir(gen)
+
+
+def _atomic(final: Path, save: Any) -> None:
+    tmp = final.with_name(f".{final.name}.{secrets.token_hex(4)}.tmp")
+    save(tmp)
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, final)
+
+
+def _load_derived(
+    gen: Path, manifest: dict[str, Any], catalog: Catalog
+) -> tuple[VectorStore, LexicalIndex, int]:
+    dimension = int(manifest["model"]["dimension"])
+    cls = store_class(manifest.get("store", FaissStore.name))
+    # A checkpoint in another process may delete the snapshot we picked
+    # between listing and replaying; try again with the newer one.
+    for _ in range(5):
+        found = storage.latest_snapshot(gen, catalog.seq())
+        if found is None:
+            break
+        snap_seq, path = found
+        try:
+            store = cls.load(path, dimension)
+            lexical = _load_lexical(gen, snap_seq, catalog)
+        except (FileNotFoundError, RuntimeError):
+            continue
+        seq = catalog.seq()
+        changed = catalog.changed_since(snap_seq)
+        if changed is not None:
+            _replay(store, lexical, catalog, changed)
+            return store, lexical, seq
+    return _rebuild(cls, dimension, catalog)
+
+
+def _load_lexical(gen: Path, seq: int, catalog: Catalog) -> LexicalIndex:
+    path = storage.lexical_path(gen, seq)
+    if path.exists():
+        return LexicalIndex.load(path)
+    lexical = LexicalIndex()  # an index from before the lexical side: derive it
+    for ids, texts in catalog.iter_texts():
+        lexical.add(ids, texts)
+    return lexical
+
+
+def _rebuild(
+    cls: type[VectorStore], dimension: int, catalog: Catalog
+) -> tuple[VectorStore, LexicalIndex, int]:
+    """No usable snapshot: derive everything from the catalog."""
+    seq = catalog.seq()
+    store = cls(dimension)
+    for ids, vectors in catalog.iter_vectors():
+        store.add(ids, vectors)
+    lexical = LexicalIndex()
+    for ids, texts in catalog.iter_texts():
+        lexical.add(ids, texts)
+    return store, lexical, seq
+
+
+def _replay(
+    store: VectorStore, lexical: LexicalIndex, catalog: Catalog, changed: list[int]
+) -> None:
+    if not changed:
+        return
+    gone = np.array(changed, dtype=np.int64)
+    store.remove(gone)
+    lexical.remove(gone)
+    vectors = catalog.vectors(changed, store.dimension)
+    if vectors:
+        ids = np.array(list(vectors), dtype=np.int64)
+        store.add(ids, np.stack(list(vectors.values())))
+        texts = catalog.texts(list(vectors))
+        lexical.add(ids, [texts[int(i)] for i in ids])
