@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS articles (
     content_hash TEXT NOT NULL,
     record_hash TEXT NOT NULL,
     vector BLOB NOT NULL,
+    pool_stats BLOB,
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS articles_section ON articles (section);
@@ -265,6 +266,24 @@ class Catalog:
             for i, a in self._conn().execute("SELECT int_id, id FROM articles ORDER BY int_id")
         ]
 
+    def pool_stats(self, int_ids: Sequence[int]) -> np.ndarray:
+        """Each id's score statistics over its own candidate pool; NaN rows when unknown."""
+        out = np.full((len(int_ids), 4), np.nan, dtype=np.float64)
+        position = {int(i): n for n, i in enumerate(int_ids)}
+        for chunk in _chunks(list(position), 500):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT int_id, pool_stats FROM articles WHERE int_id IN ({marks})"
+            for iid, blob in self._conn().execute(sql, chunk):
+                if blob is not None:
+                    out[position[int(iid)]] = np.frombuffer(blob, dtype=np.float64, count=4)
+        return out
+
+    def set_pool_stats(self, int_ids: Sequence[int], stats: np.ndarray) -> None:
+        conn = self._conn()
+        rows = [(_blob64(row), int(i)) for i, row in zip(int_ids, stats, strict=True)]
+        with conn:
+            conn.executemany("UPDATE articles SET pool_stats = ? WHERE int_id = ?", rows)
+
     def iter_vectors(self, batch: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """All (int ids, vectors) in batches, for rebuilding a store from scratch."""
         cursor = self._conn().execute("SELECT int_id, vector FROM articles ORDER BY int_id")
@@ -374,6 +393,10 @@ def _row_values(article: Article) -> tuple[Any, ...]:
 
 def _blob(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+
+
+def _blob64(values: np.ndarray) -> bytes:
+    return np.ascontiguousarray(values, dtype=np.float64).tobytes()
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

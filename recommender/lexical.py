@@ -7,12 +7,21 @@ are cosines of sublinear-tf x smoothed-idf vectors, as in Lucene's classic
 similarity and scikit-learn's ``TfidfVectorizer(sublinear_tf=True)``.
 
 What separates two stories on the same beat is mostly names, places and
-numbers, which embeddings blur and exact term matching keeps.
+numbers, which embeddings blur and exact term matching keeps. So, measured in
+docs/relevance.md:
+
+- word bigrams ("tara reid", "death toll") and whole numbers ("6.1", "1,200");
+- terms seen in only one indexed article get no weight (they can match
+  nothing else and only dilute the vector's norm);
+- "entity-ish" terms weigh 1.5x: a word with a digit, or one that is
+  capitalised everywhere it occurs in the article (names and places, not
+  sentence-initial common words).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,18 +32,41 @@ import scipy.sparse as sp
 __all__ = ["LexicalIndex"]
 
 N_FEATURES = 2**20
+#: Weight multiplier of entity-ish terms.
+ENTITY_BOOST = 1.5
+#: Keeps 6.1, 1,200 and 10:30 whole; otherwise words of two or more characters.
+_TOKEN_PATTERN = r"(?u)\b\d+(?:[.,:]\d+)+\b|\b\w\w+\b"
+_WORD = re.compile(r"(?u)\b\w\w+\b")
 
 
-def _vectorizer() -> Any:
+def _vectorizer(analyzer: Any = None) -> Any:
     from sklearn.feature_extraction.text import HashingVectorizer
 
+    if analyzer is not None:
+        return HashingVectorizer(
+            n_features=N_FEATURES, alternate_sign=False, norm=None, analyzer=analyzer
+        )
     return HashingVectorizer(
         n_features=N_FEATURES,
         alternate_sign=False,
         norm=None,
         stop_words="english",
+        ngram_range=(1, 2),
+        token_pattern=_TOKEN_PATTERN,
         dtype=np.float32,
     )
+
+
+def entity_words(text: str) -> set[str]:
+    """Lower-cased words of ``text`` that look like names, places or numbers."""
+    capitalised, lower = set(), set()
+    for word in _WORD.findall(text):
+        folded = word.lower()
+        if any(ch.isdigit() for ch in word):
+            capitalised.add(folded)
+        else:
+            (capitalised if word[0].isupper() else lower).add(folded)
+    return capitalised - lower
 
 
 class LexicalIndex:
@@ -42,6 +74,8 @@ class LexicalIndex:
 
     def __init__(self) -> None:
         self._vectorizer = _vectorizer()
+        self._analyzer = self._vectorizer.build_analyzer()
+        self._marker = _vectorizer(analyzer=_identity)
         self._ids = np.zeros(0, dtype=np.int64)
         self._counts = sp.csr_matrix((0, N_FEATURES), dtype=np.float32)
         self._df = np.zeros(N_FEATURES, dtype=np.int32)
@@ -54,8 +88,21 @@ class LexicalIndex:
     # -- building ----------------------------------------------------------------------
 
     def counts(self, texts: Sequence[str]) -> sp.csr_matrix:
-        """Raw hashed term counts of ``texts`` (one row each)."""
-        return sp.csr_matrix(self._vectorizer.transform(list(texts)), dtype=np.float32)
+        """Per-article term weights before IDF: (1 + ln tf), x1.5 for entity-ish terms."""
+        texts = list(texts)
+        counts = sp.csr_matrix(self._vectorizer.transform(texts), dtype=np.float32)
+        counts.data = 1.0 + np.log(counts.data)
+        entity_terms = [self._entity_terms(text) for text in texts]
+        marks = sp.csr_matrix(self._marker.transform(entity_terms), dtype=np.float32)
+        marks.data[:] = ENTITY_BOOST - 1.0
+        boosted = counts.multiply(marks)
+        return sp.csr_matrix(counts + boosted, dtype=np.float32)
+
+    def _entity_terms(self, text: str) -> list[str]:
+        entities = entity_words(text)
+        if not entities:
+            return []
+        return [t for t in self._analyzer(text) if any(w in entities for w in t.split())]
 
     def add(self, ids: np.ndarray, texts: Sequence[str]) -> None:
         if len(ids):
@@ -85,15 +132,17 @@ class LexicalIndex:
     # -- scoring -----------------------------------------------------------------------
 
     def idf(self) -> np.ndarray:
+        """Smoothed IDF; zero for terms found in fewer than two indexed articles."""
         n = len(self._ids)
         out: np.ndarray = (np.log((1.0 + n) / (1.0 + self._df)) + 1.0).astype(np.float32)
+        out[self._df < 2] = 0.0
         return out
 
     def weigh(self, counts: sp.csr_matrix, *, max_terms: int | None = None) -> sp.csr_matrix:
-        """Sublinear tf x idf, L2-normalised rows; optionally only each row's top terms."""
-        weighted = counts.copy().astype(np.float32)
-        weighted.data = 1.0 + np.log(weighted.data)
-        weighted = sp.csr_matrix(weighted.multiply(self.idf()[np.newaxis, :]))
+        """Term weights x idf, L2-normalised rows; optionally only each row's top terms."""
+        idf = self.idf()
+        weighted = sp.csr_matrix(counts.multiply(idf[np.newaxis, :]), dtype=np.float32)
+        weighted.eliminate_zeros()
         if max_terms is not None:
             weighted = _top_terms(weighted, max_terms)
         norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1))).ravel()
@@ -153,6 +202,10 @@ class LexicalIndex:
             )
             index.add_counts(data["ids"], counts)
         return index
+
+
+def _identity(terms: list[str]) -> list[str]:
+    return terms
 
 
 def _top_terms(weighted: sp.csr_matrix, max_terms: int) -> sp.csr_matrix:

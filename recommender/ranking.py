@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import InvalidArgumentError
 
-__all__ = ["METHODS", "Candidates", "RankingConfig", "rank"]
+__all__ = ["METHODS", "Candidates", "RankingConfig", "pool_stats", "rank"]
 
 METHODS = ("hybrid", "dense", "lexical")
 _DAY = 86_400.0
@@ -35,10 +35,10 @@ class RankingConfig:
     #: Lexical query keeps only its heaviest terms (Lucene MoreLikeThis); None keeps all.
     max_query_terms: int | None = None
     #: Time prior: weight * exp(-|days apart| / scale), added in normalised units; 0 is off.
-    time_weight: float = 0.0
+    time_weight: float = 1.0
     time_scale_days: float = 7.0
     #: A candidate whose dense cosine to a better-ranked one reaches this is a copy; None is off.
-    dedupe_threshold: float | None = 0.97
+    dedupe_threshold: float | None = None
     #: MMR trade-off: 0 is off; 0.3 gives 30% weight to being unlike the items above.
     diversity: float = 0.0
 
@@ -76,6 +76,9 @@ class Candidates:
     lexical: np.ndarray  # tf-idf cosine
     vectors: np.ndarray  # candidate vectors (for duplicates and diversity)
     published: np.ndarray  # epoch seconds, NaN when unknown
+    #: Per candidate: mean and std of its dense scores, then of its lexical
+    #: scores, over its own pool when it was the query (NaN when unknown).
+    stats: np.ndarray | None = None
 
 
 def rank(
@@ -103,8 +106,33 @@ def _fused(pool: Candidates, config: RankingConfig) -> np.ndarray:
         return pool.lexical.astype(np.float64)
     # Raw cosines of the two sides live on different scales that move from
     # query to query; standardising each over the query's own pool makes a
-    # point on one side worth the same as a point on the other.
-    return _standardise(pool.dense) + config.lexical_weight * _standardise(pool.lexical)
+    # point on one side worth the same as a point on the other. Standardising
+    # also from the candidate's side (against its own pool) discounts "hub"
+    # articles that are close to everything on a beat.
+    stats = pool.stats if pool.stats is not None else np.full((len(pool.ids), 4), np.nan)
+    dense = _symmetric_z(pool.dense, stats[:, 0], stats[:, 1])
+    lexical = _symmetric_z(pool.lexical, stats[:, 2], stats[:, 3])
+    return dense + config.lexical_weight * lexical
+
+
+def _symmetric_z(scores: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    query_side = _standardise(scores)
+    known = np.isfinite(mean) & np.isfinite(std) & (std > 1e-9)
+    doc_side = np.where(
+        known, (scores - np.nan_to_num(mean)) / np.where(known, std, 1.0), query_side
+    )
+    out: np.ndarray = 0.5 * (query_side + doc_side)
+    return out
+
+
+def pool_stats(pool: Candidates) -> np.ndarray:
+    """Mean and std of a query's dense and lexical scores over its pool (doc-side stats)."""
+    if not len(pool.ids):
+        return np.full(4, np.nan)
+    return np.array(
+        [pool.dense.mean(), pool.dense.std(), pool.lexical.mean(), pool.lexical.std()],
+        dtype=np.float64,
+    )
 
 
 def _standardise(values: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ from .ingest import article_from_mapping
 from .lexical import LexicalIndex
 from .ranking import RankingConfig, rank
 from .retrieval import QueryBatch, Retriever
-from .state import IndexState, write_snapshots
+from .state import IndexState, compute_pool_stats, write_snapshots
 from .stores import VectorStore
 from .stores.faiss import FaissStore
 from .types import Article, Match, Rejection, UpdateReport
@@ -135,15 +135,18 @@ class Recommender:
                     lexical.add(ids, [lexical_text(a.title, a.body) for a in batch])
                     bar.update(len(batch))
             store = store or FaissStore(encoder.dimension)
+            config = ranking or RankingConfig()
+            with _progress(progress, len(lexical), "normalising") as bar:
+                compute_pool_stats(
+                    store, lexical, catalog, lexical.ids, candidates=config.candidates, progress=bar
+                )
             seq = catalog.seq()
             write_snapshots(gen, store, lexical, seq)
             catalog.prune_changes(seq)
             count = catalog.count()
             catalog.close()
             _write_rejects(layout, rejected)
-            manifest = _new_manifest(
-                gen.name, encoder.model_id, store, embedder, count, ranking or RankingConfig()
-            )
+            manifest = _new_manifest(gen.name, encoder.model_id, store, embedder, count, config)
             layout.publish(manifest)
         rec = cls.open(path, encoder=encoder)
         rec.report = UpdateReport(
@@ -330,6 +333,8 @@ class Recommender:
         for pool, when in zip(pools, times, strict=True):
             if config.time_weight:
                 pool.published = state.published(pool.ids)
+            if config.method == "hybrid":
+                pool.stats = state.catalog.pool_stats(pool.ids)
             query_time = None if np.isnan(when) else float(when)
             hits = rank(pool, k, config, query_time=query_time)
             rows = state.catalog.rows([i for i, _ in hits])
@@ -408,7 +413,15 @@ class Recommender:
         # Caller holds the file lock; the write lock makes the catalog commit
         # and the in-memory change one step for readers in this process.
         with self._lock.write():
-            self._state.apply(upserts, removals)
+            state = self._state
+            state.apply(upserts, removals)
+            changed = [a.id for a, v in upserts if v is not None]
+            if changed:
+                ids = np.array(list(state.catalog.int_ids(changed).values()), dtype=np.int64)
+                candidates = self.ranking.candidates
+                compute_pool_stats(
+                    state.store, state.lexical, state.catalog, ids, candidates=candidates
+                )
             pending = self._state.pending_changes()
             if pending is None or pending >= _CHECKPOINT_CHANGES:
                 self._state.checkpoint()

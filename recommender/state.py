@@ -104,6 +104,32 @@ class IndexState:
         self.catalog.close()
 
 
+def compute_pool_stats(
+    store: VectorStore,
+    lexical: LexicalIndex,
+    catalog: Catalog,
+    ids: np.ndarray,
+    *,
+    candidates: int,
+    batch_size: int = 256,
+    progress: Any = None,
+) -> None:
+    """Run each article as a query and store its pool statistics (doc-side normalisation)."""
+    from .ranking import pool_stats
+    from .retrieval import QueryBatch, Retriever
+
+    retriever = Retriever(store, lexical)
+    for start in range(0, len(ids), batch_size):
+        chunk = np.asarray(ids[start : start + batch_size], dtype=np.int64)
+        batch = QueryBatch(store.get(chunk), lexical.stored_counts(chunk), [int(i) for i in chunk])
+        pools = retriever.pools(
+            batch, candidates=candidates, include=None, exclude=None, max_query_terms=None
+        )
+        catalog.set_pool_stats([int(i) for i in chunk], np.stack([pool_stats(p) for p in pools]))
+        if progress is not None:
+            progress.update(len(chunk))
+
+
 def write_snapshots(gen: Path, store: VectorStore, lexical: LexicalIndex, seq: int) -> None:
     """Write both snapshots for ``seq``; the vector file last, as it marks the pair complete."""
     _atomic(storage.lexical_path(gen, seq), lexical.save)

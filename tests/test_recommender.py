@@ -346,6 +346,7 @@ def test_info(built: Path, corpus: list[Article]) -> None:
 
 def test_dense_scores_are_cosines_of_unit_vectors(built: Path) -> None:
     with Recommender.open(built) as rec:
-        top = rec.related("port-0", k=1, ranking=RankingConfig(method="dense"))[0]
+        plain = RankingConfig(method="dense", time_weight=0.0)
+        top = rec.related("port-0", k=1, ranking=plain)[0]
     assert 0 < top.score <= 1.0 + 1e-5
     assert np.isfinite(top.score)
