@@ -31,6 +31,7 @@ from .types import Article, Match, Rejection, UpdateReport
 if TYPE_CHECKING:
     from .encoders import Encoder, SentenceTransformerEncoder
     from .ingest import FieldMap, read_records
+    from .ranking import RankingConfig
     from .recommender import Recommender
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "InvalidArgumentError",
     "Match",
     "ModelMismatchError",
+    "RankingConfig",
     "Recommender",
     "RecommenderError",
     "RejectedRecordsError",
@@ -61,6 +63,7 @@ _LAZY = {
     "Encoder": "recommender.encoders",
     "SentenceTransformerEncoder": "recommender.encoders",
     "FieldMap": "recommender.ingest",
+    "RankingConfig": "recommender.ranking",
     "read_records": "recommender.ingest",
 }
 

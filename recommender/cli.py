@@ -108,11 +108,27 @@ def _query_options(f: F) -> F:
         ),
         click.option("--language", multiple=True, help="Only this language (repeatable)."),
         click.option("--exclude", multiple=True, help="Never return this article id (repeatable)."),
+        click.option(
+            "--diversity",
+            type=click.FloatRange(0.0, 1.0, max_open=True),
+            help="MMR trade-off: 0 off, 0.3 favours items unlike those above them.",
+        ),
+        click.option(
+            "--dedupe-threshold",
+            type=click.FloatRange(0.0, 1.0),
+            help="Collapse results whose cosine to a better one reaches this (copies).",
+        ),
         click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table."),
     ]
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def _ranking(rec: Recommender, filters: dict[str, Any]) -> Any:
+    """Pop the ranking options out of the query options: None keeps the index's defaults."""
+    options = {name: filters.pop(name) for name in ("diversity", "dedupe_threshold")}
+    return rec.ranking.with_options(**options)
 
 
 def _model_check_option(f: F) -> F:
@@ -274,21 +290,25 @@ def related(
 
     if all_ == (article_id is not None):
         raise InvalidArgumentError("give an ARTICLE_ID or --all, not both or neither")
-    if all_:
-        used = [f"--{name}" for name, value in filters.items() if value]
-        if used:
-            raise InvalidArgumentError(f"--all computes unfiltered lists; drop {', '.join(used)}")
-        with Recommender.open(index) as rec:
-            _write_all(rec, k, output, progress=_progress_enabled(quiet))
-        return
-    if output is not None:
+    if output is not None and not all_:
         raise InvalidArgumentError("--output goes with --all")
     with Recommender.open(index) as rec:
-        matches = rec.related(article_id or "", k=k, **filters)
+        ranking = _ranking(rec, filters)
+        if all_:
+            used = [f"--{name.replace('_', '-')}" for name, value in filters.items() if value]
+            if used:
+                raise InvalidArgumentError(
+                    f"--all computes unfiltered lists; drop {', '.join(used)}"
+                )
+            _write_all(rec, k, output, ranking=ranking, progress=_progress_enabled(quiet))
+            return
+        matches = rec.related(article_id or "", k=k, ranking=ranking, **filters)
     _print_matches(matches, as_json)
 
 
-def _write_all(rec: Recommender, k: int, output: Path | None, *, progress: bool) -> None:
+def _write_all(
+    rec: Recommender, k: int, output: Path | None, *, ranking: Any, progress: bool
+) -> None:
     from .storage import write_lines_atomic
 
     lines = (
@@ -296,7 +316,7 @@ def _write_all(rec: Recommender, k: int, output: Path | None, *, progress: bool)
             {"id": aid, "related": [{"id": m.id, "score": m.score} for m in matches]},
             ensure_ascii=False,
         )
-        for aid, matches in rec.related_all(k=k, progress=progress)
+        for aid, matches in rec.related_all(k=k, ranking=ranking, progress=progress)
     )
     if output is None or str(output) == "-":
         for line in lines:
@@ -387,7 +407,8 @@ def similar(
 
     query = _similar_query(text=text, title=title, file=file, article_json=article_json)
     with Recommender.open(index, model=model) as rec:
-        matches = rec.similar(**query, k=k, **filters)
+        ranking = _ranking(rec, filters)
+        matches = rec.similar(**query, k=k, ranking=ranking, **filters)
     _print_matches(matches, as_json)
 
 

@@ -7,6 +7,7 @@ in the index as distractors but are never queries.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,7 @@ __all__ = [
     "eligible_queries",
     "evaluate_index",
     "evaluate_rankings",
+    "label_sets",
 ]
 
 #: Baselines ``--compare`` can add, scored on the same articles in the same run.
@@ -48,35 +50,57 @@ class EvaluationResult:
         return asdict(self)
 
 
-def eligible_queries(labels: Mapping[str, str | None]) -> list[str]:
-    """Ids whose label is shared by at least one other article."""
-    sizes = Counter(label for label in labels.values() if label is not None)
-    return [aid for aid, label in labels.items() if label is not None and sizes[label] >= 2]
+Labels = Mapping[str, frozenset[str]]
+
+
+def label_sets(values: Mapping[str, str | None]) -> dict[str, frozenset[str]]:
+    """Field values as label sets: a JSON list is several labels, a plain value one."""
+    out: dict[str, frozenset[str]] = {}
+    for aid, value in values.items():
+        if value is None:
+            out[aid] = frozenset()
+        elif value.startswith("["):
+            try:
+                out[aid] = frozenset(map(str, json.loads(value)))
+            except ValueError:
+                out[aid] = frozenset([value])
+        else:
+            out[aid] = frozenset([value])
+    return out
+
+
+def eligible_queries(labels: Labels) -> list[str]:
+    """Ids that share a label with at least one other article."""
+    sizes = Counter(label for members in labels.values() for label in members)
+    return [aid for aid, mine in labels.items() if any(sizes[label] >= 2 for label in mine)]
 
 
 def evaluate_rankings(
     method: str,
     rankings: Mapping[str, Sequence[str]],
-    labels: Mapping[str, str | None],
+    labels: Labels,
     *,
     groups: Mapping[str, str | None] | None = None,
     k: int = 10,
 ) -> EvaluationResult:
-    """Score ``rankings`` (query id -> ranked result ids) against ``labels``."""
-    sizes = Counter(label for label in labels.values() if label is not None)
+    """Score ``rankings`` (query id -> ranked result ids): relevant = shares a label."""
+    members: dict[str, set[str]] = {}
+    for aid, mine in labels.items():
+        for label in mine:
+            members.setdefault(label, set()).add(aid)
     totals: dict[str, float] = dict.fromkeys(("p1", "p5", "map", "ndcg", "hard"), 0.0)
     queries = [q for q in eligible_queries(labels) if q in rankings]
     for query in queries:
-        label = labels[query]
+        mine = labels[query]
         ranked = [r for r in rankings[query] if r != query]
-        hits = [labels.get(r) == label for r in ranked]
-        relevant = sizes[label] - 1  # type: ignore[index]
+        hits = [bool(mine & labels.get(r, frozenset())) for r in ranked]
+        relevant = len(set().union(*(members[label] for label in mine))) - 1
         totals["p1"] += float(bool(hits[:1] and hits[0]))
         totals["p5"] += sum(hits[:5]) / 5
         totals["map"] += average_precision(hits[:10], relevant)
         totals["ndcg"] += ndcg(hits[:10], relevant)
         if groups is not None:
-            totals["hard"] += _hard_negative_share(query, ranked[:5], labels, groups)
+            totals["hard"] += _hard_negative_share(query, ranked[:5], hits[:5], groups)
     n = max(len(queries), 1)
     return EvaluationResult(
         method=method,
@@ -112,13 +136,13 @@ def ndcg(hits: Sequence[bool], relevant: int) -> float:
 def _hard_negative_share(
     query: str,
     top: Sequence[str],
-    labels: Mapping[str, str | None],
+    hits: Sequence[bool],
     groups: Mapping[str, str | None],
 ) -> float:
     group = groups.get(query)
     if not top or group is None:
         return 0.0
-    hard = sum(groups.get(r) == group and labels.get(r) != labels[query] for r in top)
+    hard = sum(groups.get(r) == group and not hit for r, hit in zip(top, hits, strict=True))
     return hard / len(top)
 
 
@@ -145,7 +169,7 @@ def evaluate_index(
         raise InvalidArgumentError(
             f"unknown baseline {unknown[0]!r}; expected one of {list(BASELINES)}"
         )
-    labels = rec.field_values(label_field)
+    labels = label_sets(rec.field_values(label_field))
     queries = eligible_queries(labels)
     if not queries:
         raise InvalidArgumentError(

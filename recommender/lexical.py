@@ -36,10 +36,10 @@ N_FEATURES = 2**20
 ENTITY_BOOST = 1.5
 #: Keeps 6.1, 1,200 and 10:30 whole; otherwise words of two or more characters.
 _TOKEN_PATTERN = r"(?u)\b\d+(?:[.,:]\d+)+\b|\b\w\w+\b"
-_WORD = re.compile(r"(?u)\b\w\w+\b")
+_TOKEN = re.compile(_TOKEN_PATTERN)
 
 
-def _vectorizer(analyzer: Any = None) -> Any:
+def _vectorizer(analyzer: Any = None, *, bigrams: bool = True) -> Any:
     from sklearn.feature_extraction.text import HashingVectorizer
 
     if analyzer is not None:
@@ -51,16 +51,17 @@ def _vectorizer(analyzer: Any = None) -> Any:
         alternate_sign=False,
         norm=None,
         stop_words="english",
-        ngram_range=(1, 2),
-        token_pattern=_TOKEN_PATTERN,
+        ngram_range=(1, 2) if bigrams else (1, 1),
+        token_pattern=_TOKEN_PATTERN if bigrams else r"(?u)\b\w\w+\b",
         dtype=np.float32,
     )
 
 
 def entity_words(text: str) -> set[str]:
     """Lower-cased words of ``text`` that look like names, places or numbers."""
-    capitalised, lower = set(), set()
-    for word in _WORD.findall(text):
+    capitalised: set[str] = set()
+    lower: set[str] = set()
+    for word in _TOKEN.findall(text):
         folded = word.lower()
         if any(ch.isdigit() for ch in word):
             capitalised.add(folded)
@@ -70,10 +71,18 @@ def entity_words(text: str) -> set[str]:
 
 
 class LexicalIndex:
-    """Term counts of every article, keyed by the catalog's int64 ids."""
+    """Term weights of every article, keyed by the catalog's int64 ids.
 
-    def __init__(self) -> None:
-        self._vectorizer = _vectorizer()
+    The keyword options exist to measure each choice (scripts/ablation.py); an
+    index on disk is always built and read with the defaults.
+    """
+
+    def __init__(
+        self, *, bigrams: bool = True, entity_boost: float = ENTITY_BOOST, min_df: int = 2
+    ) -> None:
+        self.entity_boost = entity_boost
+        self.min_df = min_df
+        self._vectorizer = _vectorizer(bigrams=bigrams)
         self._analyzer = self._vectorizer.build_analyzer()
         self._marker = _vectorizer(analyzer=_identity)
         self._ids = np.zeros(0, dtype=np.int64)
@@ -94,12 +103,12 @@ class LexicalIndex:
         counts.data = 1.0 + np.log(counts.data)
         entity_terms = [self._entity_terms(text) for text in texts]
         marks = sp.csr_matrix(self._marker.transform(entity_terms), dtype=np.float32)
-        marks.data[:] = ENTITY_BOOST - 1.0
+        marks.data[:] = self.entity_boost - 1.0
         boosted = counts.multiply(marks)
         return sp.csr_matrix(counts + boosted, dtype=np.float32)
 
     def _entity_terms(self, text: str) -> list[str]:
-        entities = entity_words(text)
+        entities = entity_words(text) if self.entity_boost != 1.0 else set()
         if not entities:
             return []
         return [t for t in self._analyzer(text) if any(w in entities for w in t.split())]
@@ -135,7 +144,7 @@ class LexicalIndex:
         """Smoothed IDF; zero for terms found in fewer than two indexed articles."""
         n = len(self._ids)
         out: np.ndarray = (np.log((1.0 + n) / (1.0 + self._df)) + 1.0).astype(np.float32)
-        out[self._df < 2] = 0.0
+        out[self._df < self.min_df] = 0.0
         return out
 
     def weigh(self, counts: sp.csr_matrix, *, max_terms: int | None = None) -> sp.csr_matrix:

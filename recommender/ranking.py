@@ -16,9 +16,11 @@ import numpy as np
 
 from .errors import InvalidArgumentError
 
-__all__ = ["METHODS", "Candidates", "RankingConfig", "pool_stats", "rank"]
+__all__ = ["FUSIONS", "METHODS", "Candidates", "RankingConfig", "pool_stats", "rank"]
 
 METHODS = ("hybrid", "dense", "lexical")
+#: How the hybrid method combines the two sides (docs/relevance.md compares them).
+FUSIONS = ("symmetric-z", "query-z", "rrf", "sum")
 _DAY = 86_400.0
 
 
@@ -29,7 +31,11 @@ class RankingConfig:
     #: ``hybrid`` fuses dense and lexical; ``dense`` and ``lexical`` use one side only.
     method: str = "hybrid"
     #: Candidates taken from each side before fusion.
-    candidates: int = 100
+    candidates: int = 200
+    #: ``symmetric-z`` standardises each side over the query's and the candidate's own
+    #: pools; ``query-z`` over the query's only; ``rrf`` is reciprocal rank fusion (k=60);
+    #: ``sum`` adds raw cosines (the naive baseline).
+    fusion: str = "symmetric-z"
     #: Weight of the lexical side's normalised score against the dense side's (1.0).
     lexical_weight: float = 1.0
     #: Lexical query keeps only its heaviest terms (Lucene MoreLikeThis); None keeps all.
@@ -41,16 +47,29 @@ class RankingConfig:
     dedupe_threshold: float | None = None
     #: MMR trade-off: 0 is off; 0.3 gives 30% weight to being unlike the items above.
     diversity: float = 0.0
+    #: Neighbour feedback (Rocchio): re-query with the dense query moved towards the
+    #: mean of its top ``feedback_docs`` results, by ``feedback_weight``; 0 is off.
+    feedback_docs: int = 0
+    feedback_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise InvalidArgumentError(
                 f"unknown ranking method {self.method!r}; expected one of {list(METHODS)}"
             )
+        if self.fusion not in FUSIONS:
+            raise InvalidArgumentError(
+                f"unknown fusion {self.fusion!r}; expected one of {list(FUSIONS)}"
+            )
         if self.candidates < 1:
             raise InvalidArgumentError(f"candidates must be >= 1, got {self.candidates}")
         if not 0.0 <= self.diversity < 1.0:
             raise InvalidArgumentError(f"diversity must be in [0, 1), got {self.diversity}")
+        if self.feedback_docs < 0 or self.feedback_weight < 0:
+            raise InvalidArgumentError(
+                f"feedback_docs and feedback_weight must be >= 0, got "
+                f"{self.feedback_docs} and {self.feedback_weight}"
+            )
         if self.time_scale_days <= 0:
             raise InvalidArgumentError(f"time_scale_days must be > 0, got {self.time_scale_days}")
 
@@ -109,10 +128,24 @@ def _fused(pool: Candidates, config: RankingConfig) -> np.ndarray:
     # point on one side worth the same as a point on the other. Standardising
     # also from the candidate's side (against its own pool) discounts "hub"
     # articles that are close to everything on a beat.
+    weight = config.lexical_weight
+    if config.fusion == "sum":
+        return pool.dense.astype(np.float64) + weight * pool.lexical.astype(np.float64)
+    if config.fusion == "rrf":
+        return _rrf(pool.dense) + weight * _rrf(pool.lexical)
+    if config.fusion == "query-z":
+        return _standardise(pool.dense) + weight * _standardise(pool.lexical)
     stats = pool.stats if pool.stats is not None else np.full((len(pool.ids), 4), np.nan)
     dense = _symmetric_z(pool.dense, stats[:, 0], stats[:, 1])
     lexical = _symmetric_z(pool.lexical, stats[:, 2], stats[:, 3])
-    return dense + config.lexical_weight * lexical
+    return dense + weight * lexical
+
+
+def _rrf(scores: np.ndarray, k: int = 60) -> np.ndarray:
+    ranks = np.empty(len(scores), dtype=np.float64)
+    ranks[np.argsort(-scores, kind="stable")] = np.arange(1, len(scores) + 1)
+    out: np.ndarray = 1.0 / (k + ranks)
+    return out
 
 
 def _symmetric_z(scores: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -174,6 +207,8 @@ def _mmr(
             redundancy = sims.max(axis=1)
         else:
             redundancy = np.zeros(len(remaining))
+        # Relevance is in standard deviations (about -3..3) and redundancy a
+        # cosine (about 0..1): scale the latter to the same span.
         gains = (1 - diversity) * relevance[remaining] - diversity * 3.0 * redundancy
         best = remaining[int(np.argmax(gains))]
         chosen.append(best)

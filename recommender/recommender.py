@@ -321,11 +321,32 @@ class Recommender:
             else None
         )
         excluded = list(state.catalog.int_ids(filters.exclude).values())
+        exclude = np.array(excluded, dtype=np.int64) if excluded else None
+        ranked = self._rank_pools(batch, k, config, times, include, exclude)
+        if config.feedback_docs:
+            batch = _with_feedback(batch, ranked, state.store, config)
+            ranked = self._rank_pools(batch, k, config, times, include, exclude)
+        out = []
+        for hits in ranked:
+            rows = state.catalog.rows([i for i, _ in hits])
+            out.append([_match(rows[i], score) for i, score in hits if i in rows])
+        return out
+
+    def _rank_pools(
+        self,
+        batch: QueryBatch,
+        k: int,
+        config: RankingConfig,
+        times: np.ndarray,
+        include: np.ndarray | None,
+        exclude: np.ndarray | None,
+    ) -> list[list[tuple[int, float]]]:
+        state = self._state
         pools = Retriever(state.store, state.lexical).pools(
             batch,
             candidates=max(config.candidates, k),
             include=include,
-            exclude=np.array(excluded, dtype=np.int64) if excluded else None,
+            exclude=exclude,
             max_query_terms=config.max_query_terms,
             use_lexical=config.method != "dense",
         )
@@ -334,11 +355,9 @@ class Recommender:
             if config.time_weight:
                 pool.published = state.published(pool.ids)
             if config.method == "hybrid":
-                pool.stats = state.catalog.pool_stats(pool.ids)
+                pool.stats = state.catalog.pool_stats([int(i) for i in pool.ids])
             query_time = None if np.isnan(when) else float(when)
-            hits = rank(pool, k, config, query_time=query_time)
-            rows = state.catalog.rows([i for i, _ in hits])
-            out.append([_match(rows[i], score) for i, score in hits if i in rows])
+            out.append(rank(pool, k, config, query_time=query_time))
         return out
 
     # -- updates -------------------------------------------------------------------
@@ -510,6 +529,22 @@ class Recommender:
 
 
 # -- helpers ---------------------------------------------------------------------------
+
+
+def _with_feedback(
+    batch: QueryBatch,
+    ranked: list[list[tuple[int, float]]],
+    store: VectorStore,
+    config: RankingConfig,
+) -> QueryBatch:
+    """Rocchio on the dense side: move each query towards its top neighbours."""
+    vectors = batch.vectors.copy()
+    for row, hits in enumerate(ranked):
+        top = np.array([i for i, _ in hits[: config.feedback_docs]], dtype=np.int64)
+        if len(top):
+            vectors[row] += config.feedback_weight * store.get(top).mean(axis=0)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return QueryBatch(vectors, batch.counts, batch.skip)
 
 
 def _match(row: CatalogRow, score: float) -> Match:

@@ -286,3 +286,52 @@ def test_model_mismatch_in_cli(index: Path, runner: CliRunner) -> None:
     )
     assert result.exit_code == 4
     assert "built with model 'hashing:256'" in result.output
+
+
+def test_related_all_jsonl(index: Path, tmp_path: Path, runner: CliRunner) -> None:
+    out = tmp_path / "lists" / "related.jsonl"
+    result = runner.invoke(
+        main, ["related", "--all", "--index", str(index), "-k", "3", "-o", str(out), "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == 6
+    for line in lines:
+        assert set(line) == {"id", "related"}
+        assert len(line["related"]) == 3 and all(set(r) == {"id", "score"} for r in line["related"])
+        assert line["id"] not in [r["id"] for r in line["related"]]
+        scores = [r["score"] for r in line["related"]]
+        assert scores == sorted(scores, reverse=True)
+    single = json.loads(
+        runner.invoke(
+            main, ["related", "port-0", "--index", str(index), "-k", "3", "--json"]
+        ).output
+    )
+    first = next(line for line in lines if line["id"] == "port-0")
+    assert [r["id"] for r in first["related"]] == [d["id"] for d in single]
+    stdout = runner.invoke(main, ["related", "--all", "--index", str(index), "-k", "1"])
+    assert len(stdout.output.splitlines()) == 6
+
+
+def test_related_all_argument_errors(index: Path, runner: CliRunner) -> None:
+    both = runner.invoke(main, ["related", "port-0", "--all", "--index", str(index)])
+    assert both.exit_code == 2 and "not both" in both.output
+    filtered = runner.invoke(
+        main, ["related", "--all", "--index", str(index), "--section", "world"]
+    )
+    assert filtered.exit_code == 2 and "--section" in filtered.output
+    stray = runner.invoke(main, ["related", "port-0", "--index", str(index), "-o", "x.jsonl"])
+    assert stray.exit_code == 2 and "--output" in stray.output
+
+
+def test_ranking_options(index: Path, runner: CliRunner) -> None:
+    args = ["related", "port-0", "--index", str(index), "--json", "-k", "2"]
+    plain = [d["id"] for d in json.loads(runner.invoke(main, args).output)]
+    diverse = runner.invoke(main, [*args, "--diversity", "0.9"])
+    assert diverse.exit_code == 0
+    # The other port articles are near copies: strong diversity swaps the second for another story.
+    assert plain == ["port-1", "port-2"] or plain == ["port-2", "port-1"]
+    second = [d["id"] for d in json.loads(diverse.output)][1]
+    assert not second.startswith("port-")
+    bad = runner.invoke(main, [*args, "--diversity", "1.5"])
+    assert bad.exit_code == 2 and "1.5" in bad.output

@@ -26,6 +26,7 @@ def test_public_api_is_locked() -> None:
         "InvalidArgumentError",
         "Match",
         "ModelMismatchError",
+        "RankingConfig",
         "Recommender",
         "RecommenderError",
         "RejectedRecordsError",

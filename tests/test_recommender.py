@@ -350,3 +350,55 @@ def test_dense_scores_are_cosines_of_unit_vectors(built: Path) -> None:
         top = rec.related("port-0", k=1, ranking=plain)[0]
     assert 0 < top.score <= 1.0 + 1e-5
     assert np.isfinite(top.score)
+
+
+def test_related_all_matches_related_for_every_article(built: Path, corpus: list[Article]) -> None:
+    with Recommender.open(built) as rec:
+        everything = dict(rec.related_all(k=4, batch_size=5))
+        assert set(everything) == {a.id for a in corpus}
+        for article_id, matches in everything.items():
+            assert matches == rec.related(article_id, k=4)
+        subset = dict(rec.related_all(k=2, ids=["quake-1"]))
+        assert list(subset) == ["quake-1"]
+        with pytest.raises(ArticleNotFoundError, match="ghost"):
+            list(rec.related_all(ids=["ghost"]))
+
+
+def test_pool_statistics_are_stored_for_new_articles(built: Path) -> None:
+    from recommender.catalog import Catalog
+    from recommender.storage import IndexLayout
+
+    with Recommender.open(built, encoder=HashingEncoder(256)) as rec:
+        rec.upsert([article("fresh", "valdora port dockworkers strike cranes harbor")])
+    layout = IndexLayout(built)
+    catalog = Catalog(layout.generation_dir(layout.read_manifest()) / "catalog.sqlite3")
+    try:
+        stats = catalog.pool_stats(list(catalog.int_ids(["fresh", "port-0"]).values()))
+    finally:
+        catalog.close()
+    assert np.isfinite(stats).all() and (stats[:, 1] > 0).all()
+
+
+def test_manifest_records_the_ranking(built: Path) -> None:
+    manifest = json.loads((built / "manifest.json").read_text())
+    assert RankingConfig.from_dict(manifest["ranking"]) == RankingConfig()
+    custom = RankingConfig(diversity=0.2, time_weight=0.5)
+    Recommender.build(
+        [article("a", "x y"), article("b", "x z")],
+        built,
+        encoder=HashingEncoder(256),
+        ranking=custom,
+    ).close()
+    with Recommender.open(built) as rec:
+        assert rec.ranking == custom
+
+
+def test_neighbour_feedback_moves_the_query_towards_its_story(built: Path) -> None:
+    plain = RankingConfig(time_weight=0.0)
+    feedback = RankingConfig(time_weight=0.0, feedback_docs=2, feedback_weight=1.0)
+    with Recommender.open(built) as rec:
+        before = rec.related("quake-0", k=3, ranking=plain)
+        after = rec.related("quake-0", k=3, ranking=feedback)
+    assert {m.id for m in after} == {"quake-1", "quake-2", "quake-3"}
+    assert {m.id for m in before} == {m.id for m in after}
+    assert [m.score for m in before] != [m.score for m in after]  # the second pass ran

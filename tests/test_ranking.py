@@ -1,0 +1,148 @@
+"""Fusion, time prior, copies and diversity on hand-made candidate pools."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recommender import InvalidArgumentError
+from recommender.ranking import Candidates, RankingConfig, pool_stats, rank
+
+DAY = 86_400.0
+
+
+def pool(dense: list[float], lexical: list[float], **extra: object) -> Candidates:
+    n = len(dense)
+    vectors = np.eye(max(n, 2), dtype=np.float32)[:n]
+    base = Candidates(
+        ids=np.arange(100, 100 + n, dtype=np.int64),
+        dense=np.array(dense, dtype=np.float32),
+        lexical=np.array(lexical, dtype=np.float32),
+        vectors=vectors,
+        published=np.full(n, np.nan),
+    )
+    for key, value in extra.items():
+        setattr(base, key, value)
+    return base
+
+
+PLAIN = RankingConfig(time_weight=0.0)
+
+
+def ids(ranked: list[tuple[int, float]]) -> list[int]:
+    return [i for i, _ in ranked]
+
+
+def test_methods_use_one_side_or_both() -> None:
+    candidates = pool([0.9, 0.5, 0.1], [0.0, 0.2, 0.9])
+    assert ids(
+        rank(candidates, 3, RankingConfig(method="dense", time_weight=0), query_time=None)
+    ) == [100, 101, 102]
+    assert ids(
+        rank(candidates, 3, RankingConfig(method="lexical", time_weight=0), query_time=None)
+    ) == [102, 101, 100]
+    # Hybrid: the middle candidate is decent on both sides and wins.
+    balanced = pool([0.9, 0.8, 0.1, 0.1], [0.0, 0.8, 0.9, 0.0])
+    assert ids(rank(balanced, 1, PLAIN, query_time=None)) == [101]
+
+
+def test_fusion_is_scale_free_per_side() -> None:
+    """Multiplying one side's raw scores by a constant changes nothing (per-query z-scores)."""
+    candidates = pool([0.9, 0.7, 0.4, 0.2], [0.1, 0.5, 0.3, 0.2])
+    scaled = pool([0.9, 0.7, 0.4, 0.2], [1.0, 5.0, 3.0, 2.0])
+    assert ids(rank(candidates, 4, PLAIN, query_time=None)) == ids(
+        rank(scaled, 4, PLAIN, query_time=None)
+    )
+
+
+def test_doc_side_statistics_discount_hubs() -> None:
+    # Candidate 0 scores high for every query (a hub): its own pool statistics say so.
+    scores = pool([0.80, 0.78, 0.2, 0.1], [0.50, 0.48, 0.1, 0.0])
+    without = ids(rank(scores, 2, PLAIN, query_time=None))
+    hub_stats = np.array(
+        [[0.79, 0.01, 0.49, 0.01], [0.3, 0.2, 0.2, 0.15], [np.nan] * 4, [np.nan] * 4]
+    )
+    scores.stats = hub_stats
+    with_stats = ids(rank(scores, 2, PLAIN, query_time=None))
+    assert without == [100, 101]
+    assert with_stats == [101, 100]
+
+
+def test_unknown_doc_statistics_fall_back_to_query_side() -> None:
+    candidates = pool([0.9, 0.5, 0.1], [0.3, 0.6, 0.1])
+    plain = rank(candidates, 3, PLAIN, query_time=None)
+    candidates.stats = np.full((3, 4), np.nan)
+    assert rank(candidates, 3, PLAIN, query_time=None) == plain
+
+
+def test_time_prior_breaks_ties_by_closeness_and_ignores_undated() -> None:
+    now = 1_700_000_000.0
+    candidates = pool(
+        [0.5, 0.5, 0.5],
+        [0.5, 0.5, 0.5],
+        published=np.array([now - 30 * DAY, now - 1 * DAY, np.nan]),
+    )
+    config = RankingConfig(time_weight=1.0, time_scale_days=7.0)
+    ranked = rank(candidates, 3, config, query_time=now)
+    assert ids(ranked) == [101, 100, 102]
+    assert ranked[0][1] == pytest.approx(np.exp(-1 / 7), abs=1e-6)
+    assert ranked[2][1] == pytest.approx(0.0, abs=1e-9)  # undated: no bonus, no penalty
+    # Without a query date the prior is off.
+    assert [s for _, s in rank(candidates, 3, config, query_time=None)] == [0.0, 0.0, 0.0]
+
+
+def test_copies_collapse_above_the_threshold() -> None:
+    candidates = pool([0.9, 0.89, 0.5], [0.9, 0.89, 0.5])
+    candidates.vectors = np.array([[1, 0], [0.999, 0.0447], [0, 1]], dtype=np.float32)
+    assert ids(rank(candidates, 3, PLAIN, query_time=None)) == [100, 101, 102]
+    collapsed = RankingConfig(time_weight=0, dedupe_threshold=0.97)
+    assert ids(rank(candidates, 3, collapsed, query_time=None)) == [100, 102]
+
+
+def test_diversity_promotes_a_different_item() -> None:
+    candidates = pool([0.9, 0.88, 0.7], [0.9, 0.88, 0.7])
+    candidates.vectors = np.array([[1, 0], [0.95, 0.31], [0, 1]], dtype=np.float32)
+    assert ids(rank(candidates, 2, PLAIN, query_time=None)) == [100, 101]
+    diverse = RankingConfig(time_weight=0, diversity=0.5)
+    assert ids(rank(candidates, 2, diverse, query_time=None)) == [100, 102]
+
+
+def test_pool_stats() -> None:
+    stats = pool_stats(pool([0.2, 0.4], [0.0, 1.0]))
+    assert stats == pytest.approx([0.3, 0.1, 0.5, 0.5])
+
+
+@pytest.mark.parametrize(
+    ("options", "word"),
+    [
+        ({"method": "bm42"}, "bm42"),
+        ({"candidates": 0}, "candidates"),
+        ({"diversity": 1.0}, "diversity"),
+        ({"time_scale_days": 0}, "time_scale_days"),
+    ],
+)
+def test_bad_config_names_the_value(options: dict[str, object], word: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=word):
+        RankingConfig(**options)  # type: ignore[arg-type]
+
+
+def test_config_round_trips_and_ignores_unknown_keys() -> None:
+    config = RankingConfig(diversity=0.2)
+    assert RankingConfig.from_dict({**config.to_dict(), "future_knob": 3}) == config
+    assert config.with_options(diversity=None, dedupe_threshold=0.9).dedupe_threshold == 0.9
+
+
+@pytest.mark.parametrize("fusion", ["symmetric-z", "query-z", "rrf", "sum"])
+def test_every_fusion_prefers_the_candidate_strong_on_both_sides(fusion: str) -> None:
+    candidates = pool([0.9, 0.85, 0.1, 0.2], [0.0, 0.8, 0.9, 0.1])
+    config = RankingConfig(time_weight=0.0, fusion=fusion)
+    assert ids(rank(candidates, 1, config, query_time=None)) == [101]
+
+
+def test_rrf_uses_ranks_not_scores() -> None:
+    a = pool([0.9, 0.5, 0.1], [0.3, 0.2, 0.1])
+    b = pool([0.99, 0.98, 0.01], [0.9, 0.5, 0.4])
+    config = RankingConfig(time_weight=0.0, fusion="rrf")
+    assert [s for _, s in rank(a, 3, config, query_time=None)] == [
+        s for _, s in rank(b, 3, config, query_time=None)
+    ]
