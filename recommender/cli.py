@@ -461,6 +461,12 @@ def info(index: Path, as_json: bool) -> None:
     click.echo(f"model:      {data['model']['id']} ({data['model']['dimension']}-d, normalised)")
     click.echo(f"store:      {data['store']} ({data['metric']})")
     click.echo(f"embedding:  {data['embedding']['strategy']}")
+    ranking = data.get("ranking", {})
+    click.echo(
+        f"ranking:    {ranking.get('method')} ({ranking.get('fusion')}), "
+        f"{ranking.get('candidates')} candidates per side, "
+        f"time prior {ranking.get('time_weight')} x exp(-days/{ranking.get('time_scale_days')})"
+    )
     click.echo(f"format:     {data['format_version']}")
     click.echo(f"created:    {data['created_at']}")
     click.echo(f"updated:    {data['updated_at']}")

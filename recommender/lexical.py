@@ -82,9 +82,10 @@ class LexicalIndex:
     ) -> None:
         self.entity_boost = entity_boost
         self.min_df = min_df
-        self._vectorizer = _vectorizer(bigrams=bigrams)
-        self._analyzer = self._vectorizer.build_analyzer()
-        self._marker = _vectorizer(analyzer=_identity)
+        self._bigrams = bigrams
+        # scikit-learn is imported on first use: a query by id reads stored
+        # weights and never tokenises, so it should not pay for the import.
+        self._vectorizers: tuple[Any, Any, Any] | None = None
         self._ids = np.zeros(0, dtype=np.int64)
         self._counts = sp.csr_matrix((0, N_FEATURES), dtype=np.float32)
         self._df = np.zeros(N_FEATURES, dtype=np.int32)
@@ -99,10 +100,11 @@ class LexicalIndex:
     def counts(self, texts: Sequence[str]) -> sp.csr_matrix:
         """Per-article term weights before IDF: (1 + ln tf), x1.5 for entity-ish terms."""
         texts = list(texts)
-        counts = sp.csr_matrix(self._vectorizer.transform(texts), dtype=np.float32)
+        vectorizer, _, marker = self._tools()
+        counts = sp.csr_matrix(vectorizer.transform(texts), dtype=np.float32)
         counts.data = 1.0 + np.log(counts.data)
         entity_terms = [self._entity_terms(text) for text in texts]
-        marks = sp.csr_matrix(self._marker.transform(entity_terms), dtype=np.float32)
+        marks = sp.csr_matrix(marker.transform(entity_terms), dtype=np.float32)
         marks.data[:] = self.entity_boost - 1.0
         boosted = counts.multiply(marks)
         return sp.csr_matrix(counts + boosted, dtype=np.float32)
@@ -111,7 +113,15 @@ class LexicalIndex:
         entities = entity_words(text) if self.entity_boost != 1.0 else set()
         if not entities:
             return []
-        return [t for t in self._analyzer(text) if any(w in entities for w in t.split())]
+        analyzer = self._tools()[1]
+        return [t for t in analyzer(text) if any(w in entities for w in t.split())]
+
+    def _tools(self) -> tuple[Any, Any, Any]:
+        if self._vectorizers is None:
+            vectorizer = _vectorizer(bigrams=self._bigrams)
+            marker = _vectorizer(analyzer=_identity)
+            self._vectorizers = (vectorizer, vectorizer.build_analyzer(), marker)
+        return self._vectorizers
 
     def add(self, ids: np.ndarray, texts: Sequence[str]) -> None:
         if len(ids):

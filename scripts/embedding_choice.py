@@ -4,7 +4,7 @@ Reproduces the table in docs/relevance.md:
 
     .venv/bin/python scripts/embedding_choice.py
 
-For each corpus in ../shared/data (skipped when absent) and each setting of
+For each corpus in ../shared/data (or $RECOMMENDER_DATA; skipped when absent) and each setting of
 ArticleEmbedder, every article queries all others by cosine; an article's
 relevant set is the rest of its story (ecbplus event_cluster, basil triplet_id).
 Prints MAP@10 (average precision at 10, normalised by min(R, 10)), P@1 and the
@@ -14,6 +14,7 @@ encoding time as a ratio to the plain cut (first row) measured in the same run.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from recommender.encoders import ArticleEmbedder, SentenceTransformerEncoder  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("RECOMMENDER_DATA", ROOT.parent / "shared" / "data"))
 CORPORA = {
     "ecbplus": (DATA / "ecbplus" / "ecbplus_docs.jsonl", "event_cluster"),
     "basil": (DATA / "basil" / "basil_articles.jsonl", "triplet_id"),

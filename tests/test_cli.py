@@ -267,7 +267,7 @@ def test_related_never_imports_the_model(index: Path) -> None:
     code = (
         "import sys; from recommender.cli import main\n"
         f"try: main(['related', 'port-0', '--index', {str(index)!r}])\nexcept SystemExit: pass\n"
-        "print([m for m in ('torch', 'sentence_transformers') if m in sys.modules])"
+        "print([m for m in ('torch', 'sentence_transformers', 'sklearn') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().endswith("[]")
