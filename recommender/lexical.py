@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import os
 import re
+import struct
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -73,6 +75,13 @@ def entity_words(text: str) -> set[str]:
 class LexicalIndex:
     """Term weights of every article, keyed by the catalog's int64 ids.
 
+    Rows live in two segments: ``base``, the counts read from a snapshot (a
+    read-only memory map shared by every process serving the index), and
+    ``delta``, rows added since (private, small). Removing a base row only marks
+    it dead; a checkpoint writes both segments out as the next base. Scores are
+    computed from the counts directly (query x idf against raw counts, divided
+    by each row's tf-idf norm), so no weighted copy of the matrix is ever held.
+
     The keyword options exist to measure each choice (scripts/ablation.py); an
     index on disk is always built and read with the defaults.
     """
@@ -86,14 +95,29 @@ class LexicalIndex:
         # scikit-learn is imported on first use: a query by id reads stored
         # weights and never tokenises, so it should not pay for the import.
         self._vectorizers: tuple[Any, Any, Any] | None = None
+        self._base = _empty_counts()
+        self._delta = _empty_counts()
+        #: The id at each row position, base rows first; -1 marks a dead base row.
         self._ids = np.zeros(0, dtype=np.int64)
-        self._counts = sp.csr_matrix((0, N_FEATURES), dtype=np.float32)
+        self._live = 0
         self._df = np.zeros(N_FEATURES, dtype=np.int32)
-        self._docs: sp.csr_matrix | None = None  # normalised tf-idf rows, built lazily
+        self._idf: np.ndarray | None = None  # built lazily, dropped on every change
+        self._inv_norms: np.ndarray | None = None  # per position, built lazily
         self._row_of: dict[int, int] | None = None
 
     def __len__(self) -> int:
+        """Articles indexed."""
+        return self._live
+
+    @property
+    def width(self) -> int:
+        """Row positions, dead base rows included: the width of :meth:`scores`."""
         return len(self._ids)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The id at each row position (-1 where a removed article was)."""
+        return self._ids
 
     # -- building ----------------------------------------------------------------------
 
@@ -128,82 +152,120 @@ class LexicalIndex:
             self.add_counts(np.asarray(ids, dtype=np.int64), self.counts(texts))
 
     def add_counts(self, ids: np.ndarray, counts: sp.csr_matrix) -> None:
+        ids = np.asarray(ids, dtype=np.int64)
+        self._delta = sp.vstack([self._delta, counts], format="csr", dtype=np.float32)
         self._ids = np.concatenate([self._ids, ids])
-        self._counts = sp.vstack([self._counts, counts], format="csr")
-        self._df += np.diff(counts.tocsc().indptr).astype(np.int32)
+        self._live += len(ids)
+        self._df += _document_counts(counts)
         self._invalidate()
 
     def remove(self, ids: np.ndarray) -> int:
-        gone = np.isin(self._ids, np.asarray(ids, dtype=np.int64))
-        if not gone.any():
+        rows = self.rows(np.unique(np.asarray(ids, dtype=np.int64)))
+        rows = rows[rows >= 0]
+        if not len(rows):
             return 0
-        removed = self._counts[gone]
-        self._df -= np.diff(removed.tocsc().indptr).astype(np.int32)
-        keep = ~gone
-        self._ids, self._counts = self._ids[keep], self._counts[keep]
+        n_base = self._base.shape[0]
+        dead, gone = rows[rows < n_base], rows[rows >= n_base] - n_base
+        self._df -= _document_counts(self._base[dead]) + _document_counts(self._delta[gone])
+        ids = self._ids.copy()
+        ids[dead] = -1
+        keep = np.ones(self._delta.shape[0], dtype=bool)
+        keep[gone] = False
+        self._delta = sp.csr_matrix(self._delta[keep])
+        self._ids = np.concatenate([ids[:n_base], ids[n_base:][keep]])
+        self._live -= len(rows)
         self._invalidate()
-        return int(gone.sum())
+        return len(rows)
 
     def _invalidate(self) -> None:
-        self._docs = None
+        self._idf = None
+        self._inv_norms = None
         self._row_of = None
 
     # -- scoring -----------------------------------------------------------------------
 
     def idf(self) -> np.ndarray:
         """Smoothed IDF; zero for terms found in fewer than two indexed articles."""
-        n = len(self._ids)
-        out: np.ndarray = (np.log((1.0 + n) / (1.0 + self._df)) + 1.0).astype(np.float32)
-        out[self._df < self.min_df] = 0.0
-        return out
+        if self._idf is None:
+            n = self._live
+            out = (np.log((1.0 + n) / (1.0 + self._df)) + 1.0).astype(np.float32)
+            out[self._df < self.min_df] = 0.0
+            out.flags.writeable = False  # shared by every query until the next write
+            self._idf = out
+        return self._idf
 
     def weigh(self, counts: sp.csr_matrix, *, max_terms: int | None = None) -> sp.csr_matrix:
         """Term weights x idf, L2-normalised rows; optionally only each row's top terms."""
-        idf = self.idf()
-        weighted = sp.csr_matrix(counts.multiply(idf[np.newaxis, :]), dtype=np.float32)
-        weighted.eliminate_zeros()
-        if max_terms is not None:
-            weighted = _top_terms(weighted, max_terms)
-        norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1))).ravel()
-        norms[norms == 0] = 1.0
-        return sp.csr_matrix(sp.diags(1.0 / norms) @ weighted, dtype=np.float32)
-
-    @property
-    def docs(self) -> sp.csr_matrix:
-        if self._docs is None:
-            self._docs = self.weigh(self._counts)
-        return self._docs
+        return _normalised(_times_idf(counts, self.idf()), max_terms)
 
     def rows(self, ids: np.ndarray) -> np.ndarray:
         """Row positions of int ids (-1 for ids not indexed)."""
         if self._row_of is None:
-            self._row_of = {int(i): row for row, i in enumerate(self._ids)}
+            self._row_of = {int(i): row for row, i in enumerate(self._ids) if i >= 0}
         return np.array([self._row_of.get(int(i), -1) for i in ids], dtype=np.int64)
 
     def stored_counts(self, ids: np.ndarray) -> sp.csr_matrix:
+        """The stored counts of ``ids``, one row each (empty for ids not indexed)."""
         rows = self.rows(ids)
-        out = self._counts[np.maximum(rows, 0)]
-        if (rows < 0).any():
-            out = sp.csr_matrix(sp.diags((rows >= 0).astype(np.float32)) @ out)
-        return out
+        if not (rows >= 0).any():
+            return sp.csr_matrix((len(rows), N_FEATURES), dtype=np.float32)
+        n_base = self._base.shape[0]
+        in_base = (rows >= 0) & (rows < n_base)
+        in_delta = rows >= n_base
+        out = sp.vstack(
+            [self._base[rows[in_base]], self._delta[rows[in_delta] - n_base]],
+            format="csr",
+            dtype=np.float32,
+        )
+        # Put the rows back in the order asked, with empty rows for unknown ids.
+        source = np.full(len(rows), -1, dtype=np.int64)
+        source[np.flatnonzero(in_base)] = np.arange(in_base.sum())
+        source[np.flatnonzero(in_delta)] = in_base.sum() + np.arange(in_delta.sum())
+        picked = sp.csr_matrix(out[np.maximum(source, 0)])
+        if (source < 0).any():
+            picked = sp.csr_matrix(sp.diags((source >= 0).astype(np.float32)) @ picked)
+        return picked
 
     def scores(self, queries: sp.csr_matrix, *, max_terms: int | None = None) -> np.ndarray:
-        """Cosine of each query row against every indexed article: (queries, len) dense."""
-        weighted = self.weigh(queries, max_terms=max_terms)
-        return np.asarray((weighted @ self.docs.T).todense(), dtype=np.float32)
+        """Cosine of each query row against every row position: (queries, width) dense.
 
-    @property
-    def ids(self) -> np.ndarray:
-        return self._ids
+        Dead positions score 0.
+        """
+        idf = self.idf()
+        # q . (d x idf) / |d x idf|  ==  ((q x idf) . d) / |d x idf|
+        weighted = _times_idf(self.weigh(queries, max_terms=max_terms), idf)
+        out = np.empty((weighted.shape[0], self.width), dtype=np.float32)
+        n_base = self._base.shape[0]
+        # (docs @ queries.T) keeps the big matrix in CSR: only the queries are converted.
+        columns = sp.csr_matrix(weighted.T)
+        out[:, :n_base] = (self._base @ columns).T.toarray()
+        out[:, n_base:] = (self._delta @ columns).T.toarray()
+        out *= self._norms(idf)[np.newaxis, :]
+        return out
+
+    def _norms(self, idf: np.ndarray) -> np.ndarray:
+        """1 / |row x idf| per position; 0 for dead or empty rows."""
+        if self._inv_norms is None:
+            squared = (idf.astype(np.float64)) ** 2
+            norms = np.concatenate(
+                [_squared_row_sums(self._base, squared), _squared_row_sums(self._delta, squared)]
+            )
+            inv = np.zeros(len(norms), dtype=np.float32)
+            usable = (norms > 0) & (self._ids >= 0)
+            inv[usable] = 1.0 / np.sqrt(norms[usable])
+            self._inv_norms = inv
+        return self._inv_norms
 
     # -- persistence -------------------------------------------------------------------
 
     def save(self, path: Path) -> None:
-        counts = self._counts
+        n_base = self._base.shape[0]
+        live = self._ids[:n_base] >= 0
+        counts = sp.vstack([self._base[live], self._delta], format="csr", dtype=np.float32)
         with open(path, "wb") as handle:
             np.savez(
                 handle,
-                ids=self._ids,
+                ids=self._ids[self._ids >= 0],
                 data=counts.data,
                 indices=counts.indices,
                 indptr=counts.indptr,
@@ -212,15 +274,97 @@ class LexicalIndex:
             os.fsync(handle.fileno())
 
     @classmethod
-    def load(cls, path: Path) -> LexicalIndex:
-        with np.load(path) as data:
-            index = cls()
-            counts = sp.csr_matrix(
-                (data["data"], data["indices"], data["indptr"]),
-                shape=(len(data["ids"]), N_FEATURES),
-            )
-            index.add_counts(data["ids"], counts)
+    def load(cls, path: Path, *, mmap: bool = False) -> LexicalIndex:
+        """Read a snapshot; with ``mmap`` its arrays are mapped read-only, not copied."""
+        arrays = _map_npz(path) if mmap else None
+        if arrays is None:
+            with np.load(path) as data:
+                arrays = {name: data[name] for name in ("ids", "data", "indices", "indptr")}
+        index = cls()
+        n = len(arrays["ids"])
+        index._base = sp.csr_matrix(
+            (arrays["data"], arrays["indices"], arrays["indptr"]), shape=(n, N_FEATURES)
+        )
+        index._ids = np.array(arrays["ids"], dtype=np.int64)
+        index._live = n
+        index._df = _document_counts(index._base)
         return index
+
+
+def _empty_counts() -> sp.csr_matrix:
+    return sp.csr_matrix((0, N_FEATURES), dtype=np.float32)
+
+
+def _document_counts(counts: sp.csr_matrix) -> np.ndarray:
+    """How many rows hold each term (rows are canonical: one entry per term)."""
+    return np.bincount(counts.indices, minlength=N_FEATURES).astype(np.int32)
+
+
+def _times_idf(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
+    counts = sp.csr_matrix(counts)
+    weighted = sp.csr_matrix(
+        (counts.data * idf[counts.indices], counts.indices.copy(), counts.indptr.copy()),
+        shape=counts.shape,
+        dtype=np.float32,
+    )
+    weighted.eliminate_zeros()
+    return weighted
+
+
+def _normalised(weighted: sp.csr_matrix, max_terms: int | None) -> sp.csr_matrix:
+    if max_terms is not None:
+        weighted = _top_terms(weighted, max_terms)
+    per_row = np.diff(weighted.indptr)
+    row_of_entry = np.repeat(np.arange(weighted.shape[0]), per_row)
+    squared = weighted.data.astype(np.float64) ** 2
+    norms = np.sqrt(np.bincount(row_of_entry, weights=squared, minlength=weighted.shape[0]))
+    norms[norms == 0] = 1.0
+    scale = np.repeat(1.0 / norms, per_row)
+    return sp.csr_matrix(
+        ((weighted.data * scale).astype(np.float32), weighted.indices, weighted.indptr),
+        shape=weighted.shape,
+    )
+
+
+def _squared_row_sums(counts: sp.csr_matrix, weights: np.ndarray) -> np.ndarray:
+    """sum over each row's terms of (count x weight)^2, with ``weights`` already squared."""
+    squared = sp.csr_matrix(
+        (counts.data.astype(np.float64) ** 2, counts.indices, counts.indptr), shape=counts.shape
+    )
+    sums: np.ndarray = squared @ weights
+    return sums
+
+
+def _map_npz(path: Path) -> dict[str, np.ndarray] | None:
+    """The arrays of an uncompressed ``.npz`` as read-only memory maps, or None.
+
+    ``np.savez`` stores members uncompressed, so each ``.npy`` member is a plain
+    run of bytes inside the zip file that can be mapped in place.
+    """
+    out: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as archive, open(path, "rb") as handle:
+        for info in archive.infolist():
+            if info.compress_type != zipfile.ZIP_STORED or not info.filename.endswith(".npy"):
+                return None
+            handle.seek(info.header_offset)
+            header = handle.read(30)  # the zip local file header
+            name_len, extra_len = struct.unpack("<HH", header[26:30])
+            handle.seek(info.header_offset + 30 + name_len + extra_len)
+            version = np.lib.format.read_magic(handle)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran, dtype = read_header(handle)
+            name = info.filename[: -len(".npy")]
+            if fortran or dtype.hasobject:
+                return None
+            if int(np.prod(shape)) == 0:
+                out[name] = np.zeros(shape, dtype=dtype)
+                continue
+            out[name] = np.memmap(path, dtype=dtype, mode="r", offset=handle.tell(), shape=shape)
+    return out
 
 
 def _identity(terms: list[str]) -> list[str]:

@@ -425,8 +425,14 @@ class Recommender:
 
     def checkpoint(self) -> None:
         """Write a vector snapshot of the current state and forget replayed history."""
-        with self._layout.writer_lock(), self._lock.write():
-            self._state.checkpoint()
+        with self._layout.writer_lock():
+            self.refresh()
+            with self._lock.write():
+                self._state.checkpoint()
+            # Republish the manifest unchanged: its new stamp tells other
+            # processes to move to the new snapshot on their next query.
+            storage.write_json_atomic(self._layout.manifest_path, self._layout.read_manifest())
+            self._manifest_stamp = _stamp(self._layout.manifest_path)
 
     def _apply(self, upserts: list[tuple[Article, np.ndarray | None]], removals: list[str]) -> None:
         # Caller holds the file lock; the write lock makes the catalog commit

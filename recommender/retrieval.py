@@ -45,7 +45,7 @@ class Retriever:
         max_query_terms: int | None,
         use_lexical: bool = True,
     ) -> list[Candidates]:
-        step = max(1, _MAX_CELLS // max(len(self.lexical), 1))
+        step = max(1, _MAX_CELLS // max(self.lexical.width, 1))
         out: list[Candidates] = []
         for start in range(0, len(batch.vectors), step):
             part = QueryBatch(
@@ -72,7 +72,7 @@ class Retriever:
         lexical = (
             self.lexical.scores(batch.counts, max_terms=max_query_terms)
             if use_lexical
-            else np.zeros((len(batch.vectors), len(self.lexical)), dtype=np.float32)
+            else np.zeros((len(batch.vectors), self.lexical.width), dtype=np.float32)
         )
         if use_lexical:
             _mask(lexical, self.lexical, include, exclude)
@@ -118,7 +118,7 @@ def _mask(
 ) -> None:
     """Give filtered-out articles a score that never makes the lexical top-N."""
     if include is not None:
-        allowed = np.zeros(len(lexical), dtype=bool)
+        allowed = np.zeros(lexical.width, dtype=bool)
         rows = lexical.rows(include)
         allowed[rows[rows >= 0]] = True
         scores[:, ~allowed] = -1.0

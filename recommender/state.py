@@ -3,6 +3,13 @@
 The catalog (SQLite) is the source of truth. The vector store and the lexical
 index are derived from it: loaded from snapshot files tagged with a catalog
 sequence number, then brought up to date by replaying the change log.
+
+Snapshots are memory-mapped read-only, so every process that serves one index
+(the workers of ``recommender serve``, a CLI next to them) shares one copy of
+the vectors and term counts in the page cache; only changes made after the
+snapshot are held privately, and a process moves to a newer snapshot as soon as
+one appears. Snapshot files are never changed in place (a new one is renamed
+into place, an old one unlinked), so a mapping stays valid while it is used.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ class IndexState:
     store: VectorStore
     lexical: LexicalIndex
     seq: int
+    #: The catalog sequence of the snapshot the store and lexical index were read from.
+    snapshot_seq: int = 0
     _times: dict[int, float] | None = field(default=None, repr=False)
 
     @classmethod
@@ -45,21 +54,24 @@ class IndexState:
         if not catalog_path.is_file():
             raise IndexFormatError(f"index {str(layout.root)!r}: {catalog_path.name} is missing")
         catalog = Catalog(catalog_path)
-        store, lexical, seq = _load_derived(gen, manifest, catalog)
-        return cls(manifest, gen, catalog, store, lexical, seq)
+        return cls(manifest, gen, catalog, *_load_derived(gen, manifest, catalog))
 
     # -- following the catalog -------------------------------------------------------
 
     def catch_up(self) -> bool:
         """Replay catalog writes made since ``seq`` (by this or another process)."""
         seq = self.catalog.seq()
+        newer = storage.latest_snapshot(self.gen_dir, seq)
+        if newer is not None and newer[0] > self.snapshot_seq:
+            # A checkpoint wrote a snapshot: map it (shared with the other
+            # processes) rather than keep replaying into a private overlay.
+            self._reload()
+            return True
         if seq == self.seq:
             return False
         changed = self.catalog.changed_since(self.seq)
         if changed is None:  # history pruned by a checkpoint: reload the snapshots
-            self.store, self.lexical, self.seq = _load_derived(
-                self.gen_dir, self.manifest, self.catalog
-            )
+            self._reload()
         else:
             _replay(self.store, self.lexical, self.catalog, changed)
             self.seq = seq
@@ -88,10 +100,20 @@ class IndexState:
         return None if changed is None else len(changed)
 
     def checkpoint(self) -> None:
-        """Snapshot the store and lexical index at ``seq`` and forget older history."""
+        """Snapshot the store and lexical index at ``seq`` and forget older history.
+
+        The process then maps the new snapshot, dropping its private overlay.
+        """
         write_snapshots(self.gen_dir, self.store, self.lexical, self.seq)
         self.catalog.prune_changes(self.seq)
         storage.remove_old_snapshots(self.gen_dir, self.seq)
+        self._reload()
+
+    def _reload(self) -> None:
+        self.store, self.lexical, self.seq, self.snapshot_seq = _load_derived(
+            self.gen_dir, self.manifest, self.catalog
+        )
+        self._times = None
 
     def published(self, ids: np.ndarray) -> np.ndarray:
         """Epoch seconds of each id's publication, NaN when unknown (cached until a write)."""
@@ -147,7 +169,8 @@ def _atomic(final: Path, save: Any) -> None:
 
 def _load_derived(
     gen: Path, manifest: dict[str, Any], catalog: Catalog
-) -> tuple[VectorStore, LexicalIndex, int]:
+) -> tuple[VectorStore, LexicalIndex, int, int]:
+    """Store, lexical index, the catalog sequence they reflect, and their snapshot's."""
     dimension = int(manifest["model"]["dimension"])
     cls = store_class(manifest.get("store", FaissStore.name))
     # A checkpoint in another process may delete the snapshot we picked
@@ -158,7 +181,7 @@ def _load_derived(
             break
         snap_seq, path = found
         try:
-            store = cls.load(path, dimension)
+            store = cls.load(path, dimension, mmap=True)
             lexical = _load_lexical(gen, snap_seq, catalog)
         except (FileNotFoundError, RuntimeError):
             continue
@@ -166,14 +189,14 @@ def _load_derived(
         changed = catalog.changed_since(snap_seq)
         if changed is not None:
             _replay(store, lexical, catalog, changed)
-            return store, lexical, seq
-    return _rebuild(cls, dimension, catalog)
+            return store, lexical, seq, snap_seq
+    return (*_rebuild(cls, dimension, catalog), 0)
 
 
 def _load_lexical(gen: Path, seq: int, catalog: Catalog) -> LexicalIndex:
     path = storage.lexical_path(gen, seq)
     if path.exists():
-        return LexicalIndex.load(path)
+        return LexicalIndex.load(path, mmap=True)
     lexical = LexicalIndex()  # an index from before the lexical side: derive it
     for ids, texts in catalog.iter_texts():
         lexical.add(ids, texts)

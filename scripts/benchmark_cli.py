@@ -5,7 +5,8 @@
 Builds the ecbplus index first if it is missing (needs ../shared/data). The
 baseline, measured in the same run, is starting the same interpreter and
 importing nothing (`python -c pass`); the ratio says what recommender adds to
-a bare Python start. Also times `similar` (which must load the model) for scale.
+a bare Python start. Also times `similar` (which must load the model) for scale,
+and related-by-id in-process on an open index (the library and the service).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def timed(cmd: list[str], runs: int) -> list[float]:
 def describe(name: str, times: list[float]) -> str:
     times = sorted(times)
     p90 = times[int(0.9 * (len(times) - 1))]
-    return f"{name:<34} median {statistics.median(times) * 1000:7.0f} ms   p90 {p90 * 1000:7.0f} ms"
+    return f"{name:<34} median {statistics.median(times) * 1000:8.1f} ms   p90 {p90 * 1000:8.1f} ms"
 
 
 def main() -> None:
@@ -57,6 +58,23 @@ def main() -> None:
     print(describe("recommender similar --text", similar))
     ratio = statistics.median(related) / statistics.median(bare)
     print(f"related / bare interpreter start: {ratio:.1f}x")
+    print(describe("related, in-process (open index)", in_process(args.index)))
+
+
+def in_process(index: str) -> list[float]:
+    """Every article's related list once, through one open Recommender."""
+    sys.path.insert(0, str(ROOT))
+    from recommender import Recommender
+
+    with Recommender.open(index) as rec:
+        ids = sorted(rec.field_values("title"))
+        rec.related(ids[0])  # first-query setup (idf, norms) out of the figures
+        out = []
+        for article_id in ids:
+            started = time.perf_counter()
+            rec.related(article_id, k=10)
+            out.append(time.perf_counter() - started)
+    return out
 
 
 if __name__ == "__main__":

@@ -143,3 +143,25 @@ def test_concurrent_readers_with_one_writer(built: Path, corpus: list[Article]) 
     assert queries[0] > 0
     assert len(rec) == len(corpus) + 80 - 8
     rec.close()
+
+
+def test_processes_map_the_snapshot_and_move_to_newer_ones(built: Path) -> None:
+    """Readers share the snapshot's pages; writes since live in a small private overlay."""
+    encoder = HashingEncoder(256)
+    with (
+        Recommender.open(built, encoder=encoder) as writer,
+        Recommender.open(built, encoder=encoder) as reader,
+    ):
+        state = reader._state
+        assert state.store.mapped and state.snapshot_seq == state.seq
+        words = "valdora port strike dockworkers cranes harbor union"
+        writer.upsert([article("late", f"{words} late news")])
+        writer.remove(["port-1"])
+        ids = [m.id for m in reader.related("port-0", k=50)]
+        assert "late" in ids and "port-1" not in ids
+        assert reader._state.store.overlay_size == 2  # one added vector, one hidden
+        writer.checkpoint()
+        assert [m.id for m in reader.related("port-0", k=50)] == ids
+        state = reader._state
+        assert state.snapshot_seq == state.seq == writer._state.seq
+        assert state.store.overlay_size == 0 and state.store.mapped

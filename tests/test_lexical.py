@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +94,68 @@ def test_max_query_terms_keeps_the_heaviest(index: LexicalIndex) -> None:
     query = index.stored_counts(np.array([10]))
     pruned = index.weigh(query, max_terms=2)
     assert pruned.nnz == 2
+
+
+MORE = [
+    "Tara Reid left the Promises clinic in Malibu after a month.",
+    "Rescuers searched the rubble after the 6.1 quake killed 1,200.",
+]
+
+
+def _live_scores(index: LexicalIndex, int_id: int) -> dict[int, float]:
+    return {i: s for i, s in scores_of(index, int_id).items() if i >= 0}
+
+
+def _is_mapped(array: np.ndarray) -> bool:
+    owner: object = array
+    while isinstance(owner, np.ndarray):
+        owner = owner.base
+    return isinstance(owner, mmap.mmap)
+
+
+def test_a_mapped_snapshot_is_shared_not_copied(index: LexicalIndex, tmp_path: Path) -> None:
+    path = tmp_path / "lexical.npz"
+    index.save(path)
+    mapped = LexicalIndex.load(path, mmap=True)
+    for array in (mapped._base.data, mapped._base.indices, mapped._base.indptr):
+        assert _is_mapped(array)
+        assert not array.flags.writeable
+    assert _live_scores(mapped, 10) == pytest.approx(_live_scores(index, 10))
+
+
+def test_writes_over_a_mapped_snapshot_match_an_index_built_in_memory(
+    index: LexicalIndex, tmp_path: Path
+) -> None:
+    path = tmp_path / "lexical.npz"
+    index.save(path)
+    mapped = LexicalIndex.load(path, mmap=True)
+    for lexical in (index, mapped):
+        lexical.add(np.array([20, 21]), MORE)
+        assert lexical.remove(np.array([11, 21, 99])) == 2
+    fresh = LexicalIndex()
+    fresh.add(np.array([10, 12, 13, 14, 20]), [*TEXTS[:1], *TEXTS[2:], MORE[0]])
+    assert len(mapped) == len(fresh) == 5
+    assert mapped.rows(np.array([11, 21])).tolist() == [-1, -1]
+    for int_id in (10, 13, 20):
+        expected = _live_scores(fresh, int_id)
+        assert _live_scores(mapped, int_id) == pytest.approx(expected, abs=1e-6)
+        assert _live_scores(index, int_id) == pytest.approx(expected, abs=1e-6)
+    # A removed article's row position scores 0 and never comes back.
+    dead = int(np.flatnonzero(mapped.ids == -1)[0])
+    assert mapped.scores(mapped.stored_counts(np.array([10])))[0, dead] == 0.0
+    # The next snapshot holds exactly the live rows.
+    mapped.save(tmp_path / "next.npz")
+    again = LexicalIndex.load(tmp_path / "next.npz", mmap=True)
+    assert sorted(again.ids.tolist()) == [10, 12, 13, 14, 20]
+    assert _live_scores(again, 20) == pytest.approx(_live_scores(fresh, 20), abs=1e-6)
+
+
+def test_stored_counts_keep_the_order_asked(index: LexicalIndex, tmp_path: Path) -> None:
+    path = tmp_path / "lexical.npz"
+    index.save(path)
+    mapped = LexicalIndex.load(path, mmap=True)
+    mapped.add(np.array([20]), MORE[:1])
+    got = mapped.stored_counts(np.array([20, 99, 12]))
+    assert got.shape[0] == 3 and got[1].nnz == 0
+    assert (got[0] != mapped.counts(MORE[:1])).nnz == 0
+    assert (got[2] != index.stored_counts(np.array([12]))).nnz == 0

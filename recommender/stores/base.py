@@ -68,8 +68,12 @@ class VectorStore(ABC):
 
     @classmethod
     @abstractmethod
-    def load(cls, path: Path, dimension: int) -> VectorStore:
-        """Read a store written by :meth:`save`."""
+    def load(cls, path: Path, dimension: int, *, mmap: bool = False) -> VectorStore:
+        """Read a store written by :meth:`save`.
+
+        With ``mmap`` the file is mapped read-only, so processes serving one
+        index share its pages; a store that cannot map reads the file whole.
+        """
 
     def _check(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if vectors.ndim != 2 or vectors.shape[1] != self.dimension:
