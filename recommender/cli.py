@@ -528,3 +528,50 @@ def _print_matches(matches: Sequence[Match], as_json: bool) -> None:
             f"{rank:>2}  {m.score:6.3f}  {m.id:<{id_width}}  {date:<10}"
             f"  {(m.section or '-')[:sec_width]:<{sec_width}}  {title}"
         )
+
+
+# -- serve -------------------------------------------------------------------------------
+
+
+@main.command()
+@_index_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes; each opens the index itself.",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File holding the bearer token for writes [default: $RECOMMENDER_API_TOKEN].",
+)
+@click.option("--read-only", is_flag=True, help="Turn off PUT and DELETE (they answer 403).")
+@click.option("--access-log/--no-access-log", default=True, show_default=True)
+def serve(
+    index: Path,
+    host: str,
+    port: int,
+    workers: int,
+    token_file: Path | None,
+    read_only: bool,
+    access_log: bool,
+) -> None:
+    """Serve the HTTP API until SIGTERM or Ctrl-C (in-flight requests finish)."""
+    import os
+
+    from . import service
+
+    token = service.read_token_file(token_file) if token_file else None
+    service.serve(
+        index,
+        host=host,
+        port=port,
+        workers=workers,
+        token=token or os.environ.get(service.ENV_TOKEN) or None,
+        read_only=read_only,
+        access_log=access_log,
+    )

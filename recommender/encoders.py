@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -82,11 +83,15 @@ class SentenceTransformerEncoder:
         self.device = device
         self.batch_size = batch_size
         self._model: Any = None
+        # Concurrent first queries (the service's threads) must load the model once.
+        self._loading = threading.Lock()
 
     @property
     def model(self) -> Any:
         if self._model is None:
-            self._model = self._load()
+            with self._loading:
+                if self._model is None:
+                    self._model = self._load()
         return self._model
 
     @property

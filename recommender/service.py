@@ -1,0 +1,900 @@
+"""The HTTP query service: a FastAPI app around one :class:`Recommender`.
+
+    create_app(rec, token=...)   the app factory; the caller owns ``rec``
+    app_from_env()               the factory ``recommender serve`` gives uvicorn: each
+                                 worker process opens its own Recommender
+
+Routes hold no ranking, filtering or storage logic: they validate, make one
+Recommender call and shape the answer. Every error leaves as
+``{"error": {"type", "message", "field", "in"}}``; library errors are mapped to
+statuses in one table (``_STATUS``). Queries are plain ``def`` routes, so FastAPI
+runs them in its threadpool and the event loop never waits on FAISS or the model;
+writes go through one dedicated thread, which keeps them in order without tying
+up the threads that serve queries.
+"""
+
+import asyncio
+import hmac
+import ipaddress
+import logging
+import os
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from functools import partial
+from http import HTTPStatus
+from pathlib import Path as FilePath
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+from fastapi import Body, Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from starlette.exceptions import HTTPException
+from starlette.routing import Match as RouteMatch
+
+from .errors import (
+    ArticleNotFoundError,
+    EncoderError,
+    IndexDirectoryError,
+    IndexLockedError,
+    InputError,
+    InvalidArgumentError,
+    ModelMismatchError,
+    RecommenderError,
+    RejectedRecordsError,
+)
+from .filters import Filters
+from .ingest import parse_datetime
+from .types import Rejection
+
+if TYPE_CHECKING:
+    from .recommender import Recommender
+
+__all__ = [
+    "ENV_INDEX",
+    "ENV_METRICS_DIR",
+    "ENV_READ_ONLY",
+    "ENV_TOKEN",
+    "MAX_BODY_BYTES",
+    "MAX_K",
+    "app_from_env",
+    "create_app",
+    "is_loopback",
+    "read_token_file",
+    "serve",
+]
+
+#: Environment variables ``recommender serve`` hands to its worker processes.
+ENV_INDEX = "RECOMMENDER_INDEX"
+ENV_TOKEN = "RECOMMENDER_API_TOKEN"
+ENV_READ_ONLY = "RECOMMENDER_READ_ONLY"
+#: prometheus_client's multiprocess mode: each worker writes its metrics to files
+#: there, and a scrape of any worker reports the sum over all of them.
+ENV_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+MAX_BODY_BYTES = 10 * 1024 * 1024
+MAX_K = 100
+
+_log = logging.getLogger("recommender.service")
+T = TypeVar("T")
+ArticleId = Annotated[str, Path(description="The article id.")]
+Many = Annotated[list[str] | None, Query(description="Repeatable: ?name=a&name=b matches either.")]
+
+# Most specific class first: the first isinstance match wins.
+_STATUS: list[tuple[type[RecommenderError], int]] = [
+    (InvalidArgumentError, 422),
+    (RejectedRecordsError, 422),
+    (ArticleNotFoundError, 404),
+    (InputError, 400),
+    # Another writer held the index past the lock timeout: worth a retry.
+    (IndexLockedError, 503),
+    # The served path was rebuilt with another model: this process cannot answer
+    # for it until it is restarted with a matching model.
+    (ModelMismatchError, 409),
+    # Missing or damaged index directory, a model that cannot load: server-side faults.
+    (IndexDirectoryError, 500),
+    (EncoderError, 500),
+    (RecommenderError, 500),
+]
+_RETRY_AFTER_S = "5"
+#: Seconds in-flight requests get to finish after SIGTERM before workers stop.
+_GRACEFUL_SHUTDOWN_S = 30
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+# -- schemas -------------------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    type: str = Field(description="Machine-readable kind, e.g. ArticleNotFoundError.")
+    message: str
+    field: str | None = Field(None, description="The offending field or parameter, if any.")
+    location: str | None = Field(
+        None, alias="in", description="Where the field is: path, query or body."
+    )
+    details: list[dict[str, Any]] | None = Field(
+        None, description="Every problem found, when the request had several."
+    )
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class RelatedItem(BaseModel):
+    id: str
+    title: str
+    url: str | None
+    published_at: str | None = Field(description="ISO 8601, or null when the article has none.")
+    section: str | None
+    score: float = Field(description="Higher is closer; compares items within one list only.")
+
+
+class RelatedList(BaseModel):
+    id: str | None = Field(description="The query article's id; null for POST /v1/similar.")
+    related: list[RelatedItem] = Field(description="Best first, never the query article.")
+
+
+class StoredArticle(BaseModel):
+    id: str
+    title: str
+    body: str
+    url: str | None
+    published_at: str | None
+    section: str | None
+    tags: list[str]
+    language: str | None
+    metadata: dict[str, Any]
+
+
+class ArticleIn(BaseModel):
+    """One input record: the CLI's record format (other fields are kept as metadata)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str | int
+    body: str = Field(description="May be empty only when title is not.")
+    title: str | None = None
+    url: str | None = None
+    published_at: str | None = Field(None, description="ISO 8601 date or datetime.")
+    section: str | None = None
+    tags: list[str] | str | None = Field(None, description="A list or a comma-separated string.")
+    language: str | None = None
+
+
+class RejectedRecord(BaseModel):
+    source: str
+    line: int = Field(description="1-based position of the record in the request's batch.")
+    reason: str
+    id: str | None
+    raw: str | None
+
+
+class WriteReport(BaseModel):
+    added: int
+    reembedded: int
+    metadata_updated: int
+    unchanged: int
+    removed: int
+    missing: list[str]
+    rejected: list[RejectedRecord] = Field(description="Records not written, with reasons.")
+    rejects_path: str | None
+    total: int = Field(description="Articles in the index after the write.")
+
+
+class IndexInfo(BaseModel):
+    """The manifest with live counts (``recommender info --json``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    path: str
+    format_version: int
+    model: dict[str, Any]
+    counts: dict[str, int]
+    created_at: str
+    updated_at: str
+
+
+class Health(BaseModel):
+    status: str
+
+
+class _SimilarBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = Field(None, description="A whole story; or give title and/or body.")
+    title: str | None = None
+    body: str | None = None
+    published_at: str | None = Field(None, description="The story's date: turns on the time prior.")
+    section: str | list[str] | None = None
+    since: str | None = Field(None, description="On or after this ISO 8601 date.")
+    until: str | None = Field(None, description="Before this date (a date includes that day).")
+    language: str | list[str] | None = None
+    exclude: str | list[str] | None = None
+
+
+_BATCH_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {"type": "array", "items": ArticleIn.model_json_schema()},
+        {
+            "type": "object",
+            "properties": {"articles": {"type": "array", "items": ArticleIn.model_json_schema()}},
+            "required": ["articles"],
+        },
+    ]
+}
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (404, 413, 422, 500, 503)
+}
+_WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_ERRORS,
+    401: {"model": ErrorResponse, "description": "Missing or wrong bearer token."},
+    403: {"model": ErrorResponse, "description": "The server is read-only."},
+}
+
+
+# Routes are closures over the app's settings: their annotations must be evaluated
+# where they are defined, so this module does not use postponed annotations.
+
+# -- the app -------------------------------------------------------------------------------
+
+
+def create_app(
+    rec: "Recommender",
+    *,
+    token: str | None,
+    allow_writes: bool = True,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_k: int = MAX_K,
+) -> FastAPI:
+    """The HTTP API over ``rec``, which the caller keeps open for the app's lifetime.
+
+    Writes (PUT, DELETE) need ``Authorization: Bearer <token>`` when ``token`` is
+    set; with ``token=None`` they are open, which ``recommender serve`` allows only
+    on a loopback address. ``allow_writes=False`` makes them answer 403.
+    """
+    return _build(
+        rec,
+        token=token,
+        allow_writes=allow_writes,
+        max_body_bytes=max_body_bytes,
+        max_k=max_k,
+        owns_rec=False,
+    )
+
+
+def app_from_env() -> FastAPI:
+    """The app ``recommender serve`` runs in each worker, configured by environment.
+
+    ``RECOMMENDER_INDEX`` names the index; ``RECOMMENDER_API_TOKEN`` the write token;
+    ``RECOMMENDER_READ_ONLY=1`` turns writes off. The Recommender is opened here,
+    in the worker, and closed when the server shuts down.
+    """
+    from .recommender import Recommender
+
+    index = os.environ.get(ENV_INDEX)
+    if not index:
+        raise InvalidArgumentError(f"{ENV_INDEX} must name the index directory to serve")
+    rec = Recommender.open(index)
+    return _build(
+        rec,
+        token=os.environ.get(ENV_TOKEN) or None,
+        allow_writes=os.environ.get(ENV_READ_ONLY, "") not in ("1", "true", "yes"),
+        max_body_bytes=MAX_BODY_BYTES,
+        max_k=MAX_K,
+        owns_rec=True,
+    )
+
+
+def _build(
+    rec: "Recommender",
+    *,
+    token: str | None,
+    allow_writes: bool,
+    max_body_bytes: int,
+    max_k: int,
+    owns_rec: bool,
+) -> FastAPI:
+    if max_k < 1 or max_body_bytes < 1:
+        raise InvalidArgumentError(
+            f"max_k and max_body_bytes must be positive, got {max_k} and {max_body_bytes}"
+        )
+    # One thread for writes: they queue in order here instead of each holding a
+    # query thread while waiting for the index's writer lock.
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recommender-writer")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            writer.shutdown(wait=True)
+            if _shared_metrics_dir():
+                from prometheus_client import multiprocess
+
+                multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+            if owns_rec:
+                rec.close()
+
+    app = FastAPI(
+        title="recommender",
+        summary="Related articles for news sites.",
+        version=_version(),
+        lifespan=lifespan,
+    )
+    _add_error_handlers(app)
+    registry = CollectorRegistry(auto_describe=True)
+    # "mostrecent": with several workers the scrape reports the count the
+    # latest worker to look saw, not a sum or a max over the workers' views.
+    articles = Gauge(
+        "recommender_articles",
+        "Articles in the index.",
+        registry=registry,
+        multiprocess_mode="livemostrecent",
+    )
+    # Starlette adds middleware outside-in in reverse order: metrics sees every
+    # response, the 413s of the body limit included.
+    app.add_middleware(_BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(_Metrics, registry=registry)
+
+    bearer = HTTPBearer(auto_error=False, description="The server's write token.")
+
+    async def writable(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        if not allow_writes:
+            raise HTTPException(403, "this server is read-only; writes are turned off")
+        if token is None:
+            return
+        given = credentials.credentials if credentials is not None else ""
+        if not hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8")):
+            raise HTTPException(
+                401,
+                "a valid bearer token is required: Authorization: Bearer <token>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    async def in_writer(call: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(writer, call)
+
+    # Parameter types that carry this app's cap on k, for validation and the schema.
+    K = Annotated[int, Query(ge=1, le=max_k, description=f"How many results (1-{max_k}).")]  # noqa: N806
+    SimilarQuery = create_model(  # noqa: N806
+        "SimilarQuery",
+        __base__=_SimilarBase,
+        k=(int, Field(10, ge=1, le=max_k, description=f"How many results (1-{max_k}).")),
+    )
+
+    @app.get("/healthz", response_model=Health, tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: answers as long as the server's event loop runs."""
+        return {"status": "ok"}
+
+    @app.get("/metrics", response_class=Response, tags=["operations"])
+    def metrics() -> Response:
+        """Prometheus text format: requests and latency per route, article count."""
+        rec.refresh()
+        articles.set(len(rec))
+        return Response(generate_latest(_scraped(registry)), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/info", response_model=IndexInfo, responses=_ERRORS, tags=["index"])
+    def info() -> dict[str, Any]:
+        """The index's manifest (model, embedding, ranking, versions) and live counts."""
+        return rec.info()
+
+    @app.get(
+        "/v1/articles/{article_id:path}/related",
+        response_model=RelatedList,
+        responses=_ERRORS,
+        tags=["queries"],
+    )
+    def related(
+        article_id: ArticleId,
+        k: K = 10,
+        section: Many = None,
+        since: Annotated[str | None, Query(description="On or after this ISO 8601 date.")] = None,
+        until: Annotated[
+            str | None, Query(description="Before this date (a date: all of it).")
+        ] = None,
+        language: Many = None,
+        exclude: Many = None,
+    ) -> dict[str, Any]:
+        """The related list of an indexed article, best first, never the article itself.
+
+        ``section``, ``language`` and ``exclude`` repeat (``?section=a&section=b``: any of them).
+        """
+        _check_dates("query", since=since, until=until)
+        matches = rec.related(
+            article_id,
+            k=k,
+            section=section,
+            since=since,
+            until=until,
+            language=language,
+            exclude=exclude or (),
+        )
+        return {"id": article_id, "related": [m.to_dict() for m in matches]}
+
+    @app.post("/v1/similar", response_model=RelatedList, responses=_ERRORS, tags=["queries"])
+    def similar(query: Annotated[SimilarQuery, Body()]) -> dict[str, Any]:  # type: ignore[valid-type]
+        """Related articles for a story not in the index: ``text``, or ``title``/``body``."""
+        options: dict[str, Any] = query.model_dump()  # type: ignore[attr-defined]
+        _check_similar(options)
+        matches = rec.similar(
+            text=options["text"],
+            title=options["title"],
+            body=options["body"],
+            published_at=options["published_at"],
+            k=options["k"],
+            section=options["section"],
+            since=options["since"],
+            until=options["until"],
+            language=options["language"],
+            exclude=options["exclude"] or (),
+        )
+        return {"id": None, "related": [m.to_dict() for m in matches]}
+
+    @app.get(
+        "/v1/articles/{article_id:path}",
+        response_model=StoredArticle,
+        responses=_ERRORS,
+        tags=["index"],
+    )
+    def get_article(article_id: ArticleId) -> dict[str, Any]:
+        """The stored record of one article."""
+        # get() reads the catalog as it is; pick up other workers' writes first.
+        rec.refresh()
+        return rec.get(article_id).to_dict()
+
+    @app.put(
+        "/v1/articles",
+        response_model=WriteReport,
+        responses=_WRITE_ERRORS,
+        dependencies=[Depends(writable)],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _BATCH_SCHEMA}},
+            }
+        },
+        tags=["writes"],
+    )
+    async def put_articles(batch: Annotated[Any, Body()]) -> dict[str, Any]:
+        """Add or update a batch of records (the CLI's format and validation).
+
+        The body is a JSON array of records or ``{"articles": [...]}``. Bad records
+        are listed in ``rejected`` with reasons; the others land in one transaction,
+        visible to the next query and durable once this answers.
+        """
+        items = _batch_items(batch)
+        report = await in_writer(partial(rec.upsert, items))
+        return report.to_dict()
+
+    @app.delete(
+        "/v1/articles/{article_id:path}",
+        response_model=WriteReport,
+        responses=_WRITE_ERRORS,
+        dependencies=[Depends(writable)],
+        tags=["writes"],
+    )
+    async def delete_article(article_id: ArticleId) -> dict[str, Any]:
+        """Delete one article; 404 when it is not in the index."""
+        report = await in_writer(partial(rec.remove, [article_id]))
+        if report.missing:
+            raise ArticleNotFoundError(article_id)
+        return report.to_dict()
+
+    return app
+
+
+# -- running it ---------------------------------------------------------------------------
+
+
+def serve(
+    index: str | os.PathLike[str],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    token: str | None = None,
+    read_only: bool = False,
+    access_log: bool = True,
+) -> None:
+    """Run the service with uvicorn until SIGTERM or Ctrl-C (``recommender serve``).
+
+    Refuses, before binding, to accept unauthenticated writes on a non-loopback
+    address. Settings reach the workers through the environment, so each worker
+    process opens the index itself (see :func:`app_from_env`).
+    """
+    from .storage import IndexLayout
+
+    if token is None and not read_only and not is_loopback(host):
+        raise InvalidArgumentError(
+            f"refusing to serve writes on {host!r} without a token: set {ENV_TOKEN}, "
+            "pass --token-file, add --read-only, or bind a loopback address such as 127.0.0.1"
+        )
+    # Fail here with a one-line error rather than in every worker.
+    IndexLayout(index).read_manifest()
+    os.environ[ENV_INDEX] = str(FilePath(index).resolve())
+    os.environ[ENV_READ_ONLY] = "1" if read_only else "0"
+    if token is None:
+        os.environ.pop(ENV_TOKEN, None)
+        if not read_only:
+            _log.warning("writes need no token: anyone who can reach %s:%s may write", host, port)
+    else:
+        os.environ[ENV_TOKEN] = token
+
+    from . import _uvicorn
+
+    config = _uvicorn.TcpConfig(
+        "recommender.service:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+        server_header=False,
+        timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
+    )
+    if workers == 1 or _shared_metrics_dir():
+        _uvicorn.run(config)
+        return
+    # Several workers: without a shared directory each scrape would show the
+    # counters of whichever worker answered, and they would seem to reset.
+    with tempfile.TemporaryDirectory(prefix="recommender-metrics-") as metrics_dir:
+        os.environ[ENV_METRICS_DIR] = metrics_dir
+        try:
+            _uvicorn.run(config)
+        finally:
+            del os.environ[ENV_METRICS_DIR]
+
+
+def _shared_metrics_dir() -> str | None:
+    """The directory through which workers pool their metrics (prometheus_client's)."""
+    return os.environ.get(ENV_METRICS_DIR) or None
+
+
+def _scraped(registry: CollectorRegistry) -> CollectorRegistry:
+    """What /metrics shows: this app's metrics, pooled over every worker when there are several."""
+    if not _shared_metrics_dir():
+        return registry
+    from prometheus_client import multiprocess
+
+    pooled = CollectorRegistry()
+    multiprocess.MultiProcessCollector(pooled)  # type: ignore[no-untyped-call]
+    return pooled
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (127.0.0.0/8, ::1) or ``localhost``."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def read_token_file(path: str | os.PathLike[str]) -> str:
+    """The write token stored in ``path`` (surrounding whitespace ignored)."""
+    try:
+        token = FilePath(path).read_text("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidArgumentError(f"cannot read --token-file {str(path)!r}: {exc}") from None
+    if not token:
+        raise InvalidArgumentError(f"--token-file {str(path)!r} is empty")
+    return token
+
+
+# -- input checks that name the field ------------------------------------------------------
+
+
+def _invalid(where: str, field: str, message: str, value: object) -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": "value_error", "loc": (where, field), "msg": message, "input": value}]
+    )
+
+
+def _check_dates(where: str, *, since: str | None, until: str | None) -> None:
+    """The library's own date rules, run one field at a time so the error can name it."""
+    try:
+        Filters.make(since=since)
+    except InvalidArgumentError as exc:
+        raise _invalid(where, "since", str(exc), since) from None
+    try:
+        Filters.make(until=until)
+    except InvalidArgumentError as exc:
+        raise _invalid(where, "until", str(exc), until) from None
+    try:
+        Filters.make(since=since, until=until)
+    except InvalidArgumentError as exc:
+        raise _invalid(where, "until", str(exc), until) from None
+
+
+def _check_similar(options: Mapping[str, Any]) -> None:
+    _check_dates("body", since=options["since"], until=options["until"])
+    if options["published_at"]:
+        try:
+            parse_datetime(options["published_at"])
+        except InvalidArgumentError as exc:
+            raise _invalid("body", "published_at", str(exc), options["published_at"]) from None
+    text, title, body = options["text"], options["title"], options["body"]
+    if text is not None and (title is not None or body is not None):
+        raise _invalid("body", "text", "give either text or title/body, not both", text)
+    if not any((v or "").strip() for v in (text, title, body)):
+        raise _invalid("body", "text", "give text, or a title and/or body that is not empty", text)
+
+
+def _batch_items(batch: Any) -> list[Any]:
+    """The records of a PUT body; items that are not objects become rejections."""
+    if isinstance(batch, dict) and set(batch) == {"articles"}:
+        batch = batch["articles"]
+    if not isinstance(batch, list):
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("body",),
+                    "msg": 'expected a JSON array of article records or {"articles": [...]}',
+                    "input": None,
+                }
+            ]
+        )
+    return [
+        item
+        if isinstance(item, dict)
+        else Rejection(
+            source="<input>",
+            line=position,
+            reason=f"record must be a JSON object, got {_json_type(item)}",
+            raw=repr(item)[:2000],
+        )
+        for position, item in enumerate(batch, start=1)
+    ]
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    names = {bool: "boolean", str: "string", list: "array", int: "number", float: "number"}
+    return names.get(type(value), type(value).__name__)
+
+
+# -- errors --------------------------------------------------------------------------------
+
+
+def _error(
+    status: int,
+    kind: str,
+    message: str,
+    *,
+    field: str | None = None,
+    where: str | None = None,
+    details: list[dict[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": kind, "message": message, "field": field, "in": where}
+    if details is not None:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def _status_of(exc: RecommenderError) -> int:
+    return next(status for cls, status in _STATUS if isinstance(exc, cls))
+
+
+async def _on_library_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RecommenderError)
+    status = _status_of(exc)
+    if status >= 500:
+        _log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc)
+    headers = {"Retry-After": _RETRY_AFTER_S} if status == 503 else None
+    return _error(status, type(exc).__name__, str(exc), headers=headers)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    details = [_detail(err) for err in exc.errors()]
+    first = details[0] if details else {"field": None, "in": None, "message": "invalid request"}
+    message = str(first["message"])
+    # Library messages often start with the field's name already.
+    if first["field"] and not message.startswith(f"{first['field']}:"):
+        message = f"{first['field']}: {message}"
+    return _error(
+        422,
+        "ValidationError",
+        message,
+        field=first["field"],
+        where=first["in"],
+        details=details,
+    )
+
+
+def _detail(err: Mapping[str, Any]) -> dict[str, Any]:
+    loc = [str(part) for part in err.get("loc", ())]
+    where = loc[0] if loc and loc[0] in ("path", "query", "body", "header") else None
+    parts = loc[1:] if where else loc
+    message = str(err.get("msg", "invalid value"))
+    if err.get("type") == "json_invalid":
+        # The loc of a JSON syntax error is a character offset, not a field.
+        position = parts[0] if parts else "?"
+        reason = (err.get("ctx") or {}).get("error", message)
+        return {
+            "field": None,
+            "in": "body",
+            "message": f"invalid JSON at character {position}: {reason}",
+        }
+    if not parts and where == "body":
+        if err.get("type") == "missing":
+            message = "a JSON request body is required"
+        elif err.get("type") in ("model_attributes_type", "dict_type"):
+            message = "the request body must be a JSON object"
+    return {"field": ".".join(parts) or None, "in": where, "message": message}
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    kind = HTTPStatus(exc.status_code).phrase.replace(" ", "")
+    return _error(exc.status_code, kind, str(exc.detail), headers=exc.headers)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    # Starlette logs the traceback after this; the client gets no internals.
+    return _error(500, "InternalError", "internal server error")
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RecommenderError, _on_library_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(HTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+# -- middleware ----------------------------------------------------------------------------
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class _BodyLimit:
+    """413 for bodies over ``max_bytes``: by Content-Length, and counted while reading."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._too_large(scope, receive, send)
+            return
+        # Read the whole body here (FastAPI would anyway) so a chunked body that
+        # runs past the limit is refused before the app sees any of it.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = _error(
+            413,
+            "PayloadTooLarge",
+            f"request body is over the limit of {self.max_bytes} bytes",
+            where="body",
+            # The unread rest of the body would otherwise be taken as the next request.
+            headers={"Connection": "close"},
+        )
+        await response(scope, receive, send)
+
+
+class _Metrics:
+    """Request counts and latency per route template, into the app's own registry."""
+
+    def __init__(self, app: ASGIApp, *, registry: CollectorRegistry) -> None:
+        self.app = app
+        labels = ("route", "method")
+        self.requests = Counter(
+            "recommender_http_requests",
+            "HTTP requests answered, by route template, method and status.",
+            (*labels, "status"),
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "recommender_http_request_duration_seconds",
+            "Time from request start to the end of the response, by route template.",
+            labels,
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = _route_template(scope)
+            method = scope["method"]
+            self.requests.labels(route, method, str(status)).inc()
+            self.latency.labels(route, method).observe(time.perf_counter() - started)
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's path template; never the raw path (unbounded label values)."""
+    route = scope.get("route")
+    if route is None:
+        # Answered before routing (a 413): find the route it was meant for.
+        app = scope.get("app")
+        for candidate in getattr(app, "routes", ()):
+            if candidate.matches(scope)[0] == RouteMatch.FULL:
+                route = candidate
+                break
+    path = getattr(route, "path", None)
+    return path.replace(":path}", "}") if isinstance(path, str) else "unmatched"
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("recommender")
+    except metadata.PackageNotFoundError:
+        return "0"
