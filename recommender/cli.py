@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,12 +17,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .errors import InvalidArgumentError, RecommenderError
+from .errors import InputError, InvalidArgumentError, RecommenderError, RejectedRecordsError
+from .types import Article, Rejection
 
 if TYPE_CHECKING:
     from .ingest import FieldMap
     from .recommender import Recommender
-    from .types import Match, Rejection, UpdateReport
+    from .types import Match, UpdateReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MAX_LISTED_REJECTS = 20
@@ -61,6 +63,15 @@ def _index_option(f: F) -> F:
     )(f)
 
 
+_page_format_option = click.option(
+    "--format",
+    "page_format",
+    type=click.Choice(["html", "text"]),
+    help="Read every input file as a saved HTML page or a scraped text page "
+    "[default: by extension: .html/.htm/.xhtml, .txt].",
+)
+
+
 def _input_options(f: F) -> F:
     options = [
         click.argument("inputs", nargs=-1, required=True),
@@ -76,6 +87,7 @@ def _input_options(f: F) -> F:
         click.option("--section-field", default="section", show_default=True),
         click.option("--tags-field", default="tags", show_default=True),
         click.option("--language-field", default="language", show_default=True),
+        _page_format_option,
         click.option(
             "--strict", is_flag=True, help="Fail on any rejected record; publish nothing."
         ),
@@ -156,7 +168,14 @@ def _field_map(opts: dict[str, Any]) -> FieldMap:
 def _read_inputs(inputs: Sequence[str], opts: dict[str, Any]) -> list[Any]:
     from .ingest import read_records
 
-    return list(read_records(list(inputs), fields=_field_map(opts)))
+    records = read_records(list(inputs), fields=_field_map(opts), page_format=opts["page_format"])
+    if not _progress_enabled(opts["quiet"]):
+        return list(records)
+    from tqdm import tqdm
+
+    # Extracting a folder of pages takes a while before the embedding starts.
+    with tqdm(records, desc="reading", unit=" records", leave=False) as bar:
+        return list(bar)
 
 
 def _progress_enabled(quiet: bool) -> bool:
@@ -174,7 +193,10 @@ def _progress_enabled(quiet: bool) -> bool:
     help="sentence-transformers model name or path [default: all-MiniLM-L6-v2, packaged].",
 )
 def build(index: Path, model: str | None, **opts: Any) -> None:
-    """Build a new index from JSONL/CSV files (- reads JSONL from stdin).
+    """Build a new index from JSONL/CSV/JSON files, saved pages or folders of them.
+
+    - reads JSONL from stdin. Pages (.html, scraped .txt) are extracted as `recommender
+    extract` shows.
 
     The new index replaces any index at --index atomically, only once it is complete.
     """
@@ -383,9 +405,11 @@ def evaluate(
 @click.option(
     "--file",
     "file",
-    type=click.File("r", encoding="utf-8"),
-    help="A plain-text story (- for stdin).",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="A story: a saved page (.html, scraped .txt), extracted as build does, "
+    "or plain text (other extensions; - for stdin).",
 )
+@_page_format_option
 @click.option(
     "--article-json", type=click.File("r", encoding="utf-8"), help="A JSON record with title/body."
 )
@@ -396,7 +420,8 @@ def similar(
     model: str | None,
     text: str | None,
     title: str | None,
-    file: Any,
+    file: str | None,
+    page_format: str | None,
     article_json: Any,
     k: int,
     as_json: bool,
@@ -405,7 +430,9 @@ def similar(
     """Related articles for a story that is not in the index."""
     from .recommender import Recommender
 
-    query = _similar_query(text=text, title=title, file=file, article_json=article_json)
+    query = _similar_query(
+        text=text, title=title, file=file, page_format=page_format, article_json=article_json
+    )
     with Recommender.open(index, model=model) as rec:
         ranking = _ranking(rec, filters)
         matches = rec.similar(**query, k=k, ranking=ranking, **filters)
@@ -413,7 +440,12 @@ def similar(
 
 
 def _similar_query(
-    *, text: str | None, title: str | None, file: Any, article_json: Any
+    *,
+    text: str | None,
+    title: str | None,
+    file: str | None,
+    page_format: str | None,
+    article_json: Any,
 ) -> dict[str, Any]:
     given = [
         name
@@ -438,10 +470,95 @@ def _similar_query(
         body = record.get("body") or record.get("text") or ""
         return {"title": str(record.get("title") or ""), "body": str(body)}
     if file is not None:
-        text = file.read()
+        query = _file_query(file, page_format)
+        if query is not None:
+            return query if title is None else {**query, "title": title}
+        text = _read_story_file(file)
     if text is None and title is None:
         raise InvalidArgumentError("give the story with --text, --file or --article-json")
     return {"title": title, "body": text or ""}
+
+
+def _file_query(path: str, page_format: str | None) -> dict[str, Any] | None:
+    """The story of a saved page, extracted as build extracts it; None for plain text."""
+    from .pages import MAX_PAGE_BYTES, extract_page, page_kind
+
+    kind = page_format or (None if path == "-" else page_kind(path))
+    if kind is None:
+        return None
+    data = sys.stdin.buffer.read() if path == "-" else _read_bytes(path, MAX_PAGE_BYTES + 1)
+    page = extract_page(data, kind)
+    problem = page.problem()
+    if problem is not None:
+        raise InputError(f"--file {path!r}: {kind} page: {problem}")
+    return {"title": page.title, "body": page.body, "published_at": page.published_at}
+
+
+def _read_story_file(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    data = _read_bytes(path, None)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"--file {path!r} is not UTF-8 text (byte {exc.start + 1})") from None
+
+
+def _read_bytes(path: str, limit: int | None) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(-1 if limit is None else limit)
+    except OSError as exc:
+        raise InputError(f"cannot read --file {path!r}: {exc.strerror or exc}") from None
+
+
+# -- extract -----------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@_page_format_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON record a line, as build reads.")
+def extract(inputs: tuple[str, ...], page_format: str | None, as_json: bool) -> None:
+    """Show what would be indexed from pages (files, folders, globs), without indexing.
+
+    With --json the output is exactly the records build would index (JSONL: save it and
+    build from it for the same index). Rejected pages are listed on stderr; the exit status
+    is 5 if any was rejected.
+    """
+    from .ingest import read_records
+
+    rejected: list[Rejection] = []
+    shown = 0
+    for item in read_records(list(inputs), page_format=page_format):
+        if isinstance(item, Rejection):
+            rejected.append(item)
+            click.echo(f"rejected {item}", err=True)
+            continue
+        shown += 1
+        if as_json:
+            click.echo(json.dumps(item.to_dict(), ensure_ascii=False))
+        else:
+            _print_extracted(item, first=shown == 1)
+    if not as_json or rejected:
+        click.echo(f"{shown} extracted, {len(rejected)} rejected", err=True)
+    if rejected:
+        sys.exit(RejectedRecordsError.exit_code)
+
+
+def _print_extracted(article: Article, *, first: bool) -> None:
+    if not first:
+        click.echo()
+    click.echo(f"id:           {article.id}")
+    click.echo(f"title:        {article.title}")
+    date = article.published_at.isoformat() if article.published_at else "-"
+    click.echo(f"published_at: {date}")
+    for name in ("url", "language", "section"):
+        click.echo(f"{name + ':':<14}{getattr(article, name) or '-'}")
+    click.echo(f"tags:         {', '.join(article.tags) or '-'}")
+    words = len(article.body.split())
+    click.echo(f"body:         {words} words, {len(article.body)} characters")
+    click.echo(textwrap.indent(article.body, "  "))
 
 
 @main.command()

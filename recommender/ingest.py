@@ -1,13 +1,17 @@
-"""Readers that turn JSONL, CSV and JSON files into validated Articles.
+"""Readers that turn JSONL, CSV and JSON files, and saved pages, into validated Articles.
 
 Bad records never stop a read: each becomes a Rejection that says where it was and why,
 so one malformed line in a million does not cost the other 999,999. Only inputs that
 cannot be read at all (missing file, unknown format, unusable CSV header) raise InputError.
+
+Saved pages (HTML, scraped text; see recommender.pages) are one record each: a folder or
+a glob expands to its pages, and a page without story text is a Rejection like any other.
 """
 
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import json
 import re
@@ -16,11 +20,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from functools import partial
 from os import PathLike
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from .errors import InputError, InvalidArgumentError
+from .pages import HTML_SUFFIXES, MAX_PAGE_BYTES, PAGE_KINDS, TEXT_SUFFIXES, extract_page, page_kind
 from .types import Article, Rejection
 
 __all__ = ["FieldMap", "article_from_mapping", "parse_datetime", "read_records"]
@@ -264,6 +270,8 @@ class _Source:
     name: str
     path: Path | None  # None means stdin
     reader: _Reader
+    #: A saved page: its record uses the standard field names whatever the field map says.
+    page: bool = False
 
 
 def read_records(
@@ -271,37 +279,84 @@ def read_records(
     *,
     fields: FieldMap = FieldMap(),
     stdin: BinaryIO | None = None,
+    page_format: str | None = None,
 ) -> Iterator[Article | Rejection]:
     """Yield an Article or a Rejection for every record of ``sources``, in input order.
 
     The format follows the extension: ``.jsonl``/``.ndjson``/``.json-lines`` (one object a
-    line), ``.csv`` (header row), ``.json`` (an array of objects); ``"-"`` is JSONL on
-    ``stdin`` (default ``sys.stdin.buffer``). Ids must be unique across all sources: later
-    duplicates are rejected. Every source is checked before anything is yielded, so a
-    mistyped path raises InputError at once rather than after a long read. A lone path is
-    taken as a list of one, not as a sequence of one-character paths.
+    line), ``.csv`` (header row), ``.json`` (an array of objects), ``.html``/``.htm``/``.xhtml``
+    (a saved page) and ``.txt`` (a scraped text page); ``"-"`` is JSONL on ``stdin`` (default
+    ``sys.stdin.buffer``). A folder stands for the pages in it (recursively), a glob pattern for
+    the files it matches. ``page_format`` (``html`` or ``text``) reads every file as that kind
+    of page whatever its extension, and a folder's files with that kind's extensions. A page's
+    id is its canonical URL, else its path (relative to the folder it was found in).
+
+    Ids must be unique across all sources: later duplicates are rejected. Every source is
+    checked before anything is yielded, so a mistyped path raises InputError at once rather
+    than after a long read. A lone path is taken as a list of one.
     """
     if isinstance(sources, (str, PathLike)):
         sources = [sources]
-    checked = [_check_source(source) for source in sources]
+    if page_format is not None and page_format not in PAGE_KINDS:
+        raise InvalidArgumentError(
+            f"unknown page format {page_format!r}; expected one of {', '.join(PAGE_KINDS)}"
+        )
+    checked = [found for source in sources for found in _check_source(source, page_format)]
     return _iter_records(checked, fields, stdin)
 
 
-def _check_source(source: str | Path) -> _Source:
-    if str(source) == _STDIN:
-        return _Source(_STDIN_NAME, None, _read_jsonl)
+def _check_source(source: str | Path, page_format: str | None) -> list[_Source]:
+    text = str(source)
+    if text == _STDIN:
+        return [_Source(_STDIN_NAME, None, _read_jsonl)]
     path = Path(source)
+    if not path.exists() and glob.has_magic(text):
+        matches = sorted(glob.glob(text, recursive=True))
+        if not matches:
+            raise InputError(f"no files match {text!r}")
+        return [found for match in matches for found in _check_source(match, page_format)]
+    if path.is_dir():
+        return _folder_pages(path, page_format)
+    kind = page_format or page_kind(path.name)
+    if kind is not None:
+        return [_page_source(path, kind, article_id=text)]
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
         raise InputError(
-            f"unsupported input format {str(source)!r}; expected one of"
-            f" {', '.join(sorted(_READERS))}, or '-' for JSONL on stdin"
+            f"unsupported input format {text!r}; expected one of"
+            f" {', '.join(sorted([*_READERS, *HTML_SUFFIXES, *TEXT_SUFFIXES]))}, a folder of"
+            " pages, or '-' for JSONL on stdin"
         )
+    _check_readable(path)
+    return [_Source(text, path, reader)]
+
+
+def _folder_pages(folder: Path, page_format: str | None) -> list[_Source]:
+    pages = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        kind = page_kind(path.name)
+        if kind is not None and page_format in (None, kind):
+            pages.append(_page_source(path, kind, article_id=path.relative_to(folder).as_posix()))
+    if not pages:
+        wanted = " or ".join(
+            ", ".join(HTML_SUFFIXES if k == "html" else TEXT_SUFFIXES)
+            for k in ([page_format] if page_format else PAGE_KINDS)
+        )
+        raise InputError(f"folder {str(folder)!r} holds no pages ({wanted})")
+    return pages
+
+
+def _page_source(path: Path, kind: str, *, article_id: str) -> _Source:
+    _check_readable(path)
+    reader = partial(_read_page, kind=kind, article_id=article_id)
+    return _Source(str(path), path, reader, page=True)
+
+
+def _check_readable(path: Path) -> None:
     try:
         path.open("rb").close()
     except OSError as exc:
-        raise InputError(f"cannot open input {str(source)!r}: {exc.strerror or exc}") from exc
-    return _Source(str(source), path, reader)
+        raise InputError(f"cannot open input {str(path)!r}: {exc.strerror or exc}") from exc
 
 
 def _iter_records(
@@ -309,10 +364,11 @@ def _iter_records(
 ) -> Iterator[Article | Rejection]:
     first_seen: dict[str, str] = {}
     for source in sources:
+        source_fields = FieldMap() if source.page else fields
         try:
             with _open(source, stdin) as stream:
                 for entry in source.reader(stream, source.name):
-                    yield _judge(entry, source.name, fields, first_seen)
+                    yield _judge(entry, source.name, source_fields, first_seen)
         except OSError as exc:
             raise InputError(f"cannot read input {source.name!r}: {exc}") from exc
 
@@ -536,6 +592,29 @@ def _line_around(text: str, pos: int) -> str:
     start = text.rfind("\n", 0, pos) + 1
     end = text.find("\n", pos)
     return text[start : end if end >= 0 else len(text)]
+
+
+# --- saved pages ---------------------------------------------------------------------------
+
+
+def _read_page(stream: BinaryIO, name: str, *, kind: str, article_id: str) -> Iterator[_Entry]:
+    """One page, one record: its canonical URL as id when it has one, else ``article_id``."""
+    data = stream.read(MAX_PAGE_BYTES + 1)
+    try:
+        page = extract_page(data, kind)
+    except InputError as exc:
+        yield _Entry(1, "", reason=str(exc))
+        return
+    except Exception as exc:  # a page that breaks the extractor is one rejection, not the end
+        yield _Entry(1, "", reason=f"cannot extract the page: {type(exc).__name__}: {exc}")
+        return
+    record = page.to_record(page.url or article_id)
+    raw = json.dumps(record, ensure_ascii=False)
+    problem = page.problem()
+    if problem is not None:
+        yield _Entry(1, raw, reason=f"{kind} page: {problem}")
+        return
+    yield _Entry(1, raw, record=record)
 
 
 _READERS: dict[str, _Reader] = {

@@ -121,7 +121,7 @@ def test_similar_variants(index: Path, tmp_path: Path, runner: CliRunner) -> Non
     base = ["similar", "--index", str(index), "--json", "-k", "3"]
     by_text = json.loads(runner.invoke(main, [*base, "--text", "earthquake rubble rescue"]).output)
     assert {d["id"] for d in by_text} == {"quake-0", "quake-1", "quake-2"}
-    story = tmp_path / "story.txt"
+    story = tmp_path / "story.md"
     story.write_text("Dockworkers strike at Valdora port; cranes idle as union presses wages")
     by_file = json.loads(runner.invoke(main, [*base, "--file", str(story)]).output)
     assert {d["id"] for d in by_file} == {"port-0", "port-1", "port-2"}

@@ -535,20 +535,21 @@ def test_missing_file_fails_before_anything_is_read(tmp_path: Path) -> None:
         read_records([good, missing])
 
 
-def test_directory_is_an_input_error(tmp_path: Path) -> None:
+def test_a_folder_without_pages_is_an_input_error(tmp_path: Path) -> None:
     folder = tmp_path / "dir.jsonl"
     folder.mkdir()
-    with pytest.raises(InputError, match=r"cannot open input '.*dir\.jsonl'"):
+    write(folder, "notes.md", "# not a page")
+    with pytest.raises(InputError, match=r"folder '.*dir\.jsonl' holds no pages \(\.html"):
         read_records([folder])
 
 
 def test_unknown_extension_lists_the_supported_ones(tmp_path: Path) -> None:
-    path = write(tmp_path, "in.txt", "hello")
+    path = write(tmp_path, "in.xml", "hello")
     with pytest.raises(InputError) as caught:
         read_records([path])
     message = str(caught.value)
     assert repr(str(path)) in message
-    for suffix in (".csv", ".json", ".jsonl", ".ndjson", ".json-lines", "'-'"):
+    for suffix in (".csv", ".json", ".jsonl", ".ndjson", ".json-lines", ".html", ".txt", "'-'"):
         assert suffix in message
 
 
