@@ -67,8 +67,8 @@ _page_format_option = click.option(
     "--format",
     "page_format",
     type=click.Choice(["html", "text"]),
-    help="Read every input file as a saved HTML page or a scraped text page "
-    "[default: by extension: .html/.htm/.xhtml, .txt].",
+    help="Read input files as saved HTML pages or scraped text pages, whatever their "
+    "extension [default: by extension: .html/.htm/.xhtml, .txt].",
 )
 
 
