@@ -243,6 +243,28 @@ class Catalog:
                 [lexical_text(r[1], r[2]) for r in rows],
             )
 
+    def numbers(
+        self, int_ids: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(int ids, publication times, pool statistics) of ``int_ids``, or of every article.
+
+        The ranking reads both for every candidate; the state keeps them in arrays.
+        """
+        sql = "SELECT int_id, published_ts, pool_stats FROM articles"
+        found: list[tuple[int, float | None, bytes | None]] = []
+        if int_ids is None:
+            found.extend(self._conn().execute(sql))
+        for chunk in _chunks([int(i) for i in int_ids or ()], 500):
+            marks = ",".join("?" * len(chunk))
+            found.extend(self._conn().execute(f"{sql} WHERE int_id IN ({marks})", chunk))
+        ids = np.array([r[0] for r in found], dtype=np.int64)
+        times = np.array([np.nan if r[1] is None else r[1] for r in found], dtype=np.float64)
+        stats = np.full((len(found), 4), np.nan, dtype=np.float64)
+        for n, (_, _, blob) in enumerate(found):
+            if blob is not None:
+                stats[n] = np.frombuffer(blob, dtype=np.float64, count=4)
+        return ids, times, stats
+
     def published_times(self) -> dict[int, float]:
         rows = self._conn().execute(
             "SELECT int_id, published_ts FROM articles WHERE published_ts IS NOT NULL"

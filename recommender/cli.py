@@ -7,6 +7,7 @@ Heavy modules (numpy, faiss, torch) are imported inside commands so that
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import textwrap
@@ -192,7 +193,26 @@ def _progress_enabled(quiet: bool) -> bool:
     "--model",
     help="sentence-transformers model name or path [default: all-MiniLM-L6-v2, packaged].",
 )
-def build(index: Path, model: str | None, **opts: Any) -> None:
+@click.option(
+    "--index-type",
+    type=click.Choice(["auto", "flat", "ivf"]),
+    default="auto",
+    show_default=True,
+    help="Vector search: flat (exact), ivf (approximate, for 100k+ articles), or auto: "
+    "flat below 50,000 articles, ivf above.",
+)
+@click.option(
+    "--encoder-backend",
+    # The same names as encoders.BACKENDS (a test keeps them equal); importing
+    # that module here would load numpy for every command.
+    type=click.Choice(["torch", "onnx", "onnx-int8"]),
+    default=None,
+    help="How the model runs: torch, onnx (onnxruntime, fp32) or onnx-int8 (onnxruntime, "
+    "int8 weights) [default: onnx-int8]. Recorded in the index: add and similar use it.",
+)
+def build(
+    index: Path, model: str | None, index_type: str, encoder_backend: str | None, **opts: Any
+) -> None:
     """Build a new index from JSONL/CSV/JSON files, saved pages or folders of them.
 
     - reads JSONL from stdin. Pages (.html, scraped .txt) are extracted as `recommender
@@ -212,6 +232,8 @@ def build(index: Path, model: str | None, **opts: Any) -> None:
         strict=opts["strict"],
         progress=_progress_enabled(opts["quiet"]),
         total=sum(isinstance(i, Article) for i in items),
+        index_type=index_type,
+        encoder_backend=encoder_backend,
     )
     _print_update("built", index, rec.report, opts, time.monotonic() - started)
 
@@ -293,6 +315,12 @@ def _print_rejects(rejected: Sequence[Rejection]) -> None:
     help="With --all: write the JSONL here (default: standard output).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="With --all: no progress bar.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --all: processes ranking the lists [default: one per CPU core].",
+)
 def related(
     article_id: str | None,
     index: Path,
@@ -301,6 +329,7 @@ def related(
     all_: bool,
     output: Path | None,
     quiet: bool,
+    workers: int | None,
     **filters: Any,
 ) -> None:
     """The related list of an indexed article (never the article itself).
@@ -314,6 +343,8 @@ def related(
         raise InvalidArgumentError("give an ARTICLE_ID or --all, not both or neither")
     if output is not None and not all_:
         raise InvalidArgumentError("--output goes with --all")
+    if workers is not None and not all_:
+        raise InvalidArgumentError("--workers goes with --all")
     with Recommender.open(index) as rec:
         ranking = _ranking(rec, filters)
         if all_:
@@ -322,14 +353,21 @@ def related(
                 raise InvalidArgumentError(
                     f"--all computes unfiltered lists; drop {', '.join(used)}"
                 )
-            _write_all(rec, k, output, ranking=ranking, progress=_progress_enabled(quiet))
+            _write_all(
+                rec,
+                k,
+                output,
+                ranking=ranking,
+                progress=_progress_enabled(quiet),
+                workers=workers or os.cpu_count() or 1,
+            )
             return
         matches = rec.related(article_id or "", k=k, ranking=ranking, **filters)
     _print_matches(matches, as_json)
 
 
 def _write_all(
-    rec: Recommender, k: int, output: Path | None, *, ranking: Any, progress: bool
+    rec: Recommender, k: int, output: Path | None, *, ranking: Any, progress: bool, workers: int
 ) -> None:
     from .storage import write_lines_atomic
 
@@ -338,7 +376,9 @@ def _write_all(
             {"id": aid, "related": [{"id": m.id, "score": m.score} for m in matches]},
             ensure_ascii=False,
         )
-        for aid, matches in rec.related_all(k=k, ranking=ranking, progress=progress)
+        for aid, matches in rec.related_all(
+            k=k, ranking=ranking, progress=progress, workers=workers
+        )
     )
     if output is None or str(output) == "-":
         for line in lines:
@@ -575,7 +615,11 @@ def info(index: Path, as_json: bool) -> None:
         return
     click.echo(f"index:      {data['path']}")
     click.echo(f"articles:   {data['counts']['articles']}")
-    click.echo(f"model:      {data['model']['id']} ({data['model']['dimension']}-d, normalised)")
+    backend = data["model"].get("backend", "torch")
+    click.echo(
+        f"model:      {data['model']['id']} ({data['model']['dimension']}-d, normalised, "
+        f"{backend} backend)"
+    )
     click.echo(f"store:      {data['store']} ({data['metric']})")
     click.echo(f"embedding:  {data['embedding']['strategy']}")
     ranking = data.get("ranking", {})

@@ -23,8 +23,9 @@ from __future__ import annotations
 import os
 import re
 import struct
+import threading
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,11 @@ class LexicalIndex:
         self._df = np.zeros(N_FEATURES, dtype=np.int32)
         self._idf: np.ndarray | None = None  # built lazily, dropped on every change
         self._inv_norms: np.ndarray | None = None  # per position, built lazily
-        self._row_of: dict[int, int] | None = None
+        self._row_of: np.ndarray | None = None
+        #: The base transposed (terms x rows, CSR): the inverted lists that find
+        #: candidates without scoring every article. Mapped from the snapshot.
+        self._postings: sp.csr_matrix | None = None
+        self._delta_inverted: sp.csr_matrix | None = None
 
     def __len__(self) -> int:
         """Articles indexed."""
@@ -178,6 +183,7 @@ class LexicalIndex:
         return len(rows)
 
     def _invalidate(self) -> None:
+        self._delta_inverted = None
         self._idf = None
         self._inv_norms = None
         self._row_of = None
@@ -201,12 +207,36 @@ class LexicalIndex:
     def rows(self, ids: np.ndarray) -> np.ndarray:
         """Row positions of int ids (-1 for ids not indexed)."""
         if self._row_of is None:
-            self._row_of = {int(i): row for row, i in enumerate(self._ids) if i >= 0}
-        return np.array([self._row_of.get(int(i), -1) for i in ids], dtype=np.int64)
+            # Catalog int ids only grow, so a dense id -> row table stays small
+            # and turns every lookup into one vectorised gather.
+            live = self._ids >= 0
+            size = int(self._ids.max()) + 1 if live.any() else 0
+            table = np.full(size, -1, dtype=np.int64)
+            table[self._ids[live]] = np.flatnonzero(live)
+            self._row_of = table
+        ids = np.asarray(ids, dtype=np.int64)
+        known = (ids >= 0) & (ids < len(self._row_of))
+        if not known.any():
+            return np.full(len(ids), -1, dtype=np.int64)
+        return np.where(known, self._row_of[np.where(known, ids, 0)], -1)
 
     def stored_counts(self, ids: np.ndarray) -> sp.csr_matrix:
         """The stored counts of ``ids``, one row each (empty for ids not indexed)."""
         rows = self.rows(ids)
+        if len(rows) == 1 and rows[0] >= 0:  # a query by id: slice the row, no fancy indexing
+            n_base = self._base.shape[0]
+            segment, row = (
+                (self._base, rows[0]) if rows[0] < n_base else (self._delta, rows[0] - n_base)
+            )
+            span = slice(segment.indptr[row], segment.indptr[row + 1])
+            return sp.csr_matrix(
+                (
+                    np.array(segment.data[span]),
+                    np.array(segment.indices[span]),
+                    [0, span.stop - span.start],
+                ),
+                shape=(1, N_FEATURES),
+            )
         if not (rows >= 0).any():
             return sp.csr_matrix((len(rows), N_FEATURES), dtype=np.float32)
         n_base = self._base.shape[0]
@@ -243,6 +273,101 @@ class LexicalIndex:
         out *= self._norms(idf)[np.newaxis, :]
         return out
 
+    def search(
+        self, weights: sp.csr_matrix, n: int, *, terms: int | None, allowed: np.ndarray | None
+    ) -> list[np.ndarray]:
+        """Row positions of each query's ``n`` best lexical matches, best first.
+
+        ``weights`` are the queries' :meth:`query_weights`. Matches are found
+        through the inverted lists of each query's ``terms`` heaviest terms
+        (Lucene MoreLikeThis: the rare, telling words), so the cost follows the
+        length of those lists, not the size of the archive. The scores that
+        rank these candidates are computed by :meth:`cosines` with every term.
+        ``allowed`` (bool per row position) drops filtered rows.
+        """
+        idf = self.idf()
+        weighted = sp.csr_matrix(weights)
+        if terms is not None:
+            # Heaviest by query x idf (the weights carry idf twice; zero-idf
+            # terms were dropped from them).
+            weighted = _top_terms(weighted, terms, key=weighted.data / idf[weighted.indices])
+        inv = self._norms(idf)
+        out = []
+        for rows, values in self._hits(weighted):
+            values = values * inv[rows]
+            keep = values > 0
+            if allowed is not None:
+                keep &= allowed[rows]
+            rows, values = rows[keep], values[keep]
+            if len(rows) > n:
+                top = np.argpartition(-values, n - 1)[:n]
+                rows, values = rows[top], values[top]
+            out.append(rows[np.argsort(-values, kind="stable")])
+        return out
+
+    def _hits(self, weighted: sp.csr_matrix) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Per query: row positions sharing a term with it, and their dot products."""
+        n_base = self._base.shape[0]
+        if weighted.shape[0] == 1:
+            # One query (a related-by-id or similar request): gather its few
+            # inverted lists directly; a sparse product costs more in setup.
+            rows, values = _gather(self.postings(), weighted.indices, weighted.data)
+            if self._delta.shape[0]:
+                more, extra = _gather(self._delta_postings(), weighted.indices, weighted.data)
+                rows, values = (
+                    np.concatenate([rows, more + n_base]),
+                    np.concatenate([values, extra]),
+                )
+            yield _summed(rows, values)
+            return
+        base = sp.csr_matrix(weighted @ self.postings())
+        delta = sp.csr_matrix(weighted @ self._delta_postings()) if self._delta.shape[0] else None
+        for q in range(weighted.shape[0]):
+            rows = base.indices[base.indptr[q] : base.indptr[q + 1]].astype(np.int64)
+            values = base.data[base.indptr[q] : base.indptr[q + 1]]
+            if delta is not None:
+                span = slice(delta.indptr[q], delta.indptr[q + 1])
+                rows = np.concatenate([rows, delta.indices[span].astype(np.int64) + n_base])
+                values = np.concatenate([values, delta.data[span]])
+            yield rows, values
+
+    def query_weights(self, queries: sp.csr_matrix, *, max_terms: int | None) -> sp.csr_matrix:
+        """What :meth:`cosines` dots with raw counts: normalised (query x idf), times idf again."""
+        return _times_idf(self.weigh(queries, max_terms=max_terms), self.idf())
+
+    def cosines(self, weighted: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+        """Cosine of one query (a row of :meth:`query_weights`) with each row position.
+
+        Rows given as -1 (articles without lexical rows) score 0.
+        """
+        out = np.zeros(len(rows), dtype=np.float32)
+        usable = rows >= 0
+        if not usable.any():
+            return out
+        idf = self.idf()
+        picked = rows[usable]
+        n_base = self._base.shape[0]
+        in_base = picked < n_base
+        scores = np.zeros(len(picked), dtype=np.float32)
+        if in_base.any():
+            scores[in_base] = _dots(self._base, picked[in_base], weighted)
+        if (~in_base).any():
+            scores[~in_base] = _dots(self._delta, picked[~in_base] - n_base, weighted)
+        out[usable] = scores * self._norms(idf)[picked]
+        return out
+
+    def _delta_postings(self) -> sp.csr_matrix:
+        """Inverted lists of the rows added since the snapshot; rebuilt after each write."""
+        if self._delta_inverted is None:
+            self._delta_inverted = sp.csr_matrix(self._delta.T, dtype=np.float32)
+        return self._delta_inverted
+
+    def postings(self) -> sp.csr_matrix:
+        """The inverted lists of the base rows: a (terms x base rows) CSR matrix."""
+        if self._postings is None:
+            self._postings = sp.csr_matrix(self._base.T, dtype=np.float32)
+        return self._postings
+
     def _norms(self, idf: np.ndarray) -> np.ndarray:
         """1 / |row x idf| per position; 0 for dead or empty rows."""
         if self._inv_norms is None:
@@ -262,6 +387,7 @@ class LexicalIndex:
         n_base = self._base.shape[0]
         live = self._ids[:n_base] >= 0
         counts = sp.vstack([self._base[live], self._delta], format="csr", dtype=np.float32)
+        postings = sp.csr_matrix(counts.T, dtype=np.float32)
         with open(path, "wb") as handle:
             np.savez(
                 handle,
@@ -269,6 +395,9 @@ class LexicalIndex:
                 data=counts.data,
                 indices=counts.indices,
                 indptr=counts.indptr,
+                postings_data=postings.data,
+                postings_indices=postings.indices,
+                postings_indptr=postings.indptr,
             )
             handle.flush()
             os.fsync(handle.fileno())
@@ -279,16 +408,68 @@ class LexicalIndex:
         arrays = _map_npz(path) if mmap else None
         if arrays is None:
             with np.load(path) as data:
-                arrays = {name: data[name] for name in ("ids", "data", "indices", "indptr")}
+                arrays = {name: data[name] for name in data.files}
         index = cls()
         n = len(arrays["ids"])
         index._base = sp.csr_matrix(
             (arrays["data"], arrays["indices"], arrays["indptr"]), shape=(n, N_FEATURES)
         )
+        if "postings_indptr" in arrays:  # snapshots before 0.2 derive them on first use
+            index._postings = sp.csr_matrix(
+                (
+                    arrays["postings_data"],
+                    arrays["postings_indices"],
+                    arrays["postings_indptr"],
+                ),
+                shape=(N_FEATURES, n),
+            )
         index._ids = np.array(arrays["ids"], dtype=np.int64)
         index._live = n
         index._df = _document_counts(index._base)
         return index
+
+
+_SCRATCH = threading.local()
+
+
+def _gather(
+    postings: sp.csr_matrix, terms: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The entries of the inverted lists of ``terms``, each times its term's weight."""
+    starts = postings.indptr[terms].astype(np.int64)
+    lengths = postings.indptr[terms + 1].astype(np.int64) - starts
+    total = int(lengths.sum())
+    if not total:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    entries = np.arange(total) + np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+    rows = postings.indices[entries].astype(np.int64)
+    values = postings.data[entries] * np.repeat(weights.astype(np.float32), lengths)
+    return rows, values
+
+
+def _summed(rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Add up the values of equal rows."""
+    unique, where = np.unique(rows, return_inverse=True)
+    return unique, np.bincount(where, weights=values, minlength=len(unique)).astype(np.float32)
+
+
+def _dots(matrix: sp.csr_matrix, rows: np.ndarray, query: sp.csr_matrix) -> np.ndarray:
+    """Dot product of each of ``rows`` of ``matrix`` with a one-row ``query``.
+
+    The query is spread into a per-thread dense scratch row over all terms, so
+    the product is one sparse-matrix x dense-vector pass over the rows' entries;
+    a sparse x sparse product would build index arrays over all 2**20 terms.
+    """
+    if not len(query.indices) or not len(rows):
+        return np.zeros(len(rows), dtype=np.float32)
+    scratch = getattr(_SCRATCH, "row", None)
+    if scratch is None:
+        scratch = _SCRATCH.row = np.zeros(N_FEATURES, dtype=np.float32)
+    scratch[query.indices] = query.data
+    try:
+        return np.asarray(matrix[rows] @ scratch, dtype=np.float32)
+    finally:
+        scratch[query.indices] = 0.0
 
 
 def _empty_counts() -> sp.csr_matrix:
@@ -371,13 +552,19 @@ def _identity(terms: list[str]) -> list[str]:
     return terms
 
 
-def _top_terms(weighted: sp.csr_matrix, max_terms: int) -> sp.csr_matrix:
-    """Keep the ``max_terms`` heaviest terms of each row (Lucene MoreLikeThis style)."""
-    out = weighted.tolil(copy=True)
-    for row in range(out.shape[0]):
-        values = np.array(out.data[row])
-        if len(values) > max_terms:
-            keep = np.argsort(-values)[:max_terms]
-            out.rows[row] = [out.rows[row][i] for i in sorted(keep)]
-            out.data[row] = [out.data[row][i] for i in sorted(keep)]
-    return sp.csr_matrix(out)
+def _top_terms(
+    weighted: sp.csr_matrix, max_terms: int, *, key: np.ndarray | None = None
+) -> sp.csr_matrix:
+    """Keep the ``max_terms`` heaviest terms of each row (by ``key``, default the weights)."""
+    weighted = sp.csr_matrix(weighted)
+    per_row = np.diff(weighted.indptr)
+    if not len(per_row) or per_row.max() <= max_terms:
+        return weighted
+    row_of_entry = np.repeat(np.arange(weighted.shape[0]), per_row)
+    # Sort entries by row, heaviest first; keep each row's first max_terms.
+    order = np.lexsort((-(weighted.data if key is None else key), row_of_entry))
+    rank = np.arange(len(order)) - np.repeat(weighted.indptr[:-1], per_row)
+    kept = np.sort(order[rank < max_terms])
+    return sp.csr_matrix(
+        (weighted.data[kept], (row_of_entry[kept], weighted.indices[kept])), shape=weighted.shape
+    )

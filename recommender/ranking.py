@@ -40,6 +40,9 @@ class RankingConfig:
     lexical_weight: float = 1.0
     #: Lexical query keeps only its heaviest terms (Lucene MoreLikeThis); None keeps all.
     max_query_terms: int | None = None
+    #: Lexical candidates are found through the inverted lists of the query's
+    #: heaviest terms only (their scores still use every term); None uses all.
+    candidate_terms: int | None = 32
     #: Time prior: weight * exp(-|days apart| / scale), added in normalised units; 0 is off.
     time_weight: float = 1.0
     time_scale_days: float = 7.0
@@ -63,6 +66,10 @@ class RankingConfig:
             )
         if self.candidates < 1:
             raise InvalidArgumentError(f"candidates must be >= 1, got {self.candidates}")
+        if self.candidate_terms is not None and self.candidate_terms < 1:
+            raise InvalidArgumentError(
+                f"candidate_terms must be >= 1 or None, got {self.candidate_terms}"
+            )
         if not 0.0 <= self.diversity < 1.0:
             raise InvalidArgumentError(f"diversity must be in [0, 1), got {self.diversity}")
         if self.feedback_docs < 0 or self.feedback_weight < 0:
@@ -93,7 +100,7 @@ class Candidates:
     ids: np.ndarray  # int64 catalog ids
     dense: np.ndarray  # cosine of the query's vector with each candidate's
     lexical: np.ndarray  # tf-idf cosine
-    vectors: np.ndarray  # candidate vectors (for duplicates and diversity)
+    vectors: np.ndarray | None  # candidate vectors (for duplicates and diversity), if read
     published: np.ndarray  # epoch seconds, NaN when unknown
     #: Per candidate: mean and std of its dense scores, then of its lexical
     #: scores, over its own pool when it was the query (NaN when unknown).
@@ -110,10 +117,12 @@ def rank(
     if config.time_weight and query_time is not None:
         scores = scores + _time_prior(pool.published, query_time, config)
     order = np.argsort(-scores, kind="stable")
+    if pool.vectors is None and (config.dedupe_threshold is not None or config.diversity):
+        raise ValueError("duplicate collapse and diversity need the candidates' vectors")
     if config.dedupe_threshold is not None:
-        order = _collapse_copies(order, pool.vectors, config.dedupe_threshold)
+        order = _collapse_copies(order, pool.vectors, config.dedupe_threshold)  # type: ignore[arg-type]
     if config.diversity:
-        order = _mmr(order, scores, pool.vectors, k, config.diversity)
+        order = _mmr(order, scores, pool.vectors, k, config.diversity)  # type: ignore[arg-type]
     top = order[:k]
     return [(int(pool.ids[i]), float(scores[i])) for i in top]
 

@@ -18,7 +18,13 @@ import numpy as np
 from . import storage
 from ._rwlock import RWLock
 from .catalog import Catalog, CatalogRow, lexical_text
-from .encoders import ArticleEmbedder, Encoder, canonical_model_id, make_encoder
+from .encoders import (
+    LEGACY_BACKEND,
+    ArticleEmbedder,
+    Encoder,
+    canonical_model_id,
+    make_encoder,
+)
 from .errors import (
     ArticleNotFoundError,
     InvalidArgumentError,
@@ -30,9 +36,15 @@ from .ingest import article_from_mapping
 from .lexical import LexicalIndex
 from .ranking import RankingConfig, rank
 from .retrieval import QueryBatch, Retriever
-from .state import IndexState, compute_pool_stats, write_snapshots
+from .state import (
+    PARALLEL_STATS_MIN,
+    IndexState,
+    compute_pool_stats,
+    compute_pool_stats_in_workers,
+    write_snapshots,
+)
 from .stores import VectorStore
-from .stores.faiss import FaissStore
+from .stores.faiss import FaissStore, check_index_type
 from .types import Article, Match, Rejection, UpdateReport
 
 __all__ = ["Recommender"]
@@ -104,8 +116,21 @@ class Recommender:
         progress: bool = False,
         total: int | None = None,
         ranking: RankingConfig | None = None,
+        index_type: str = "auto",
+        encoder_backend: str | None = None,
+        workers: int | None = None,
     ) -> Recommender:
         """Build a new index at ``path`` and swap it in atomically; return it opened.
+
+        ``encoder_backend`` (``torch``, ``onnx``, ``onnx-int8``; default
+        ``DEFAULT_BACKEND``) runs the model when no ``encoder`` is given; it is
+        recorded in the manifest, and later queries and adds use the same one.
+
+        ``index_type`` is ``flat`` (exact search), ``ivf`` (approximate, for
+        large archives) or ``auto``: flat below ``IVF_THRESHOLD`` articles, IVF
+        above, decided again whenever a snapshot is written. Each article's pool
+        statistics are computed by ``workers`` processes (default: one per CPU
+        core) once the archive has ``PARALLEL_STATS_MIN`` articles.
 
         Bad records become :class:`Rejection` entries in ``report`` and in
         ``rejects.jsonl``; with ``strict`` any rejection raises
@@ -113,7 +138,9 @@ class Recommender:
         """
         layout = storage.IndexLayout(path)
         layout.check_writable_target()
-        encoder = encoder or make_encoder(model)
+        check_index_type(index_type)
+        workers = workers or os.cpu_count() or 1
+        encoder = encoder or make_encoder(model, backend=encoder_backend)
         embedder = ArticleEmbedder(encoder)
         items: Iterable[Article | Rejection] = _validated(articles)
         if strict:
@@ -123,30 +150,52 @@ class Recommender:
         with layout.writer_lock():
             gen = layout.new_generation()
             catalog = Catalog.create(gen / storage.CATALOG)
-            store: VectorStore | None = None
+            store: FaissStore | None = None
             lexical = LexicalIndex()
             with _progress(progress, total, "embedding") as bar:
                 for batch in _batched(_split(items, rejected), _BATCH):
                     vectors = embedder.embed_articles(batch)
                     _, touched = catalog.write(list(zip(batch, vectors, strict=True)))
                     ids = np.array(touched, dtype=np.int64)
-                    store = store or FaissStore(vectors.shape[1])
+                    store = store or FaissStore(vectors.shape[1], index_type=index_type)
                     store.add(ids, vectors)
                     lexical.add(ids, [lexical_text(a.title, a.body) for a in batch])
                     bar.update(len(batch))
-            store = store or FaissStore(encoder.dimension)
+            store = store or FaissStore(encoder.dimension, index_type=index_type)
+            store.optimise()
             config = ranking or RankingConfig()
-            with _progress(progress, len(lexical), "normalising") as bar:
-                compute_pool_stats(
-                    store, lexical, catalog, lexical.ids, candidates=config.candidates, progress=bar
-                )
             seq = catalog.seq()
             write_snapshots(gen, store, lexical, seq)
+            with _progress(progress, len(lexical), "normalising") as bar:
+                if workers > 1 and len(lexical) >= PARALLEL_STATS_MIN:
+                    compute_pool_stats_in_workers(
+                        gen,
+                        seq,
+                        store,
+                        catalog,
+                        lexical.ids,
+                        config=config,
+                        workers=workers,
+                        progress=bar,
+                    )
+                else:
+                    compute_pool_stats(
+                        store, lexical, catalog, lexical.ids, config=config, progress=bar
+                    )
             catalog.prune_changes(seq)
             count = catalog.count()
             catalog.close()
             _write_rejects(layout, rejected)
-            manifest = _new_manifest(gen.name, encoder.model_id, store, embedder, count, config)
+            manifest = _new_manifest(
+                gen.name,
+                encoder.model_id,
+                store,
+                embedder,
+                count,
+                config,
+                # An injected encoder without a backend runs like the pre-backend default.
+                backend=getattr(encoder, "backend", LEGACY_BACKEND),
+            )
             layout.publish(manifest)
         rec = cls.open(path, encoder=encoder)
         rec.report = UpdateReport(
@@ -194,13 +243,20 @@ class Recommender:
         ranking: RankingConfig | None = None,
         batch_size: int = 256,
         progress: bool = False,
+        workers: int = 1,
     ) -> Iterator[tuple[str, list[Match]]]:
         """The related list of every article (or of ``ids``), as (article id, matches) pairs.
 
-        Queries run in batches with the same ranking as :meth:`related`; a read
-        lock is held per batch, so writes may land between batches.
+        Queries run in batches (one FAISS search and one inverted-list pass per
+        batch) with the same ranking as :meth:`related`; a read lock is held per
+        batch, so writes may land between batches. With ``workers`` > 1,
+        batches are ranked by that many processes that map the same snapshot
+        (the per-candidate ranking is Python-bound, so threads would not help);
+        lists still come out in order.
         """
         _check_k(k)
+        if workers < 1:
+            raise InvalidArgumentError(f"workers must be >= 1, got {workers}")
         self.refresh()
         everything = self._state.catalog.all_ids()
         if ids is not None:
@@ -209,22 +265,34 @@ class Recommender:
             if missing:
                 raise ArticleNotFoundError(sorted(missing)[0])
             everything = [(i, aid) for i, aid in everything if aid in wanted]
+        chunks = [everything[s : s + batch_size] for s in range(0, len(everything), batch_size)]
+        config = ranking or self.ranking
+        if workers > 1 and len(chunks) > workers:
+            lists = _parallel_lists(self._layout.root, chunks, k, config, workers)
+        else:
+            lists = (self._lists(chunk, k, config) for chunk in chunks)
         with _progress(progress, len(everything), "related lists") as bar:
-            for start in range(0, len(everything), batch_size):
-                chunk = everything[start : start + batch_size]
-                with self._lock.read():
-                    state = self._state
-                    ids = np.array([i for i, _ in chunk], dtype=np.int64)
-                    present = ids[state.lexical.rows(ids) >= 0]
-                    batch = QueryBatch(
-                        state.store.get(present),
-                        state.lexical.stored_counts(present),
-                        [int(i) for i in present],
-                    )
-                    lists = self._ranked(batch, k, Filters(), ranking)
-                names = dict(chunk)
-                yield from ((names[int(i)], m) for i, m in zip(present, lists, strict=True))
+            for chunk, results in zip(chunks, lists, strict=True):
+                yield from results
                 bar.update(len(chunk))
+
+    def _lists(
+        self, chunk: list[tuple[int, str]], k: int, ranking: RankingConfig
+    ) -> list[tuple[str, list[Match]]]:
+        """Related lists of one batch of (int id, article id)."""
+        self.refresh()
+        with self._lock.read():
+            state = self._state
+            ids = np.array([i for i, _ in chunk], dtype=np.int64)
+            present = ids[state.lexical.rows(ids) >= 0]
+            batch = QueryBatch(
+                state.store.get(present),
+                state.lexical.stored_counts(present),
+                [int(i) for i in present],
+            )
+            lists = self._ranked(batch, k, Filters(), ranking)
+        names = dict(chunk)
+        return [(names[int(i)], m) for i, m in zip(present, lists, strict=True)]
 
     def similar(
         self,
@@ -288,6 +356,8 @@ class Recommender:
         data = dict(state.manifest)
         data["path"] = str(self._layout.root)
         data["counts"] = {"articles": state.catalog.count(), "vectors": len(state.store)}
+        if isinstance(state.store, FaissStore):
+            data["search"] = state.store.describe()
         return data
 
     def _ranked(
@@ -326,11 +396,9 @@ class Recommender:
         if config.feedback_docs:
             batch = _with_feedback(batch, ranked, state.store, config)
             ranked = self._rank_pools(batch, k, config, times, include, exclude)
-        out = []
-        for hits in ranked:
-            rows = state.catalog.rows([i for i, _ in hits])
-            out.append([_match(rows[i], score) for i, score in hits if i in rows])
-        return out
+        # One catalog read for the whole batch's results.
+        rows = state.catalog.rows(list({i for hits in ranked for i, _ in hits}))
+        return [[_match(rows[i], score) for i, score in hits if i in rows] for hits in ranked]
 
     def _rank_pools(
         self,
@@ -348,14 +416,16 @@ class Recommender:
             include=include,
             exclude=exclude,
             max_query_terms=config.max_query_terms,
+            candidate_terms=config.candidate_terms,
             use_lexical=config.method != "dense",
+            with_vectors=config.dedupe_threshold is not None or config.diversity > 0,
         )
         out = []
         for pool, when in zip(pools, times, strict=True):
             if config.time_weight:
                 pool.published = state.published(pool.ids)
             if config.method == "hybrid":
-                pool.stats = state.catalog.pool_stats([int(i) for i in pool.ids])
+                pool.stats = state.pool_stats(pool.ids)
             query_time = None if np.isnan(when) else float(when)
             out.append(rank(pool, k, config, query_time=query_time))
         return out
@@ -443,9 +513,8 @@ class Recommender:
             changed = [a.id for a, v in upserts if v is not None]
             if changed:
                 ids = np.array(list(state.catalog.int_ids(changed).values()), dtype=np.int64)
-                candidates = self.ranking.candidates
                 compute_pool_stats(
-                    state.store, state.lexical, state.catalog, ids, candidates=candidates
+                    state.store, state.lexical, state.catalog, ids, config=self.ranking
                 )
             pending = self._state.pending_changes()
             if pending is None or pending >= _CHECKPOINT_CHANGES:
@@ -492,9 +561,11 @@ class Recommender:
 
     @property
     def encoder(self) -> Encoder:
-        """The encoder, created (not loaded) on first use."""
+        """The encoder, created (not loaded) on first use, with the index's model and backend."""
         if self._encoder is None:
-            self._encoder = make_encoder(self.manifest["model"]["id"])
+            model = self.manifest["model"]
+            backend = model.get("backend", LEGACY_BACKEND)
+            self._encoder = make_encoder(model["id"], backend=backend)
         return self._encoder
 
     def _embedder(self) -> ArticleEmbedder:
@@ -535,6 +606,38 @@ class Recommender:
 
 
 # -- helpers ---------------------------------------------------------------------------
+
+
+_WORKER: Recommender | None = None
+
+
+def _parallel_lists(
+    root: Path,
+    chunks: list[list[tuple[int, str]]],
+    k: int,
+    ranking: RankingConfig,
+    workers: int,
+) -> Iterator[list[tuple[str, list[Match]]]]:
+    """Rank batches in ``workers`` processes, yielding results in batch order."""
+    import multiprocessing
+
+    # spawn, not fork: a forked child of a process that has run OpenMP (FAISS) can hang.
+    context = multiprocessing.get_context("spawn")
+    jobs = ((chunk, k, ranking) for chunk in chunks)
+    with context.Pool(workers, initializer=_open_worker, initargs=(str(root),)) as pool:
+        yield from pool.imap(_worker_lists, jobs)
+
+
+def _open_worker(root: str) -> None:
+    global _WORKER
+    _WORKER = Recommender.open(root)
+
+
+def _worker_lists(
+    job: tuple[list[tuple[int, str]], int, RankingConfig],
+) -> list[tuple[str, list[Match]]]:
+    assert _WORKER is not None
+    return _WORKER._lists(*job)
 
 
 def _with_feedback(
@@ -652,15 +755,23 @@ def _new_manifest(
     embedder: ArticleEmbedder,
     count: int,
     ranking: RankingConfig,
+    *,
+    backend: str = LEGACY_BACKEND,
 ) -> dict[str, Any]:
     created = _now()
     return {
         "format_version": storage.FORMAT_VERSION,
         "generation": generation,
-        "model": {"id": model_id, "dimension": store.dimension, "normalized": True},
+        "model": {
+            "id": model_id,
+            "backend": backend,
+            "dimension": store.dimension,
+            "normalized": True,
+        },
         "embedding": embedder.config(),
         "ranking": ranking.to_dict(),
         "store": store.name,
+        "index_type": getattr(store, "index_type", None),
         "metric": "inner_product",
         "counts": {"articles": count},
         "created_at": created,

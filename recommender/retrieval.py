@@ -14,10 +14,6 @@ from .stores import VectorStore
 
 __all__ = ["QueryBatch", "Retriever"]
 
-#: Lexical scores are computed as a dense (queries x articles) block; this
-#: bounds its size (float32 cells) by splitting large batches.
-_MAX_CELLS = 16_000_000
-
 
 @dataclass
 class QueryBatch:
@@ -43,85 +39,91 @@ class Retriever:
         include: np.ndarray | None,
         exclude: np.ndarray | None,
         max_query_terms: int | None,
+        candidate_terms: int | None = None,
         use_lexical: bool = True,
+        with_vectors: bool = True,
     ) -> list[Candidates]:
-        step = max(1, _MAX_CELLS // max(self.lexical.width, 1))
-        out: list[Candidates] = []
-        for start in range(0, len(batch.vectors), step):
-            part = QueryBatch(
-                batch.vectors[start : start + step],
-                batch.counts[start : start + step],
-                batch.skip[start : start + step],
-            )
-            out.extend(
-                self._pools(part, candidates, include, exclude, max_query_terms, use_lexical)
-            )
-        return out
+        """Each query's pool: its dense top ``candidates`` and lexical top ``candidates``.
 
-    def _pools(
-        self,
-        batch: QueryBatch,
-        candidates: int,
-        include: np.ndarray | None,
-        exclude: np.ndarray | None,
-        max_query_terms: int | None,
-        use_lexical: bool,
-    ) -> list[Candidates]:
+        Both searches run once for the whole batch (FAISS and the inverted lists
+        are batched); every pool member then gets both scores. Candidates' vectors
+        are read back only when ``with_vectors`` (duplicates, diversity) or when
+        only the lexical side found them (for their dense score).
+        """
         # One extra so that dropping the query article itself still leaves N.
         dense = self.store.search(batch.vectors, candidates + 1, include=include, exclude=exclude)
-        lexical = (
-            self.lexical.scores(batch.counts, max_terms=max_query_terms)
-            if use_lexical
-            else np.zeros((len(batch.vectors), self.lexical.width), dtype=np.float32)
-        )
-        if use_lexical:
-            _mask(lexical, self.lexical, include, exclude)
-        pools = []
-        for q in range(len(batch.vectors)):
-            pools.append(self._pool(batch, q, dense.ids[q], lexical[q], candidates, use_lexical))
-        return pools
+        lexical: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(batch.vectors)
+        weights = self.lexical.query_weights(batch.counts, max_terms=max_query_terms)
+        if use_lexical and len(batch.vectors):
+            allowed = _allowed(self.lexical, include, exclude)
+            lexical = self.lexical.search(
+                weights, candidates + 1, terms=candidate_terms, allowed=allowed
+            )
+        return [
+            self._pool(
+                batch,
+                q,
+                (dense.ids[q], dense.scores[q]),
+                lexical[q],
+                weights[q] if use_lexical else None,
+                with_vectors,
+            )
+            for q in range(len(batch.vectors))
+        ]
 
     def _pool(
         self,
         batch: QueryBatch,
         q: int,
-        dense_ids: np.ndarray,
-        lexical_row: np.ndarray,
-        candidates: int,
-        use_lexical: bool,
+        dense_hits: tuple[np.ndarray, np.ndarray],
+        lexical_rows: np.ndarray,
+        weights: sp.csr_matrix | None,
+        with_vectors: bool,
     ) -> Candidates:
-        ids = [int(i) for i in dense_ids if i >= 0]
-        if use_lexical and len(lexical_row):
-            n = min(candidates + 1, len(lexical_row))
-            top_rows = np.argpartition(-lexical_row, n - 1)[:n]
-            top_rows = top_rows[lexical_row[top_rows] > 0]
-            ids.extend(int(i) for i in self.lexical.ids[top_rows])
-        skip = batch.skip[q]
-        unique = np.array([i for i in dict.fromkeys(ids) if i != skip], dtype=np.int64)
-        vectors = self.store.get(unique)
-        rows = self.lexical.rows(unique)
-        lexical = np.where(rows >= 0, lexical_row[np.maximum(rows, 0)], 0.0) if len(rows) else rows
+        found = dense_hits[0] >= 0
+        dense_ids, dense_scores = dense_hits[0][found], dense_hits[1][found]
+        ids = np.concatenate([dense_ids, self.lexical.ids[lexical_rows]])
+        _, first = np.unique(ids, return_index=True)
+        first = np.sort(first)  # dense hits first, then lexical, each once
+        if batch.skip[q] is not None:
+            first = first[ids[first] != batch.skip[q]]
+        unique = ids[first]
+        # The search already scored the dense hits; only lexical-only ones need a vector.
+        dense = np.empty(len(unique), dtype=np.float32)
+        from_dense = first < len(dense_ids)
+        dense[from_dense] = dense_scores[first[from_dense]]
+        vectors = self.store.get(unique) if with_vectors else None
+        if (~from_dense).any():
+            others = (
+                vectors[~from_dense] if vectors is not None else self.store.get(unique[~from_dense])
+            )
+            dense[~from_dense] = others @ batch.vectors[q]
+        lexical = (
+            self.lexical.cosines(weights, self.lexical.rows(unique))
+            if weights is not None
+            else np.zeros(len(unique), dtype=np.float32)
+        )
         return Candidates(
             ids=unique,
-            dense=vectors @ batch.vectors[q],
-            lexical=np.asarray(lexical, dtype=np.float32),
+            dense=dense,
+            lexical=lexical,
             vectors=vectors,
             published=np.full(len(unique), np.nan),
         )
 
 
-def _mask(
-    scores: np.ndarray,
-    lexical: LexicalIndex,
-    include: np.ndarray | None,
-    exclude: np.ndarray | None,
-) -> None:
-    """Give filtered-out articles a score that never makes the lexical top-N."""
+def _allowed(
+    lexical: LexicalIndex, include: np.ndarray | None, exclude: np.ndarray | None
+) -> np.ndarray | None:
+    """Which row positions filters let through (None: all)."""
+    if include is None and (exclude is None or not len(exclude)):
+        return None
+    allowed = np.ones(lexical.width, dtype=bool)
     if include is not None:
-        allowed = np.zeros(lexical.width, dtype=bool)
+        allowed[:] = False
         rows = lexical.rows(include)
         allowed[rows[rows >= 0]] = True
-        scores[:, ~allowed] = -1.0
     if exclude is not None and len(exclude):
         rows = lexical.rows(exclude)
-        scores[:, rows[rows >= 0]] = -1.0
+        allowed[rows[rows >= 0]] = False
+    return allowed

@@ -26,6 +26,7 @@ from . import storage
 from .catalog import Catalog, lexical_text
 from .errors import IndexFormatError
 from .lexical import LexicalIndex
+from .ranking import RankingConfig
 from .stores import VectorStore, store_class
 from .stores.faiss import FaissStore
 from .types import Article
@@ -45,7 +46,7 @@ class IndexState:
     seq: int
     #: The catalog sequence of the snapshot the store and lexical index were read from.
     snapshot_seq: int = 0
-    _times: dict[int, float] | None = field(default=None, repr=False)
+    _numbers: ArticleNumbers | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, layout: storage.IndexLayout, manifest: dict[str, Any]) -> IndexState:
@@ -75,7 +76,7 @@ class IndexState:
         else:
             _replay(self.store, self.lexical, self.catalog, changed)
             self.seq = seq
-        self._times = None
+            self._forget(changed)
         return True
 
     def apply(self, upserts: list[tuple[Article, np.ndarray | None]], removals: list[str]) -> None:
@@ -92,7 +93,7 @@ class IndexState:
             self.store.add(ids, np.stack([v for _, v in pairs]))
             self.lexical.add(ids, [lexical_text(a.title, a.body) for a, _ in pairs])
         self.seq = seq
-        self._times = None
+        self._forget(touched)
 
     def pending_changes(self) -> int | None:
         found = storage.latest_snapshot(self.gen_dir, self.seq)
@@ -113,17 +114,87 @@ class IndexState:
         self.store, self.lexical, self.seq, self.snapshot_seq = _load_derived(
             self.gen_dir, self.manifest, self.catalog
         )
-        self._times = None
+        self._numbers = None
+
+    def _forget(self, int_ids: list[int]) -> None:
+        if self._numbers is not None:
+            self._numbers.forget(np.asarray(int_ids, dtype=np.int64))
+
+    @property
+    def numbers(self) -> ArticleNumbers:
+        if self._numbers is None:
+            self._numbers = ArticleNumbers(self.catalog)
+        return self._numbers
 
     def published(self, ids: np.ndarray) -> np.ndarray:
-        """Epoch seconds of each id's publication, NaN when unknown (cached until a write)."""
-        if self._times is None:
-            self._times = self.catalog.published_times()
-        times = self._times
-        return np.array([times.get(int(i), np.nan) for i in ids], dtype=np.float64)
+        """Epoch seconds of each id's publication, NaN when unknown."""
+        return self.numbers.times(ids)
+
+    def pool_stats(self, ids: np.ndarray) -> np.ndarray:
+        """Each id's score statistics over its own candidate pool (NaN rows when unknown)."""
+        return self.numbers.stats(ids)
 
     def close(self) -> None:
         self.catalog.close()
+
+
+class ArticleNumbers:
+    """Publication time and pool statistics of every article, in arrays indexed by int id.
+
+    The ranking reads both for each of a query's ~400 candidates; one SQL
+    round trip per query costs more than the rest of the ranking. Catalog int
+    ids only grow, so arrays indexed by id stay small (8 bytes x 5 per id).
+    Written ids are marked unknown and read again on next use, which also
+    picks up statistics another process stores just after its write commits.
+    """
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        ids, times, stats = catalog.numbers()
+        size = int(ids.max()) + 1 if len(ids) else 0
+        self._times = np.full(size, np.nan)
+        self._stats = np.full((size, 4), np.nan)
+        self._known = np.zeros(size, dtype=bool)
+        self._set(ids, times, stats)
+
+    def _set(self, ids: np.ndarray, times: np.ndarray, stats: np.ndarray) -> None:
+        self._known[ids] = True
+        self._times[ids] = times
+        self._stats[ids] = stats
+
+    def forget(self, ids: np.ndarray) -> None:
+        ids = ids[(ids >= 0) & (ids < len(self._known))]
+        self._known[ids] = False
+
+    def _fetch(self, ids: np.ndarray) -> np.ndarray:
+        """``ids`` clipped into the arrays, after reading unknown ones from the catalog."""
+        ids = np.asarray(ids, dtype=np.int64)
+        top = int(ids.max()) + 1 if len(ids) else 0
+        if top > len(self._known):
+            grow = top - len(self._known)
+            self._times = np.concatenate([self._times, np.full(grow, np.nan)])
+            self._stats = np.concatenate([self._stats, np.full((grow, 4), np.nan)])
+            self._known = np.concatenate([self._known, np.zeros(grow, dtype=bool)])
+        valid = ids >= 0
+        # Unknown ids, and ids whose statistics are not stored yet (another
+        # process computes them just after its write commits).
+        missing = ids[valid][~self._known[ids[valid]] | np.isnan(self._stats[ids[valid], 0])]
+        if len(missing):
+            self._known[missing] = True
+            self._times[missing] = np.nan
+            self._stats[missing] = np.nan
+            self._set(*self._catalog.numbers(np.unique(missing).tolist()))
+        return np.where(valid, ids, 0)
+
+    def times(self, ids: np.ndarray) -> np.ndarray:
+        rows = self._fetch(ids)
+        out: np.ndarray = np.where(np.asarray(ids) >= 0, self._times[rows], np.nan)
+        return out
+
+    def stats(self, ids: np.ndarray) -> np.ndarray:
+        rows = self._fetch(ids)
+        out: np.ndarray = np.where((np.asarray(ids) >= 0)[:, None], self._stats[rows], np.nan)
+        return out
 
 
 def compute_pool_stats(
@@ -132,7 +203,7 @@ def compute_pool_stats(
     catalog: Catalog,
     ids: np.ndarray,
     *,
-    candidates: int,
+    config: RankingConfig,
     batch_size: int = 256,
     progress: Any = None,
 ) -> None:
@@ -145,11 +216,86 @@ def compute_pool_stats(
         chunk = np.asarray(ids[start : start + batch_size], dtype=np.int64)
         batch = QueryBatch(store.get(chunk), lexical.stored_counts(chunk), [int(i) for i in chunk])
         pools = retriever.pools(
-            batch, candidates=candidates, include=None, exclude=None, max_query_terms=None
+            batch,
+            candidates=config.candidates,
+            include=None,
+            exclude=None,
+            max_query_terms=config.max_query_terms,
+            candidate_terms=config.candidate_terms,
+            with_vectors=False,
         )
         catalog.set_pool_stats([int(i) for i in chunk], np.stack([pool_stats(p) for p in pools]))
         if progress is not None:
             progress.update(len(chunk))
+
+
+#: Below this many articles, spawning worker processes costs more than it saves.
+PARALLEL_STATS_MIN = 20_000
+_SNAPSHOT: tuple[VectorStore, LexicalIndex] | None = None
+
+
+def compute_pool_stats_in_workers(
+    gen: Path,
+    seq: int,
+    store: VectorStore,
+    catalog: Catalog,
+    ids: np.ndarray,
+    *,
+    config: RankingConfig,
+    workers: int,
+    batch_size: int = 256,
+    progress: Any = None,
+) -> None:
+    """:func:`compute_pool_stats` in ``workers`` processes that map the snapshot at ``seq``.
+
+    The ranking of each pool is Python-bound, so threads would not run in
+    parallel; the processes share the snapshot's pages and send back only
+    the statistics, which this process writes to the catalog.
+    """
+    import multiprocessing
+
+    chunks = [
+        np.asarray(ids[s : s + batch_size], dtype=np.int64) for s in range(0, len(ids), batch_size)
+    ]
+    options = {"index_type": getattr(store, "index_type", "auto")}
+    setup = (str(gen), seq, type(store).name, store.dimension, options)
+    # spawn, not fork: a forked child of a process that has run OpenMP (FAISS) can hang.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, initializer=_open_snapshot, initargs=setup) as pool:
+        jobs = ((chunk, config) for chunk in chunks)
+        for chunk, stats in zip(chunks, pool.imap(_snapshot_stats, jobs), strict=True):
+            catalog.set_pool_stats([int(i) for i in chunk], stats)
+            if progress is not None:
+                progress.update(len(chunk))
+
+
+def _open_snapshot(gen: str, seq: int, store: str, dimension: int, options: dict[str, Any]) -> None:
+    global _SNAPSHOT
+    path = Path(gen)
+    vectors = store_class(store).load(
+        storage.snapshot_path(path, seq), dimension, mmap=True, **options
+    )
+    _SNAPSHOT = (vectors, LexicalIndex.load(storage.lexical_path(path, seq), mmap=True))
+
+
+def _snapshot_stats(job: tuple[np.ndarray, RankingConfig]) -> np.ndarray:
+    from .ranking import pool_stats
+    from .retrieval import QueryBatch, Retriever
+
+    assert _SNAPSHOT is not None
+    store, lexical = _SNAPSHOT
+    chunk, config = job
+    batch = QueryBatch(store.get(chunk), lexical.stored_counts(chunk), [int(i) for i in chunk])
+    pools = Retriever(store, lexical).pools(
+        batch,
+        candidates=config.candidates,
+        include=None,
+        exclude=None,
+        max_query_terms=config.max_query_terms,
+        candidate_terms=config.candidate_terms,
+        with_vectors=False,
+    )
+    return np.stack([pool_stats(p) for p in pools])
 
 
 def write_snapshots(gen: Path, store: VectorStore, lexical: LexicalIndex, seq: int) -> None:
@@ -173,6 +319,7 @@ def _load_derived(
     """Store, lexical index, the catalog sequence they reflect, and their snapshot's."""
     dimension = int(manifest["model"]["dimension"])
     cls = store_class(manifest.get("store", FaissStore.name))
+    options = store_options(manifest)
     # A checkpoint in another process may delete the snapshot we picked
     # between listing and replaying; try again with the newer one.
     for _ in range(5):
@@ -181,7 +328,7 @@ def _load_derived(
             break
         snap_seq, path = found
         try:
-            store = cls.load(path, dimension, mmap=True)
+            store = cls.load(path, dimension, mmap=True, **options)
             lexical = _load_lexical(gen, snap_seq, catalog)
         except (FileNotFoundError, RuntimeError):
             continue
@@ -190,7 +337,7 @@ def _load_derived(
         if changed is not None:
             _replay(store, lexical, catalog, changed)
             return store, lexical, seq, snap_seq
-    return (*_rebuild(cls, dimension, catalog), 0)
+    return (*_rebuild(cls(dimension, **options), catalog), 0)
 
 
 def _load_lexical(gen: Path, seq: int, catalog: Catalog) -> LexicalIndex:
@@ -203,12 +350,14 @@ def _load_lexical(gen: Path, seq: int, catalog: Catalog) -> LexicalIndex:
     return lexical
 
 
-def _rebuild(
-    cls: type[VectorStore], dimension: int, catalog: Catalog
-) -> tuple[VectorStore, LexicalIndex, int]:
+def store_options(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The vector store's settings recorded in a manifest."""
+    return {"index_type": manifest.get("index_type", "auto")}
+
+
+def _rebuild(store: VectorStore, catalog: Catalog) -> tuple[VectorStore, LexicalIndex, int]:
     """No usable snapshot: derive everything from the catalog."""
     seq = catalog.seq()
-    store = cls(dimension)
     for ids, vectors in catalog.iter_vectors():
         store.add(ids, vectors)
     lexical = LexicalIndex()

@@ -49,6 +49,8 @@ VARIANTS: dict[str, dict[str, object]] = {
     "neighbour feedback: 3 docs, weight 0.5": {"feedback_docs": 3},
     "candidates 50 per side": {"candidates": 50},
     "candidates 100 per side": {"candidates": 100},
+    "lexical candidates through every query term": {"candidate_terms": None},
+    "lexical candidates through the 16 heaviest terms": {"candidate_terms": 16},
 }
 LEXICAL_VARIANTS: dict[str, dict[str, object]] = {
     "lexical default (bigrams, numbers, entities x1.5, min df 2)": {},

@@ -322,6 +322,8 @@ def test_related_all_argument_errors(index: Path, runner: CliRunner) -> None:
     assert filtered.exit_code == 2 and "--section" in filtered.output
     stray = runner.invoke(main, ["related", "port-0", "--index", str(index), "-o", "x.jsonl"])
     assert stray.exit_code == 2 and "--output" in stray.output
+    workers = runner.invoke(main, ["related", "port-0", "--index", str(index), "--workers", "2"])
+    assert workers.exit_code == 2 and "--workers goes with --all" in workers.output
 
 
 def test_ranking_options(index: Path, runner: CliRunner) -> None:

@@ -159,3 +159,70 @@ def test_stored_counts_keep_the_order_asked(index: LexicalIndex, tmp_path: Path)
     assert got.shape[0] == 3 and got[1].nnz == 0
     assert (got[0] != mapped.counts(MORE[:1])).nnz == 0
     assert (got[2] != index.stored_counts(np.array([12]))).nnz == 0
+    # One id (a query by id) takes a shortcut; it must read the same rows.
+    for one in (20, 12):
+        alone = mapped.stored_counts(np.array([one]))
+        assert (alone != got[[20, 99, 12].index(one)]).nnz == 0
+    assert mapped.stored_counts(np.array([99])).nnz == 0
+
+
+def _exact_top(index: LexicalIndex, counts: object, n: int) -> list[list[int]]:
+    scores = index.scores(counts)  # type: ignore[arg-type]
+    return [[int(r) for r in np.argsort(-row, kind="stable")[:n] if row[r] > 0] for row in scores]
+
+
+def test_inverted_search_with_every_term_finds_the_exact_top(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    words = [f"w{i}" for i in range(300)]
+    texts = [" ".join(rng.choice(words, size=40)) for _ in range(120)]
+    index = LexicalIndex()
+    index.add(np.arange(120), texts)
+    index.save(tmp_path / "lex.npz")
+    mapped = LexicalIndex.load(tmp_path / "lex.npz", mmap=True)
+    mapped.add(np.arange(500, 510), texts[:10])  # delta rows are searched too
+    mapped.remove(np.array([3, 4, 505]))  # dead rows never come back
+    queries = mapped.stored_counts(np.array([0, 7, 501]))
+    weights = mapped.query_weights(queries, max_terms=None)
+    got = mapped.search(weights, 15, terms=None, allowed=None)
+    want = _exact_top(mapped, queries, 15)
+    for g, w in zip(got, want, strict=True):
+        assert set(g.tolist()) == set(w)  # equal scores may tie in another order
+        assert not set(mapped.ids[g].tolist()) & {-1, 3, 4, 505}
+    # One query at a time takes another path (direct gathers); same results.
+    for q, batched in enumerate(got):
+        for terms in (None, 5):
+            alone = mapped.search(weights[q], 15, terms=terms, allowed=None)[0]
+            in_batch = mapped.search(weights, 15, terms=terms, allowed=None)[q]
+            assert set(alone.tolist()) == set(in_batch.tolist())  # ties may swap
+        assert set(mapped.search(weights[q], 15, terms=None, allowed=None)[0]) == set(batched)
+
+
+def test_inverted_search_scores_match_cosines(index: LexicalIndex) -> None:
+    query = index.stored_counts(np.array([10]))
+    weights = index.query_weights(query, max_terms=None)
+    rows = index.search(weights, 5, terms=None, allowed=None)[0]
+    full = index.scores(query)[0]
+    assert index.cosines(weights, rows) == pytest.approx(full[rows], abs=1e-6)
+    assert index.ids[rows[0]] == 10 and index.ids[rows[1]] == 11  # itself, then its story
+    # -1 rows (unknown ids) score 0.
+    assert index.cosines(weights, np.array([-1, rows[1]]))[0] == 0.0
+
+
+def test_inverted_search_honours_filters_and_heaviest_terms(index: LexicalIndex) -> None:
+    query = index.query_weights(index.stored_counts(np.array([13])), max_terms=None)
+    allowed = np.ones(index.width, dtype=bool)
+    allowed[index.rows(np.array([14]))] = False
+    rows = index.search(query, 5, terms=None, allowed=allowed)[0]
+    assert 14 not in index.ids[rows].tolist() and 13 in index.ids[rows].tolist()
+    # One heaviest term still finds the other quake story.
+    assert 14 in index.ids[index.search(query, 5, terms=1, allowed=None)[0]].tolist()
+
+
+def test_snapshots_carry_the_inverted_lists(index: LexicalIndex, tmp_path: Path) -> None:
+    index.save(tmp_path / "lex.npz")
+    with np.load(tmp_path / "lex.npz") as data:
+        assert {"postings_data", "postings_indices", "postings_indptr"} <= set(data.files)
+    mapped = LexicalIndex.load(tmp_path / "lex.npz", mmap=True)
+    postings = mapped.postings()
+    for array in (postings.data, postings.indices, postings.indptr):
+        assert _is_mapped(array)

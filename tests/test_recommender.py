@@ -165,7 +165,12 @@ def test_unknown_format_version(built: Path) -> None:
 def test_manifest_contents(built: Path, corpus: list[Article]) -> None:
     manifest = json.loads((built / "manifest.json").read_text())
     assert manifest["format_version"] == 1
-    assert manifest["model"] == {"id": "hashing:256", "dimension": 256, "normalized": True}
+    assert manifest["model"] == {
+        "id": "hashing:256",
+        "backend": "hashing",
+        "dimension": 256,
+        "normalized": True,
+    }
     assert manifest["counts"] == {"articles": len(corpus)}
     assert {"created_at", "updated_at", "versions", "embedding", "store"} <= set(manifest)
     assert manifest["versions"]["faiss-cpu"]
@@ -364,6 +369,15 @@ def test_related_all_matches_related_for_every_article(built: Path, corpus: list
             list(rec.related_all(ids=["ghost"]))
 
 
+def test_related_all_in_worker_processes_gives_the_same_lists_in_order(built: Path) -> None:
+    with Recommender.open(built) as rec:
+        alone = list(rec.related_all(k=3, batch_size=2))
+        pooled = list(rec.related_all(k=3, batch_size=2, workers=2))
+        assert pooled == alone
+        with pytest.raises(InvalidArgumentError, match="workers must be >= 1, got 0"):
+            list(rec.related_all(workers=0))
+
+
 def test_pool_statistics_are_stored_for_new_articles(built: Path) -> None:
     from recommender.catalog import Catalog
     from recommender.storage import IndexLayout
@@ -377,6 +391,30 @@ def test_pool_statistics_are_stored_for_new_articles(built: Path) -> None:
     finally:
         catalog.close()
     assert np.isfinite(stats).all() and (stats[:, 1] > 0).all()
+
+
+def test_pool_statistics_from_worker_processes_equal_one_process(
+    tmp_path: Path, corpus: list[Article], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recommender import recommender as module
+    from recommender.catalog import Catalog
+    from recommender.storage import IndexLayout
+
+    def stats_of(path: Path) -> np.ndarray:
+        layout = IndexLayout(path)
+        catalog = Catalog(layout.generation_dir(layout.read_manifest()) / "catalog.sqlite3")
+        try:
+            ids = [i for i, _ in sorted(catalog.all_ids(), key=lambda pair: pair[1])]
+            return catalog.pool_stats(ids)
+        finally:
+            catalog.close()
+
+    Recommender.build(corpus, tmp_path / "one", encoder=HashingEncoder(256), workers=1).close()
+    monkeypatch.setattr(module, "PARALLEL_STATS_MIN", 1)  # parallel even for a tiny corpus
+    Recommender.build(corpus, tmp_path / "two", encoder=HashingEncoder(256), workers=2).close()
+    one, two = stats_of(tmp_path / "one"), stats_of(tmp_path / "two")
+    assert np.isfinite(one).all()
+    assert two == pytest.approx(one, rel=1e-6)
 
 
 def test_manifest_records_the_ranking(built: Path) -> None:

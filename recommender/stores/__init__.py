@@ -7,7 +7,11 @@ from .base import SearchResult, VectorStore
 __all__ = ["STORES", "SearchResult", "VectorStore", "store_class"]
 
 #: Store name -> "module:Class", imported only when used.
-STORES = {"faiss-flat": "recommender.stores.faiss:FaissStore"}
+STORES = {
+    "faiss": "recommender.stores.faiss:FaissStore",
+    # The name indexes written before the IVF index type recorded.
+    "faiss-flat": "recommender.stores.faiss:FaissStore",
+}
 
 
 def store_class(name: str) -> type[VectorStore]:

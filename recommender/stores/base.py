@@ -12,6 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -68,11 +69,12 @@ class VectorStore(ABC):
 
     @classmethod
     @abstractmethod
-    def load(cls, path: Path, dimension: int, *, mmap: bool = False) -> VectorStore:
+    def load(cls, path: Path, dimension: int, *, mmap: bool = False, **options: Any) -> VectorStore:
         """Read a store written by :meth:`save`.
 
         With ``mmap`` the file is mapped read-only, so processes serving one
         index share its pages; a store that cannot map reads the file whole.
+        ``options`` are the store's settings from the manifest (e.g. ``index_type``).
         """
 
     def _check(self, ids: np.ndarray, vectors: np.ndarray) -> None:
