@@ -1,0 +1,11 @@
+"""The ``recommender`` command line: parse arguments, call the library, print.
+
+Each submodule registers its commands on the one group, ``main``; importing them
+here is what makes ``recommender --help`` list every command.
+"""
+
+from . import index, query, serve
+from ._app import main
+from .index import build
+
+__all__ = ["build", "index", "main", "query", "serve"]

@@ -1,0 +1,232 @@
+"""Commands that write or describe an index: build, add, remove, extract, info."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..errors import RejectedRecordsError
+from ..types import Article, Rejection
+from ._app import (
+    index_option,
+    input_options,
+    main,
+    model_check_option,
+    page_format_option,
+    progress_enabled,
+    read_inputs,
+)
+
+if TYPE_CHECKING:
+    from ..types import UpdateReport
+
+_MAX_LISTED_REJECTS = 20
+
+# -- build / add / remove ----------------------------------------------------------------
+
+
+@main.command()
+@input_options
+@index_option
+@click.option(
+    "--model",
+    help="sentence-transformers model name or path [default: all-MiniLM-L6-v2, packaged].",
+)
+@click.option(
+    "--index-type",
+    type=click.Choice(["auto", "flat", "ivf"]),
+    default="auto",
+    show_default=True,
+    help="Vector search: flat (exact), ivf (approximate, for 100k+ articles), or auto: "
+    "flat below 50,000 articles, ivf above.",
+)
+@click.option(
+    "--encoder-backend",
+    # The same names as encoders.BACKENDS (a test keeps them equal); importing
+    # that module here would load numpy for every command.
+    type=click.Choice(["torch", "onnx", "onnx-int8"]),
+    default=None,
+    help="How the model runs: torch, onnx (onnxruntime, fp32) or onnx-int8 (onnxruntime, "
+    "int8 weights) [default: onnx-int8]. Recorded in the index: add and similar use it.",
+)
+def build(
+    index: Path, model: str | None, index_type: str, encoder_backend: str | None, **opts: Any
+) -> None:
+    """Build a new index from JSONL/CSV/JSON files, saved pages or folders of them.
+
+    - reads JSONL from stdin. Pages (.html, scraped .txt) are extracted as `recommender
+    extract` shows.
+
+    The new index replaces any index at --index atomically, only once it is complete.
+    """
+    from ..recommender import Recommender
+    from ..types import Article
+
+    started = time.monotonic()
+    items = read_inputs(opts["inputs"], opts)
+    rec = Recommender.build(
+        items,
+        index,
+        model=model,
+        strict=opts["strict"],
+        progress=progress_enabled(opts["quiet"]),
+        total=sum(isinstance(i, Article) for i in items),
+        index_type=index_type,
+        encoder_backend=encoder_backend,
+    )
+    _print_update("built", index, rec.report, opts, time.monotonic() - started)
+
+
+@main.command()
+@input_options
+@index_option
+@model_check_option
+def add(index: Path, model: str | None, **opts: Any) -> None:
+    """Add or update articles: new and changed ones are embedded, unchanged ones skipped."""
+    from ..recommender import Recommender
+
+    started = time.monotonic()
+    items = read_inputs(opts["inputs"], opts)
+    with Recommender.open(index, model=model) as rec:
+        report = rec.upsert(items, strict=opts["strict"], progress=progress_enabled(opts["quiet"]))
+    _print_update("updated", index, report, opts, time.monotonic() - started)
+
+
+@main.command()
+@click.argument("ids", nargs=-1, required=True)
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def remove(ids: tuple[str, ...], index: Path, as_json: bool) -> None:
+    """Delete articles by id (ids not in the index are reported, not fatal)."""
+    from ..recommender import Recommender
+
+    with Recommender.open(index) as rec:
+        report = rec.remove(ids)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    for missing in report.missing:
+        click.echo(f"warning: article {missing!r} is not in the index", err=True)
+    click.echo(f"removed {report.removed} article(s); {report.total} left in {index}")
+
+
+def _print_update(
+    verb: str, index: Path, report: UpdateReport | None, opts: dict[str, Any], secs: float
+) -> None:
+    assert report is not None
+    if opts["as_json"]:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    if not opts["quiet"]:
+        _print_rejects(report.rejected)
+    parts = [f"indexed {report.added}"]
+    if verb == "updated":
+        parts = [
+            f"added {report.added}",
+            f"re-embedded {report.reembedded}",
+            f"metadata updated {report.metadata_updated}",
+            f"unchanged {report.unchanged}",
+        ]
+    parts.append(f"rejected {len(report.rejected)}")
+    where = f" (see {report.rejects_path})" if report.rejects_path else ""
+    click.echo(f"{verb} {index}: {', '.join(parts)}{where}; {report.total} articles in {secs:.1f}s")
+
+
+def _print_rejects(rejected: Sequence[Rejection]) -> None:
+    for rejection in rejected[:_MAX_LISTED_REJECTS]:
+        click.echo(f"rejected {rejection}", err=True)
+    if len(rejected) > _MAX_LISTED_REJECTS:
+        click.echo(f"... and {len(rejected) - _MAX_LISTED_REJECTS} more", err=True)
+
+
+# -- queries -----------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@page_format_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON record a line, as build reads.")
+def extract(inputs: tuple[str, ...], page_format: str | None, as_json: bool) -> None:
+    """Show what would be indexed from pages (files, folders, globs), without indexing.
+
+    With --json the output is exactly the records build would index (JSONL: save it and
+    build from it for the same index). Rejected pages are listed on stderr; the exit status
+    is 5 if any was rejected.
+    """
+    from ..ingest import read_records
+
+    rejected: list[Rejection] = []
+    shown = 0
+    for item in read_records(list(inputs), page_format=page_format):
+        if isinstance(item, Rejection):
+            rejected.append(item)
+            click.echo(f"rejected {item}", err=True)
+            continue
+        shown += 1
+        if as_json:
+            click.echo(json.dumps(item.to_dict(), ensure_ascii=False))
+        else:
+            _print_extracted(item, first=shown == 1)
+    if not as_json or rejected:
+        click.echo(f"{shown} extracted, {len(rejected)} rejected", err=True)
+    if rejected:
+        sys.exit(RejectedRecordsError.exit_code)
+
+
+def _print_extracted(article: Article, *, first: bool) -> None:
+    if not first:
+        click.echo()
+    click.echo(f"id:           {article.id}")
+    click.echo(f"title:        {article.title}")
+    date = article.published_at.isoformat() if article.published_at else "-"
+    click.echo(f"published_at: {date}")
+    for name in ("url", "language", "section"):
+        click.echo(f"{name + ':':<14}{getattr(article, name) or '-'}")
+    click.echo(f"tags:         {', '.join(article.tags) or '-'}")
+    words = len(article.body.split())
+    click.echo(f"body:         {words} words, {len(article.body)} characters")
+    click.echo(textwrap.indent(article.body, "  "))
+
+
+@main.command()
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info(index: Path, as_json: bool) -> None:
+    """Show an index's manifest and counts."""
+    from ..recommender import Recommender
+
+    with Recommender.open(index) as rec:
+        data = rec.info()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"index:      {data['path']}")
+    click.echo(f"articles:   {data['counts']['articles']}")
+    backend = data["model"].get("backend", "torch")
+    click.echo(
+        f"model:      {data['model']['id']} ({data['model']['dimension']}-d, normalised, "
+        f"{backend} backend)"
+    )
+    click.echo(f"store:      {data['store']} ({data['metric']})")
+    click.echo(f"embedding:  {data['embedding']['strategy']}")
+    ranking = data.get("ranking", {})
+    click.echo(
+        f"ranking:    {ranking.get('method')} ({ranking.get('fusion')}), "
+        f"{ranking.get('candidates')} candidates per side, "
+        f"time prior {ranking.get('time_weight')} x exp(-days/{ranking.get('time_scale_days')})"
+    )
+    click.echo(f"format:     {data['format_version']}")
+    click.echo(f"created:    {data['created_at']}")
+    click.echo(f"updated:    {data['updated_at']}")
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(data["versions"].items()) if v)
+    click.echo(f"built with: {versions}")
+
+
+# -- demo --------------------------------------------------------------------------------

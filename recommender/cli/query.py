@@ -1,0 +1,280 @@
+"""Commands that ask for related articles: related, similar, evaluate."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..errors import InputError, InvalidArgumentError
+from ._app import (
+    index_option,
+    main,
+    model_check_option,
+    page_format_option,
+    print_matches,
+    progress_enabled,
+    query_options,
+    ranking_options,
+)
+
+if TYPE_CHECKING:
+    from ..recommender import Recommender
+
+# -- queries -----------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("article_id", required=False)
+@index_option
+@query_options
+@click.option("--all", "all_", is_flag=True, help="Every article's related list, as JSONL.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help="With --all: write the JSONL here (default: standard output).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="With --all: no progress bar.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --all: processes ranking the lists [default: one per CPU core].",
+)
+def related(
+    article_id: str | None,
+    index: Path,
+    k: int,
+    as_json: bool,
+    all_: bool,
+    output: Path | None,
+    quiet: bool,
+    workers: int | None,
+    **filters: Any,
+) -> None:
+    """The related list of an indexed article (never the article itself).
+
+    With --all, the list of every article, one JSON line each:
+    {"id": ..., "related": [{"id": ..., "score": ...}, ...]}.
+    """
+    from ..recommender import Recommender
+
+    if all_ == (article_id is not None):
+        raise InvalidArgumentError("give an ARTICLE_ID or --all, not both or neither")
+    if output is not None and not all_:
+        raise InvalidArgumentError("--output goes with --all")
+    if workers is not None and not all_:
+        raise InvalidArgumentError("--workers goes with --all")
+    with Recommender.open(index) as rec:
+        ranking = ranking_options(rec, filters)
+        if all_:
+            used = [f"--{name.replace('_', '-')}" for name, value in filters.items() if value]
+            if used:
+                raise InvalidArgumentError(
+                    f"--all computes unfiltered lists; drop {', '.join(used)}"
+                )
+            _write_all(
+                rec,
+                k,
+                output,
+                ranking=ranking,
+                progress=progress_enabled(quiet),
+                workers=workers or os.cpu_count() or 1,
+            )
+            return
+        matches = rec.related(article_id or "", k=k, ranking=ranking, **filters)
+    print_matches(matches, as_json)
+
+
+def _write_all(
+    rec: Recommender, k: int, output: Path | None, *, ranking: Any, progress: bool, workers: int
+) -> None:
+    from ..storage import write_lines_atomic
+
+    lines = (
+        json.dumps(
+            {"id": aid, "related": [{"id": m.id, "score": m.score} for m in matches]},
+            ensure_ascii=False,
+        )
+        for aid, matches in rec.related_all(
+            k=k, ranking=ranking, progress=progress, workers=workers
+        )
+    )
+    if output is None or str(output) == "-":
+        for line in lines:
+            click.echo(line)
+        return
+    count = write_lines_atomic(output, lines)
+    click.echo(f"wrote {count} related lists to {output}", err=True)
+
+
+@main.command()
+@index_option
+@click.option("--label-field", required=True, help="Same value = same story (e.g. event_cluster).")
+@click.option("--group-field", help="Same value, other label = hard negative (e.g. topic).")
+@click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 100))
+@click.option(
+    "--compare",
+    default="",
+    help="Comma-separated baselines scored in the same run: tfidf, dense.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def evaluate(
+    index: Path,
+    label_field: str,
+    group_field: str | None,
+    k: int,
+    compare: str,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Leave-one-out relevance of the index's ranking on labelled articles."""
+    from ..evaluation import evaluate_index
+    from ..recommender import Recommender
+
+    baselines = [name.strip() for name in compare.split(",") if name.strip()]
+    with Recommender.open(index) as rec:
+        results = evaluate_index(
+            rec,
+            label_field=label_field,
+            group_field=group_field,
+            k=k,
+            compare=baselines,
+            progress=progress_enabled(quiet),
+        )
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in results], indent=2))
+        return
+    header = f"{'method':<12} {'queries':>7} {'P@1':>6} {'P@5':>6} {'MAP@10':>7} {'nDCG@10':>7}"
+    click.echo(header + ("  hard-neg@5" if group_field else ""))
+    for r in results:
+        line = (
+            f"{r.method:<12} {r.queries:>7} {r.p_at_1:6.3f} {r.p_at_5:6.3f}"
+            f" {r.map_at_10:7.4f} {r.ndcg_at_10:7.4f}"
+        )
+        if r.hard_negative_rate_at_5 is not None:
+            line += f"  {r.hard_negative_rate_at_5:10.4f}"
+        click.echo(line)
+
+
+@main.command()
+@index_option
+@click.option("--text", help="The story text.")
+@click.option("--title", help="The story title (with --text, or alone).")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="A story: a saved page (.html, scraped .txt), extracted as build does, "
+    "or plain text (other extensions; - for stdin).",
+)
+@page_format_option
+@click.option(
+    "--article-json", type=click.File("r", encoding="utf-8"), help="A JSON record with title/body."
+)
+@query_options
+@model_check_option
+def similar(
+    index: Path,
+    model: str | None,
+    text: str | None,
+    title: str | None,
+    file: str | None,
+    page_format: str | None,
+    article_json: Any,
+    k: int,
+    as_json: bool,
+    **filters: Any,
+) -> None:
+    """Related articles for a story that is not in the index."""
+    from ..recommender import Recommender
+
+    query = _similar_query(
+        text=text, title=title, file=file, page_format=page_format, article_json=article_json
+    )
+    with Recommender.open(index, model=model) as rec:
+        ranking = ranking_options(rec, filters)
+        matches = rec.similar(**query, k=k, ranking=ranking, **filters)
+    print_matches(matches, as_json)
+
+
+def _similar_query(
+    *,
+    text: str | None,
+    title: str | None,
+    file: str | None,
+    page_format: str | None,
+    article_json: Any,
+) -> dict[str, Any]:
+    given = [
+        name
+        for name, value in (("--text", text), ("--file", file), ("--article-json", article_json))
+        if value
+    ]
+    if len(given) > 1:
+        raise InvalidArgumentError(
+            f"give one of --text, --file, --article-json, not {' and '.join(given)}"
+        )
+    if article_json is not None:
+        try:
+            record = json.load(article_json)
+        except ValueError as exc:
+            raise InvalidArgumentError(
+                f"--article-json {article_json.name!r}: invalid JSON: {exc}"
+            ) from None
+        if not isinstance(record, dict):
+            raise InvalidArgumentError(
+                f"--article-json {article_json.name!r} must hold a JSON object"
+            )
+        body = record.get("body") or record.get("text") or ""
+        return {"title": str(record.get("title") or ""), "body": str(body)}
+    if file is not None:
+        query = _file_query(file, page_format)
+        if query is not None:
+            return query if title is None else {**query, "title": title}
+        text = _read_story_file(file)
+    if text is None and title is None:
+        raise InvalidArgumentError("give the story with --text, --file or --article-json")
+    return {"title": title, "body": text or ""}
+
+
+def _file_query(path: str, page_format: str | None) -> dict[str, Any] | None:
+    """The story of a saved page, extracted as build extracts it; None for plain text."""
+    from ..pages import MAX_PAGE_BYTES, extract_page, page_kind
+
+    kind = page_format or (None if path == "-" else page_kind(path))
+    if kind is None:
+        return None
+    data = sys.stdin.buffer.read() if path == "-" else _read_bytes(path, MAX_PAGE_BYTES + 1)
+    page = extract_page(data, kind)
+    problem = page.problem()
+    if problem is not None:
+        raise InputError(f"--file {path!r}: {kind} page: {problem}")
+    return {"title": page.title, "body": page.body, "published_at": page.published_at}
+
+
+def _read_story_file(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    data = _read_bytes(path, None)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"--file {path!r} is not UTF-8 text (byte {exc.start + 1})") from None
+
+
+def _read_bytes(path: str, limit: int | None) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(-1 if limit is None else limit)
+    except OSError as exc:
+        raise InputError(f"cannot read --file {path!r}: {exc.strerror or exc}") from None
+
+
+# -- extract -----------------------------------------------------------------------------
