@@ -26,7 +26,7 @@ from .errors import (
     RecommenderError,
     RejectedRecordsError,
 )
-from .types import Article, Match, Rejection, UpdateReport
+from .types import Article, Explanation, Match, Rejection, UpdateReport
 
 if TYPE_CHECKING:
     from .encoders import Encoder, SentenceTransformerEncoder
@@ -39,6 +39,7 @@ __all__ = [
     "ArticleNotFoundError",
     "Encoder",
     "EncoderError",
+    "Explanation",
     "FieldMap",
     "IndexDirectoryError",
     "IndexFormatError",

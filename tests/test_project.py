@@ -17,6 +17,7 @@ def test_public_api_is_locked() -> None:
         "ArticleNotFoundError",
         "Encoder",
         "EncoderError",
+        "Explanation",
         "FieldMap",
         "IndexDirectoryError",
         "IndexFormatError",
