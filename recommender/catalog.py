@@ -255,13 +255,14 @@ class Catalog:
 
     def numbers(
         self, int_ids: Sequence[int] | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(int ids, publication times, pool statistics) of ``int_ids``, or of every article.
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(int ids, publication times, pool statistics, case-folded sections) of ``int_ids``,
+        or of every article.
 
-        The ranking reads both for every candidate; the state keeps them in arrays.
+        The ranking reads them for every candidate; the state keeps them in arrays.
         """
-        sql = "SELECT int_id, published_ts, pool_stats FROM articles"
-        found: list[tuple[int, float | None, bytes | None]] = []
+        sql = "SELECT int_id, published_ts, pool_stats, section FROM articles"
+        found: list[tuple[int, float | None, bytes | None, str | None]] = []
         if int_ids is None:
             found.extend(self._conn().execute(sql))
         for chunk in _chunks([int(i) for i in int_ids or ()], 500):
@@ -270,10 +271,18 @@ class Catalog:
         ids = np.array([r[0] for r in found], dtype=np.int64)
         times = np.array([np.nan if r[1] is None else r[1] for r in found], dtype=np.float64)
         stats = np.full((len(found), 4), np.nan, dtype=np.float64)
-        for n, (_, _, blob) in enumerate(found):
+        for n, (_, _, blob, _) in enumerate(found):
             if blob is not None:
                 stats[n] = np.frombuffer(blob, dtype=np.float64, count=4)
-        return ids, times, stats
+        sections = np.array([(r[3] or "").casefold() for r in found], dtype=object)
+        return ids, times, stats, sections
+
+    def latest(self, section: str | None, limit: int) -> list[int]:
+        """Int ids of the newest dated articles of ``section`` (any section if None)."""
+        where = "published_ts IS NOT NULL" + (" AND section = ?" if section else "")
+        sql = f"SELECT int_id FROM articles WHERE {where} ORDER BY published_ts DESC LIMIT ?"
+        params: list[Any] = [section, limit] if section else [limit]
+        return [int(r[0]) for r in self._conn().execute(sql, params)]
 
     def published_times(self) -> dict[int, float]:
         rows = self._conn().execute(

@@ -6,7 +6,7 @@ import json
 import os
 import secrets
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
@@ -37,6 +37,7 @@ from .ingest import article_from_mapping
 from .lexical import LexicalIndex
 from .ranking import RankingConfig, rank
 from .retrieval import QueryBatch, Retriever
+from .rules import RULES_FILE, Editorial, QueryStory, Rules
 from .state import (
     PARALLEL_STATS_MIN,
     IndexState,
@@ -77,6 +78,9 @@ class Recommender:
         self._encoder = encoder
         self._lock = RWLock()
         self._manifest_stamp = _stamp(layout.manifest_path)
+        self._rules_stamp: tuple[int, int] | None = None
+        self._rules_cache: Rules | None = None
+        self._editorial_cache: tuple[int, IndexState, Editorial] | None = None
         #: What the last build/upsert/remove did.
         self.report: UpdateReport | None = None
 
@@ -255,6 +259,7 @@ class Recommender:
         batch_size: int = 256,
         progress: bool = False,
         workers: int = 1,
+        rules: bool = True,
     ) -> Iterator[tuple[str, list[Match]]]:
         """The related list of every article (or of ``ids``), as (article id, matches) pairs.
 
@@ -263,7 +268,8 @@ class Recommender:
         batch, so writes may land between batches. With ``workers`` > 1,
         batches are ranked by that many processes that map the same snapshot
         (the per-candidate ranking is Python-bound, so threads would not help);
-        lists still come out in order.
+        lists still come out in order. ``rules=False`` ignores the index's
+        editorial rules (relevance evaluation measures the ranking alone).
         """
         _check_k(k)
         if workers < 1:
@@ -279,16 +285,16 @@ class Recommender:
         chunks = [everything[s : s + batch_size] for s in range(0, len(everything), batch_size)]
         config = ranking or self.ranking
         if workers > 1 and len(chunks) > workers:
-            lists = _parallel_lists(self._layout.root, chunks, k, config, workers)
+            lists = _parallel_lists(self._layout.root, chunks, k, config, workers, rules)
         else:
-            lists = (self._lists(chunk, k, config) for chunk in chunks)
+            lists = (self._lists(chunk, k, config, rules) for chunk in chunks)
         with _progress(progress, len(everything), "related lists") as bar:
             for chunk, results in zip(chunks, lists, strict=True):
                 yield from results
                 bar.update(len(chunk))
 
     def _lists(
-        self, chunk: list[tuple[int, str]], k: int, ranking: RankingConfig
+        self, chunk: list[tuple[int, str]], k: int, ranking: RankingConfig, rules: bool = True
     ) -> list[tuple[str, list[Match]]]:
         """Related lists of one batch of (int id, article id)."""
         self.refresh()
@@ -301,7 +307,7 @@ class Recommender:
                 state.lexical.stored_counts(present),
                 [int(i) for i in present],
             )
-            lists = self._ranked(batch, k, Filters(), ranking)
+            lists = self._ranked(batch, k, Filters(), ranking, rules=rules)
         names = dict(chunk)
         return [(names[int(i)], m) for i, m in zip(present, lists, strict=True)]
 
@@ -343,7 +349,8 @@ class Recommender:
             counts = self._state.lexical.counts([lexical_text(title, body)])
             batch = QueryBatch(vectors, counts, [None])
             times = np.array([np.nan if when is None else when])
-            matches = self._ranked(batch, k, filters, ranking, times=times)[0]
+            sections = [article.section if article is not None else None]
+            matches = self._ranked(batch, k, filters, ranking, times=times, sections=sections)[0]
             return self._explained(title, body, matches) if explain else matches
 
     def _explained(self, title: str, body: str, matches: list[Match]) -> list[Match]:
@@ -410,18 +417,35 @@ class Recommender:
         ranking: RankingConfig | None,
         *,
         times: np.ndarray | None = None,
+        sections: Sequence[str | None] | None = None,
+        rules: bool = True,
     ) -> list[list[Match]]:
         """Rank a batch of queries; the caller holds the read lock.
 
-        ``times`` are the queries' publication times; by default those of the
-        indexed query articles, looked up only when the time prior is on.
+        ``times`` are the queries' publication times and ``sections`` their
+        sections; by default those of the indexed query articles, looked up
+        only when the time prior or the index's editorial rules need them.
+        This is the one place where editorial rules are applied (``rules``),
+        so related, related_all, similar, the CLI and the service agree.
         """
         config = ranking or self.ranking
         state = self._state
+        editorial = self._editorial() if rules else None
+        skip = np.array([-1 if s is None else s for s in batch.skip], dtype=np.int64)
         if times is None:
             times = np.full(len(batch.skip), np.nan)
-            if config.time_weight:
-                times = state.published(np.array([s or -1 for s in batch.skip], dtype=np.int64))
+            if config.time_weight or editorial is not None:
+                times = state.published(skip)
+        stories: list[QueryStory] = []
+        if editorial is not None:
+            if sections is None:
+                found = state.sections(skip).tolist()
+            else:
+                found = [(s or "").casefold() for s in sections]
+            stories = [
+                QueryStory(None if i < 0 else int(i), sec, None if np.isnan(t) else float(t))
+                for i, sec, t in zip(skip, found, times, strict=True)
+            ]
         include = (
             state.catalog.filter_ids(
                 sections=filters.sections,
@@ -434,10 +458,19 @@ class Recommender:
         )
         excluded = list(state.catalog.int_ids(filters.exclude).values())
         exclude = np.array(excluded, dtype=np.int64) if excluded else None
-        ranked = self._rank_pools(batch, k, config, times, include, exclude)
+        masks = (
+            (lambda q, ids: editorial.allowed(stories[q], ids)) if editorial is not None else None
+        )
+        ranked = self._rank_pools(batch, k, config, times, include, exclude, masks)
         if config.feedback_docs:
             batch = _with_feedback(batch, ranked, state.store, config)
-            ranked = self._rank_pools(batch, k, config, times, include, exclude)
+            ranked = self._rank_pools(batch, k, config, times, include, exclude, masks)
+        if editorial is not None:
+            passes = _passes(include, excluded)
+            ranked = [
+                editorial.finish(story, hits, k, passes=passes)
+                for story, hits in zip(stories, ranked, strict=True)
+            ]
         # One catalog read for the whole batch's results.
         rows = state.catalog.rows(list({i for hits in ranked for i, _ in hits}))
         return [[_match(rows[i], score) for i, score in hits if i in rows] for hits in ranked]
@@ -450,6 +483,7 @@ class Recommender:
         times: np.ndarray,
         include: np.ndarray | None,
         exclude: np.ndarray | None,
+        masks: Callable[[int, np.ndarray], np.ndarray | None] | None = None,
     ) -> list[list[tuple[int, float]]]:
         state = self._state
         pools = Retriever(state.store, state.lexical).pools(
@@ -463,14 +497,58 @@ class Recommender:
             with_vectors=config.dedupe_threshold is not None or config.diversity > 0,
         )
         out = []
-        for pool, when in zip(pools, times, strict=True):
+        for q, (pool, when) in enumerate(zip(pools, times, strict=True)):
             if config.time_weight:
                 pool.published = state.published(pool.ids)
             if config.method == "hybrid":
                 pool.stats = state.pool_stats(pool.ids)
             query_time = None if np.isnan(when) else float(when)
-            out.append(rank(pool, k, config, query_time=query_time))
+            allowed = masks(q, pool.ids) if masks is not None else None
+            out.append(rank(pool, k, config, query_time=query_time, allowed=allowed))
         return out
+
+    # -- editorial rules ---------------------------------------------------------------
+
+    @property
+    def rules(self) -> Rules | None:
+        """The editorial rules attached to the index (``rules.json``), or None."""
+        path = self._layout.root / RULES_FILE
+        stamp = _stamp(path)
+        if stamp != self._rules_stamp:
+            self._rules_cache = Rules.load(path) if stamp is not None else None
+            self._rules_stamp = stamp
+            self._editorial_cache = None
+        return self._rules_cache
+
+    def set_rules(self, rules: Rules | None) -> None:
+        """Attach ``rules`` to the index (atomically replacing any), or detach with None."""
+        path = self._layout.root / RULES_FILE
+        with self._layout.writer_lock():
+            if rules is None:
+                path.unlink(missing_ok=True)
+            else:
+                storage.write_json_atomic(path, rules.to_dict())
+
+    def _editorial(self) -> Editorial | None:
+        rules = self.rules
+        if rules is None:
+            return None
+        seq = self._state.seq
+        cached = self._editorial_cache
+        if cached is not None and cached[0] == seq and cached[1] is self._state:
+            return cached[2]
+        state = self._state
+        named = set(rules.pinned) | {p for pins in rules.pinned.values() for p in pins}
+        named |= {a for pair in rules.blocked_pairs for a in pair}
+        editorial = Editorial(
+            rules,
+            state.catalog.int_ids(sorted(named)),
+            sections_of=state.sections,
+            times_of=state.published,
+            latest=state.catalog.latest,
+        )
+        self._editorial_cache = (seq, state, editorial)
+        return editorial
 
     # -- updates -------------------------------------------------------------------
 
@@ -659,13 +737,14 @@ def _parallel_lists(
     k: int,
     ranking: RankingConfig,
     workers: int,
+    rules: bool = True,
 ) -> Iterator[list[tuple[str, list[Match]]]]:
     """Rank batches in ``workers`` processes, yielding results in batch order."""
     import multiprocessing
 
     # spawn, not fork: a forked child of a process that has run OpenMP (FAISS) can hang.
     context = multiprocessing.get_context("spawn")
-    jobs = ((chunk, k, ranking) for chunk in chunks)
+    jobs = ((chunk, k, ranking, rules) for chunk in chunks)
     with context.Pool(workers, initializer=_open_worker, initargs=(str(root),)) as pool:
         yield from pool.imap(_worker_lists, jobs)
 
@@ -676,7 +755,7 @@ def _open_worker(root: str) -> None:
 
 
 def _worker_lists(
-    job: tuple[list[tuple[int, str]], int, RankingConfig],
+    job: tuple[list[tuple[int, str]], int, RankingConfig, bool],
 ) -> list[tuple[str, list[Match]]]:
     assert _WORKER is not None
     return _WORKER._lists(*job)
@@ -696,6 +775,22 @@ def _with_feedback(
             vectors[row] += config.feedback_weight * store.get(top).mean(axis=0)
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     return QueryBatch(vectors, batch.counts, batch.skip)
+
+
+def _passes(
+    include: np.ndarray | None, excluded: list[int]
+) -> Callable[[Sequence[int]], np.ndarray]:
+    """The query filters as a mask function, for items the rules add (pins, backfill)."""
+    inside = set(include.tolist()) if include is not None else None
+    outside = set(excluded)
+
+    def passes(ids: Sequence[int]) -> np.ndarray:
+        return np.array(
+            [(inside is None or int(i) in inside) and int(i) not in outside for i in ids],
+            dtype=bool,
+        )
+
+    return passes
 
 
 def _match(row: CatalogRow, score: float) -> Match:

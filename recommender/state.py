@@ -134,6 +134,10 @@ class IndexState:
         """Each id's score statistics over its own candidate pool (NaN rows when unknown)."""
         return self.numbers.stats(ids)
 
+    def sections(self, ids: np.ndarray) -> np.ndarray:
+        """Each id's section, case-folded ("" when none or unknown)."""
+        return self.numbers.sections(ids)
+
     def close(self) -> None:
         self.catalog.close()
 
@@ -150,17 +154,21 @@ class ArticleNumbers:
 
     def __init__(self, catalog: Catalog) -> None:
         self._catalog = catalog
-        ids, times, stats = catalog.numbers()
+        ids, times, stats, sections = catalog.numbers()
         size = int(ids.max()) + 1 if len(ids) else 0
         self._times = np.full(size, np.nan)
         self._stats = np.full((size, 4), np.nan)
+        self._sections = np.full(size, "", dtype=object)
         self._known = np.zeros(size, dtype=bool)
-        self._set(ids, times, stats)
+        self._set(ids, times, stats, sections)
 
-    def _set(self, ids: np.ndarray, times: np.ndarray, stats: np.ndarray) -> None:
+    def _set(
+        self, ids: np.ndarray, times: np.ndarray, stats: np.ndarray, sections: np.ndarray
+    ) -> None:
         self._known[ids] = True
         self._times[ids] = times
         self._stats[ids] = stats
+        self._sections[ids] = sections
 
     def forget(self, ids: np.ndarray) -> None:
         ids = ids[(ids >= 0) & (ids < len(self._known))]
@@ -174,6 +182,7 @@ class ArticleNumbers:
             grow = top - len(self._known)
             self._times = np.concatenate([self._times, np.full(grow, np.nan)])
             self._stats = np.concatenate([self._stats, np.full((grow, 4), np.nan)])
+            self._sections = np.concatenate([self._sections, np.full(grow, "", dtype=object)])
             self._known = np.concatenate([self._known, np.zeros(grow, dtype=bool)])
         valid = ids >= 0
         # Unknown ids, and ids whose statistics are not stored yet (another
@@ -183,12 +192,18 @@ class ArticleNumbers:
             self._known[missing] = True
             self._times[missing] = np.nan
             self._stats[missing] = np.nan
+            self._sections[missing] = ""
             self._set(*self._catalog.numbers(np.unique(missing).tolist()))
         return np.where(valid, ids, 0)
 
     def times(self, ids: np.ndarray) -> np.ndarray:
         rows = self._fetch(ids)
         out: np.ndarray = np.where(np.asarray(ids) >= 0, self._times[rows], np.nan)
+        return out
+
+    def sections(self, ids: np.ndarray) -> np.ndarray:
+        rows = self._fetch(ids)
+        out: np.ndarray = np.where(np.asarray(ids) >= 0, self._sections[rows], "")
         return out
 
     def stats(self, ids: np.ndarray) -> np.ndarray:
