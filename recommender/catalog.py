@@ -23,7 +23,7 @@ import numpy as np
 
 from .types import Article
 
-__all__ = ["Catalog", "CatalogRow", "StoredHash", "lexical_text"]
+__all__ = ["Catalog", "CatalogRow", "StoredHash", "StoredLists", "lexical_text"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -51,6 +51,30 @@ CREATE INDEX IF NOT EXISTS articles_published ON articles (published_ts);
 CREATE TABLE IF NOT EXISTS changes (seq INTEGER NOT NULL, int_id INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS changes_seq ON changes (seq);
 """
+
+
+# Stored related lists (``related --all --store-lists``): created on first use, so
+# indexes built before them need no migration. ``related_members`` is the reverse
+# index (which lists hold an article) that lets a write refresh only those lists.
+_LISTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS related_lists (
+    int_id INTEGER PRIMARY KEY,
+    items TEXT NOT NULL,
+    computed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS related_members (member INTEGER NOT NULL, owner INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS related_members_member ON related_members (member);
+CREATE INDEX IF NOT EXISTS related_members_owner ON related_members (owner);
+"""
+
+
+@dataclass(frozen=True)
+class StoredLists:
+    """How the stored lists were computed: list length, ranking and rules."""
+
+    k: int
+    ranking: dict[str, Any]
+    rules: str | None
 
 
 @dataclass(frozen=True)
@@ -396,6 +420,92 @@ class Catalog:
         if vector is not None:
             conn.execute("UPDATE articles SET vector=? WHERE int_id=?", (_blob(vector), int_id))
         return int_id
+
+    # -- stored related lists ------------------------------------------------------
+
+    def _lists_conn(self) -> sqlite3.Connection:
+        conn = self._conn()
+        if not getattr(self._local, "lists_ready", False):
+            with conn:
+                conn.executescript(_LISTS_SCHEMA)
+            self._local.lists_ready = True
+        return conn
+
+    def lists_info(self) -> StoredLists | None:
+        """The settings of the stored lists, or None when none were stored."""
+        row = self._conn().execute("SELECT value FROM meta WHERE key = 'lists'").fetchone()
+        if row is None:
+            return None
+        data = json.loads(row[0])
+        return StoredLists(int(data["k"]), dict(data["ranking"]), data.get("rules"))
+
+    def replace_lists(
+        self, info: StoredLists, lists: Iterable[tuple[int, list[tuple[int, float]]]]
+    ) -> int:
+        """Replace every stored list (one transaction); return how many were stored."""
+        conn = self._lists_conn()
+        with conn:
+            conn.execute("DELETE FROM related_lists")
+            conn.execute("DELETE FROM related_members")
+            count = self._put_lists(conn, lists)
+            value = json.dumps({"k": info.k, "ranking": info.ranking, "rules": info.rules})
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('lists', ?)", (value,))
+        return count
+
+    def update_lists(
+        self, lists: Sequence[tuple[int, list[tuple[int, float]]]], removed: Sequence[int] = ()
+    ) -> None:
+        """Replace the lists of some owners and drop those of ``removed``, in one transaction."""
+        conn = self._lists_conn()
+        with conn:
+            gone = [int(i) for i in removed] + [owner for owner, _ in lists]
+            for chunk in _chunks(gone, 500):
+                marks = ",".join("?" * len(chunk))
+                conn.execute(f"DELETE FROM related_lists WHERE int_id IN ({marks})", chunk)
+                conn.execute(f"DELETE FROM related_members WHERE owner IN ({marks})", chunk)
+            self._put_lists(conn, lists)
+
+    def _put_lists(
+        self, conn: sqlite3.Connection, lists: Iterable[tuple[int, list[tuple[int, float]]]]
+    ) -> int:
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        count = 0
+        for owner, items in lists:
+            conn.execute(
+                "INSERT OR REPLACE INTO related_lists VALUES (?, ?, ?)",
+                (int(owner), json.dumps([[int(i), float(s)] for i, s in items]), now),
+            )
+            conn.executemany(
+                "INSERT INTO related_members VALUES (?, ?)",
+                [(int(i), int(owner)) for i, _ in items],
+            )
+            count += 1
+        return count
+
+    def stored_list(self, int_id: int) -> tuple[str, list[tuple[int, float]]] | None:
+        """(computed_at, [(int id, score), ...]) of one stored list, or None."""
+        row = (
+            self._lists_conn()
+            .execute("SELECT computed_at, items FROM related_lists WHERE int_id = ?", (int_id,))
+            .fetchone()
+        )
+        if row is None:
+            return None
+        return str(row[0]), [(int(i), float(s)) for i, s in json.loads(row[1])]
+
+    def stored_lists(self) -> dict[int, list[tuple[int, float]]]:
+        """Every stored list (for checks and tests)."""
+        rows = self._lists_conn().execute("SELECT int_id, items FROM related_lists")
+        return {int(o): [(int(i), float(s)) for i, s in json.loads(items)] for o, items in rows}
+
+    def owners_of(self, members: Sequence[int]) -> set[int]:
+        """Owners of the stored lists that hold any of ``members``."""
+        out: set[int] = set()
+        for chunk in _chunks([int(i) for i in members], 500):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT DISTINCT owner FROM related_members WHERE member IN ({marks})"
+            out.update(int(r[0]) for r in self._lists_conn().execute(sql, chunk))
+        return out
 
     def prune_changes(self, through: int) -> None:
         """Forget change history up to ``through`` once a snapshot holds it."""

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import storage
 from ._rwlock import RWLock
-from .catalog import Catalog, CatalogRow, lexical_text
+from .catalog import Catalog, CatalogRow, StoredLists, lexical_text
 from .encoders import (
     LEGACY_BACKEND,
     ArticleEmbedder,
@@ -32,6 +32,7 @@ from .errors import (
     ModelMismatchError,
     RejectedRecordsError,
 )
+from .feedback import EventLog
 from .filters import DateLike, Filters
 from .ingest import article_from_mapping
 from .lexical import LexicalIndex
@@ -53,6 +54,8 @@ __all__ = ["Recommender"]
 
 ArticleInput = Article | Mapping[str, Any] | Rejection
 _BATCH = 256
+#: A changed article's own top (this x k, at least 50) neighbours are the lists it may enter.
+_NEIGHBOUR_REACH = 5
 #: Replayable changes kept in the catalog before a new vector snapshot is written.
 _CHECKPOINT_CHANGES = 2_000
 
@@ -92,6 +95,52 @@ class Recommender:
     def ranking(self) -> RankingConfig:
         """The index's default ranking (from its manifest)."""
         return RankingConfig.from_dict(self.manifest.get("ranking"))
+
+    @property
+    def buckets(self) -> dict[str, RankingConfig]:
+        """Named ranking configurations (for A/B tests), from the manifest."""
+        base = self.manifest.get("ranking") or {}
+        named = self.manifest.get("buckets") or {}
+        return {name: RankingConfig.from_dict({**base, **opts}) for name, opts in named.items()}
+
+    def ranking_for(self, bucket: str | None) -> RankingConfig:
+        """The ranking of a named bucket; the index's default for None."""
+        if bucket is None:
+            return self.ranking
+        self.refresh()
+        buckets = self.buckets
+        if bucket not in buckets:
+            raise InvalidArgumentError(
+                f"unknown bucket {bucket!r}; this index has {sorted(buckets) or 'none'}"
+                " (add one with 'recommender buckets set')"
+            )
+        return buckets[bucket]
+
+    def set_bucket(self, name: str, options: Mapping[str, Any] | None) -> None:
+        """Store (or with None remove) a named ranking configuration: options over the default."""
+        if not name or not name.strip():
+            raise InvalidArgumentError("a bucket needs a non-empty name")
+        if options is not None:
+            RankingConfig.from_dict({**(self.manifest.get("ranking") or {}), **options})
+            unknown = sorted(set(options) - set(RankingConfig().to_dict()))
+            if unknown:
+                raise InvalidArgumentError(
+                    f"unknown ranking option {unknown[0]!r}; expected one of "
+                    f"{sorted(RankingConfig().to_dict())}"
+                )
+        with self._layout.writer_lock():
+            self.refresh()
+            manifest = dict(self._state.manifest)
+            buckets = dict(manifest.get("buckets") or {})
+            if options is None:
+                buckets.pop(name, None)
+            else:
+                buckets[name] = dict(options)
+            manifest["buckets"] = buckets
+            with self._lock.write():
+                storage.write_json_atomic(self._layout.manifest_path, manifest)
+                self._state.manifest = manifest
+                self._manifest_stamp = _stamp(self._layout.manifest_path)
 
     # -- constructors ------------------------------------------------------------
 
@@ -225,26 +274,49 @@ class Recommender:
         exclude: str | Iterable[str] = (),
         ranking: RankingConfig | None = None,
         explain: bool = False,
+        fresh: bool = True,
+        bucket: str | None = None,
     ) -> list[Match]:
         """The related list of an indexed article, best first, never the article itself.
 
         With ``explain``, each match carries an :class:`Explanation` (shared
         names, terms and the closest pair of sentences); it costs a few
         milliseconds per match and is computed only when asked.
+
+        ``fresh=False`` answers from the list stored by :meth:`store_lists` (a
+        lookup, no ranking), which add/remove keep up to date; without a usable
+        stored list (none stored, a longer ``k``, other ranking or rules) the
+        list is computed as usual. Stored lists are unfiltered: filters and
+        ``fresh=False`` do not go together.
+
+        ``bucket`` ranks with a named configuration of the index (:meth:`set_bucket`)
+        instead of the default, for A/B tests; ``ranking`` overrides both.
         """
         _check_k(k)
+        if ranking is None and bucket is not None:
+            ranking = self.ranking_for(bucket)
         filters = Filters.make(
             section=section, since=since, until=until, language=language, exclude=exclude
         )
+        if not fresh and (filters.restricts or filters.exclude):
+            raise InvalidArgumentError(
+                "fresh=False answers from stored, unfiltered lists; drop the filters "
+                "(section, since, until, language, exclude) or ask for a fresh list"
+            )
         self.refresh()
         with self._lock.read():
             state = self._state
             int_id = state.catalog.int_id(str(article_id))
             if int_id is None:
                 raise ArticleNotFoundError(str(article_id))
-            ids = np.array([int_id], dtype=np.int64)
-            batch = QueryBatch(state.store.get(ids), state.lexical.stored_counts(ids), [int_id])
-            matches = self._ranked(batch, k, filters, ranking)[0]
+            stored = None if fresh else self._stored(int_id, k, ranking)
+            if stored is not None:
+                matches = stored[1]
+            else:
+                ids = np.array([int_id], dtype=np.int64)
+                counts = state.lexical.stored_counts(ids)
+                batch = QueryBatch(state.store.get(ids), counts, [int_id])
+                matches = self._ranked(batch, k, filters, ranking)[0]
             if explain:
                 title, body = state.catalog.stories([int_id])[int_id]
                 matches = self._explained(title, body, matches)
@@ -381,6 +453,115 @@ class Recommender:
             for m in matches
         ]
 
+    # -- stored related lists ----------------------------------------------------------
+
+    def store_lists(
+        self,
+        *,
+        k: int = 10,
+        ranking: RankingConfig | None = None,
+        progress: bool = False,
+        workers: int = 1,
+    ) -> int:
+        """Compute every article's related list and store it in the catalog; return the count.
+
+        From then on, :meth:`upsert` and :meth:`remove` refresh exactly the lists a
+        write affects, and ``related(..., fresh=False)`` reads them. Holds the
+        writer lock meanwhile, so no write can land between the lists.
+        """
+        config = ranking or self.ranking
+        with self._layout.writer_lock():
+            self.refresh()
+            catalog = self._state.catalog
+            int_of = {aid: i for i, aid in catalog.all_ids()}
+            rules = self.rules
+            info = StoredLists(k, config.to_dict(), rules.digest if rules else None)
+            lists = (
+                (int_of[aid], [(int_of[m.id], m.score) for m in matches])
+                for aid, matches in self.related_all(
+                    k=k, ranking=config, progress=progress, workers=workers
+                )
+            )
+            return catalog.replace_lists(info, lists)
+
+    def stored_list(self, article_id: str) -> tuple[str, list[Match]] | None:
+        """(computed at, matches) of an article's stored list, if one is stored and usable."""
+        self.refresh()
+        with self._lock.read():
+            int_id = self._state.catalog.int_id(str(article_id))
+            if int_id is None:
+                raise ArticleNotFoundError(str(article_id))
+            return self._stored(int_id, None, None)
+
+    def _stored(
+        self, int_id: int, k: int | None, ranking: RankingConfig | None
+    ) -> tuple[str, list[Match]] | None:
+        catalog = self._state.catalog
+        info = catalog.lists_info()
+        rules = self.rules
+        if (
+            info is None
+            or (k is not None and k > info.k)
+            or (ranking is not None and ranking.to_dict() != info.ranking)
+            or info.rules != (rules.digest if rules else None)
+        ):
+            return None
+        found = catalog.stored_list(int_id)
+        if found is None:
+            return None
+        computed_at, hits = found
+        return computed_at, self._matches([hits[:k] if k is not None else hits])[0]
+
+    def _refresh_stored(self, changed: list[int], removed: list[int]) -> None:
+        """Recompute the stored lists a write affects: the changed articles' own lists,
+        the lists that hold a changed or removed article, and the lists a changed
+        article now enters (found among its own nearest neighbours: the ranking's
+        scores are close to symmetric). Caller holds the writer lock.
+        """
+        catalog = self._state.catalog
+        info = catalog.lists_info()
+        if info is None or not (changed or removed):
+            return
+        config = RankingConfig.from_dict(info.ranking)
+        owners = set(changed) | catalog.owners_of(changed + removed)
+        with self._lock.read():
+            if changed:
+                reach = max(_NEIGHBOUR_REACH * info.k, 50)
+                for hits in self._hit_lists(np.array(changed), reach, config, rules=False):
+                    owners.update(i for i, _ in hits[1])
+            owners -= set(removed)
+            ordered = np.array(sorted(owners), dtype=np.int64)
+            lists = [
+                item
+                for start in range(0, len(ordered), _BATCH)
+                for item in self._hit_lists(ordered[start : start + _BATCH], info.k, config)
+            ]
+        catalog.update_lists(lists, removed)
+
+    def _hit_lists(
+        self, ids: np.ndarray, k: int, ranking: RankingConfig, *, rules: bool = True
+    ) -> list[tuple[int, list[tuple[int, float]]]]:
+        """(int id, hits) of indexed ``ids``; the caller holds the read lock."""
+        state = self._state
+        ids = np.asarray(ids, dtype=np.int64)
+        present = ids[state.lexical.rows(ids) >= 0]
+        if not len(present):
+            return []
+        batch = QueryBatch(
+            state.store.get(present),
+            state.lexical.stored_counts(present),
+            [int(i) for i in present],
+        )
+        ranked = self._ranked_hits(batch, k, Filters(), ranking, rules=rules)
+        return [(int(i), hits) for i, hits in zip(present, ranked, strict=True)]
+
+    # -- feedback ----------------------------------------------------------------------
+
+    @property
+    def events(self) -> EventLog:
+        """The index's append-only log of impressions and clicks (``events.sqlite3``)."""
+        return EventLog(self._layout.root)
+
     def get(self, article_id: str) -> Article:
         """The stored record of one article."""
         found = self._state.catalog.article(str(article_id))
@@ -420,7 +601,29 @@ class Recommender:
         sections: Sequence[str | None] | None = None,
         rules: bool = True,
     ) -> list[list[Match]]:
-        """Rank a batch of queries; the caller holds the read lock.
+        """Rank a batch of queries into matches; the caller holds the read lock."""
+        ranked = self._ranked_hits(
+            batch, k, filters, ranking, times=times, sections=sections, rules=rules
+        )
+        return self._matches(ranked)
+
+    def _matches(self, ranked: list[list[tuple[int, float]]]) -> list[list[Match]]:
+        # One catalog read for the whole batch's results.
+        rows = self._state.catalog.rows(list({i for hits in ranked for i, _ in hits}))
+        return [[_match(rows[i], score) for i, score in hits if i in rows] for hits in ranked]
+
+    def _ranked_hits(
+        self,
+        batch: QueryBatch,
+        k: int,
+        filters: Filters,
+        ranking: RankingConfig | None,
+        *,
+        times: np.ndarray | None = None,
+        sections: Sequence[str | None] | None = None,
+        rules: bool = True,
+    ) -> list[list[tuple[int, float]]]:
+        """Rank a batch of queries into (int id, score) lists; the caller holds the read lock.
 
         ``times`` are the queries' publication times and ``sections`` their
         sections; by default those of the indexed query articles, looked up
@@ -471,9 +674,7 @@ class Recommender:
                 editorial.finish(story, hits, k, passes=passes)
                 for story, hits in zip(stories, ranked, strict=True)
             ]
-        # One catalog read for the whole batch's results.
-        rows = state.catalog.rows(list({i for hits in ranked for i, _ in hits}))
-        return [[_match(rows[i], score) for i, score in hits if i in rows] for hits in ranked]
+        return ranked
 
     def _rank_pools(
         self,
@@ -585,6 +786,9 @@ class Recommender:
             upserts += [(a, None) for a in meta_only]
             if upserts:
                 self._apply(upserts, [])
+                # A metadata change moves a story too (its date, its section's rules).
+                touched = self._state.catalog.int_ids([a.id for a, _ in upserts])
+                self._refresh_stored(sorted(touched.values()), [])
             _write_rejects(self._layout, rejected)
             added = sum(1 for a in to_embed if a.id not in stored)
             self.report = UpdateReport(
@@ -606,6 +810,7 @@ class Recommender:
             present = self._state.catalog.int_ids(wanted)
             if present:
                 self._apply([], list(present))
+                self._refresh_stored([], sorted(present.values()))
             self.report = UpdateReport(
                 removed=len(present),
                 missing=tuple(a for a in wanted if a not in present),
