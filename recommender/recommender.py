@@ -250,6 +250,11 @@ class Recommender:
                 # An injected encoder without a backend runs like the pre-backend default.
                 backend=getattr(encoder, "backend", LEGACY_BACKEND),
             )
+            # A/B buckets are settings of the index, not of its contents: keep them.
+            if layout.exists():
+                buckets = layout.read_manifest().get("buckets")
+                if buckets:
+                    manifest["buckets"] = buckets
             layout.publish(manifest)
         rec = cls.open(path, encoder=encoder)
         rec.report = UpdateReport(
@@ -399,15 +404,19 @@ class Recommender:
         published_at: DateLike | None = None,
         ranking: RankingConfig | None = None,
         explain: bool = False,
+        bucket: str | None = None,
     ) -> list[Match]:
         """Related articles for a story that need not be in the index.
 
         Give ``text`` (a whole story), or ``title`` and/or ``body``, or an
         ``article``. ``published_at`` (or the article's date) turns on the
         time prior for the query, as for indexed articles. ``explain`` adds an
-        :class:`Explanation` to each match, as for :meth:`related`.
+        :class:`Explanation` to each match, and ``bucket`` selects a named
+        ranking, as for :meth:`related`.
         """
         _check_k(k)
+        if ranking is None and bucket is not None:
+            ranking = self.ranking_for(bucket)
         title, body = _query_text(text=text, title=title, body=body, article=article)
         filters = Filters.make(
             section=section, since=since, until=until, language=language, exclude=exclude
@@ -483,6 +492,10 @@ class Recommender:
                 )
             )
             return catalog.replace_lists(info, lists)
+
+    def has_stored_lists(self) -> bool:
+        """Whether :meth:`store_lists` has stored lists in this index (usable or not)."""
+        return self._state.catalog.lists_info() is not None
 
     def stored_list(self, article_id: str) -> tuple[str, list[Match]] | None:
         """(computed at, matches) of an article's stored list, if one is stored and usable."""

@@ -497,6 +497,9 @@ def _build(
     def similar(
         query: Annotated[SimilarQuery, Body()],  # type: ignore[valid-type]
         explain: Explain = False,
+        bucket: Annotated[
+            str | None, Query(description="A named ranking configuration (A/B tests).")
+        ] = None,
     ) -> dict[str, Any]:
         """Related articles for a story not in the index: ``text``, or ``title``/``body``."""
         options: dict[str, Any] = query.model_dump()  # type: ignore[attr-defined]
@@ -513,8 +516,9 @@ def _build(
             language=options["language"],
             exclude=options["exclude"] or (),
             explain=explain,
+            bucket=bucket,
         )
-        return {"id": None, "related": [m.to_dict() for m in matches]}
+        return {"id": None, "related": [m.to_dict() for m in matches], "bucket": bucket}
 
     @app.post(
         "/v1/events",

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from recommender import InvalidArgumentError, Recommender
+from recommender import Article, InvalidArgumentError, Recommender
 from recommender.cli import main
 from recommender.encoders import HashingEncoder
 from recommender.feedback import Event
@@ -106,6 +106,9 @@ def test_buckets_select_a_ranking(rec: Recommender, built: Path) -> None:
         "quake-0", k=5, ranking=rec.ranking.with_options(time_weight=3)
     )
     assert plain == rec.related("quake-0", k=5, bucket=None)
+    assert rec.similar(text="earthquake rubble", k=3, bucket="recent") == rec.similar(
+        text="earthquake rubble", k=3, ranking=rec.ranking.with_options(time_weight=3)
+    )
     with pytest.raises(InvalidArgumentError, match="unknown bucket 'nope'"):
         rec.related("quake-0", bucket="nope")
     cli = runner.invoke(main, ["related", "quake-0", "--index", str(built), "--bucket", "nope"])
@@ -118,3 +121,19 @@ def test_buckets_select_a_ranking(rec: Recommender, built: Path) -> None:
     runner.invoke(main, ["buckets", "remove", "recent", "--index", str(built)])
     with pytest.raises(InvalidArgumentError):
         rec.ranking_for("recent")
+
+
+def test_buckets_and_rules_survive_a_rebuild(
+    built: Path, corpus: list[Article], encoder: HashingEncoder
+) -> None:
+    from recommender.rules import Rules
+
+    with Recommender.open(built, encoder=encoder) as rec:
+        rec.set_bucket("diverse", {"diversity": 0.3})
+        rec.set_rules(Rules.from_dict({"version": 1, "never_pair": [["world", "local"]]}))
+        rec.events.record([{"type": "click", "article_id": "a", "related_id": "b", "position": 1}])
+    Recommender.build(corpus, built, encoder=encoder).close()
+    with Recommender.open(built, encoder=encoder) as rec:
+        assert rec.ranking_for("diverse").diversity == 0.3
+        assert rec.rules is not None and rec.rules.never_pair == (("world", "local"),)
+        assert rec.events.report()[-1].clicks == 1

@@ -51,7 +51,14 @@ def set_(file: Path, index: Path) -> None:
     parsed = Rules.load(file)
     with Recommender.open(index) as rec:
         rec.set_rules(parsed)
+        stored = rec.has_stored_lists()
     click.echo(f"rules attached to {index}: {parsed.summary()}")
+    if stored:
+        click.echo(
+            "note: the stored related lists were ranked under the previous rules; lists are "
+            "computed fresh until 'recommender related --all --store-lists' stores them again",
+            err=True,
+        )
 
 
 @rules.command("show")
