@@ -493,9 +493,17 @@ class Catalog:
             return None
         return str(row[0]), [(int(i), float(s)) for i, s in json.loads(row[1])]
 
-    def stored_lists(self) -> dict[int, list[tuple[int, float]]]:
-        """Every stored list (for checks and tests)."""
-        rows = self._lists_conn().execute("SELECT int_id, items FROM related_lists")
+    def stored_lists(
+        self, owners: Sequence[int] | None = None
+    ) -> dict[int, list[tuple[int, float]]]:
+        """The stored lists of ``owners`` (every list for None)."""
+        sql = "SELECT int_id, items FROM related_lists"
+        rows: list[tuple[int, str]] = []
+        if owners is None:
+            rows.extend(self._lists_conn().execute(sql))
+        for chunk in _chunks([int(i) for i in owners or ()], 500):
+            marks = ",".join("?" * len(chunk))
+            rows.extend(self._lists_conn().execute(f"{sql} WHERE int_id IN ({marks})", chunk))
         return {int(o): [(int(i), float(s)) for i, s in json.loads(items)] for o, items in rows}
 
     def owners_of(self, members: Sequence[int]) -> set[int]:

@@ -54,8 +54,12 @@ __all__ = ["Recommender"]
 
 ArticleInput = Article | Mapping[str, Any] | Rejection
 _BATCH = 256
-#: A changed article's own top (this x k, at least 50) neighbours are the lists it may enter.
-_NEIGHBOUR_REACH = 5
+#: How far under a stored list's k-th score a changed article may score and still be
+#: checked for entering it (stored scores drift a little as the index changes).
+_ENTRY_MARGIN = 0.05
+#: The lists of a changed article's nearest neighbours are refreshed whether or not it
+#: enters them (see _entered).
+_NEAREST = 20
 #: Replayable changes kept in the catalog before a new vector snapshot is written.
 _CHECKPOINT_CHANGES = 2_000
 
@@ -528,8 +532,13 @@ class Recommender:
     def _refresh_stored(self, changed: list[int], removed: list[int]) -> None:
         """Recompute the stored lists a write affects: the changed articles' own lists,
         the lists that hold a changed or removed article, and the lists a changed
-        article now enters (found among its own nearest neighbours: the ranking's
-        scores are close to symmetric). Caller holds the writer lock.
+        article now enters. Caller holds the writer lock.
+
+        The hybrid score is symmetric (symmetric-z standardises each side over
+        both articles' pools), so the score article A would get in O's list is
+        the score O gets in A's: A enters O's list when O is in A's candidate
+        pool with a score at least O's stored k-th. ``_ENTRY_MARGIN`` absorbs the
+        drift of stored scores since they were computed.
         """
         catalog = self._state.catalog
         info = catalog.lists_info()
@@ -539,9 +548,7 @@ class Recommender:
         owners = set(changed) | catalog.owners_of(changed + removed)
         with self._lock.read():
             if changed:
-                reach = max(_NEIGHBOUR_REACH * info.k, 50)
-                for hits in self._hit_lists(np.array(changed), reach, config, rules=False):
-                    owners.update(i for i, _ in hits[1])
+                owners |= self._entered(changed, info.k, config)
             owners -= set(removed)
             ordered = np.array(sorted(owners), dtype=np.int64)
             lists = [
@@ -550,6 +557,25 @@ class Recommender:
                 for item in self._hit_lists(ordered[start : start + _BATCH], info.k, config)
             ]
         catalog.update_lists(lists, removed)
+
+    def _entered(self, changed: list[int], k: int, config: RankingConfig) -> set[int]:
+        """Owners of stored lists that the ``changed`` articles now belong in."""
+        # The whole candidate pool of each changed article, scored, without rules
+        # (the owners' own rules are applied when their lists are recomputed).
+        reach = config.candidates * 2 + 2
+        neighbours = self._hit_lists(np.array(changed), reach, config, rules=False)
+        near = sorted({o for _, hits in neighbours for o, _ in hits})
+        stored = self._state.catalog.stored_lists(near)
+        out: set[int] = set()
+        for _, hits in neighbours:
+            # The nearest ones too: their candidate pools gained (or lost) the closest
+            # member, which moves their score standardisation the most.
+            out.update(owner for owner, _ in hits[:_NEAREST] if owner in stored)
+            for owner, score in hits:
+                items = stored.get(owner)
+                if items is not None and (len(items) < k or score >= items[-1][1] - _ENTRY_MARGIN):
+                    out.add(owner)
+        return out
 
     def _hit_lists(
         self, ids: np.ndarray, k: int, ranking: RankingConfig, *, rules: bool = True
