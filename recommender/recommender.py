@@ -18,6 +18,7 @@ import numpy as np
 from . import storage
 from ._rwlock import RWLock
 from .catalog import Catalog, CatalogRow, lexical_text
+from .dateline import lead_date
 from .encoders import (
     LEGACY_BACKEND,
     ArticleEmbedder,
@@ -324,6 +325,9 @@ class Recommender:
         when = Filters.make(since=published_at).since if published_at is not None else None
         if article is not None and article.published_at is not None:
             when = article.published_at.timestamp()
+        if when is None and (ranking or self.ranking).lead_dates:
+            lead = lead_date(title, body)
+            when = lead.timestamp() if lead else None
         vectors = self._embed([(title, body)])
         self.refresh()
         with self._lock.read():
@@ -379,7 +383,10 @@ class Recommender:
         if times is None:
             times = np.full(len(batch.skip), np.nan)
             if config.time_weight:
-                times = state.published(np.array([s or -1 for s in batch.skip], dtype=np.int64))
+                times = state.published(
+                    np.array([s or -1 for s in batch.skip], dtype=np.int64),
+                    lead_dates=config.lead_dates,
+                )
         include = (
             state.catalog.filter_ids(
                 sections=filters.sections,
@@ -423,7 +430,7 @@ class Recommender:
         out = []
         for pool, when in zip(pools, times, strict=True):
             if config.time_weight:
-                pool.published = state.published(pool.ids)
+                pool.published = state.published(pool.ids, lead_dates=config.lead_dates)
             if config.method == "hybrid":
                 pool.stats = state.pool_stats(pool.ids)
             query_time = None if np.isnan(when) else float(when)

@@ -226,3 +226,17 @@ def test_snapshots_carry_the_inverted_lists(index: LexicalIndex, tmp_path: Path)
     postings = mapped.postings()
     for array in (postings.data, postings.indices, postings.indptr):
         assert _is_mapped(array)
+
+
+def test_snapshots_carry_norms_and_document_frequencies(
+    index: LexicalIndex, tmp_path: Path
+) -> None:
+    # Opening a snapshot must not read every count to rebuild them (1 GB at 1M articles).
+    index.save(tmp_path / "lex.npz")
+    mapped = LexicalIndex.load(tmp_path / "lex.npz", mmap=True)
+    stored = mapped._norms(mapped.idf())
+    assert _is_mapped(stored)
+    assert mapped._df.tolist() == index._df.tolist()
+    mapped._inv_norms = None  # recompute from the counts
+    assert stored == pytest.approx(mapped._norms(mapped.idf()))
+    assert stored == pytest.approx(index._norms(index.idf()))
