@@ -26,7 +26,7 @@ from .errors import (
     RecommenderError,
     RejectedRecordsError,
 )
-from .types import Article, Match, Rejection, UpdateReport
+from .types import Article, ArticleListing, ArticleSummary, Match, Rejection, UpdateReport
 
 if TYPE_CHECKING:
     from .encoders import Encoder, SentenceTransformerEncoder
@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Article",
+    "ArticleListing",
     "ArticleNotFoundError",
+    "ArticleSummary",
     "Encoder",
     "EncoderError",
     "FieldMap",

@@ -45,7 +45,7 @@ from .state import (
 )
 from .stores import VectorStore
 from .stores.faiss import FaissStore, check_index_type
-from .types import Article, Match, Rejection, UpdateReport
+from .types import Article, ArticleListing, ArticleSummary, Match, Rejection, UpdateReport
 
 __all__ = ["Recommender"]
 
@@ -338,6 +338,27 @@ class Recommender:
         if found is None:
             raise ArticleNotFoundError(str(article_id))
         return found
+
+    def browse(self, *, query: str = "", offset: int = 0, limit: int = 20) -> ArticleListing:
+        """A page of indexed articles whose titles hold every word of ``query``, newest first.
+
+        Undated articles come last. ``query`` matches case-insensitively (ASCII letters).
+        """
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidArgumentError(f"offset must be an integer >= 0, got {offset!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InvalidArgumentError(f"limit must be an integer in 1-1000, got {limit!r}")
+        self.refresh()
+        rows, total = self._state.catalog.browse(query=query, offset=offset, limit=limit)
+        articles = tuple(
+            ArticleSummary(r.id, r.title, r.url, r.published_at, r.section) for r in rows
+        )
+        return ArticleListing(articles=articles, total=total, offset=offset, limit=limit)
+
+    def sections(self) -> dict[str, int]:
+        """Every section in the index, with its number of articles, sorted by name."""
+        self.refresh()
+        return self._state.catalog.sections()
 
     def field_values(self, field: str) -> dict[str, str | None]:
         """Article id -> a column (section, language, ...) or metadata field, as text."""
