@@ -118,6 +118,8 @@ class RelatedItem:
     section: str | None
     score: str
     reason: str | None
+    #: (a sentence of the query story, a sentence of this item) that share the most telling words.
+    passages: tuple[str, str] | None
     url: str | None
 
 
@@ -409,5 +411,6 @@ def _related_view(match: Match) -> RelatedItem:
         section=match.section,
         score=f"{match.score:.2f}",
         reason=explanation.summary() if explanation is not None else None,
+        passages=explanation.passages if explanation is not None else None,
         url=match.url,
     )
