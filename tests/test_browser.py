@@ -271,6 +271,8 @@ def test_controls_update_the_list_in_place(
     k.send_keys("3", Keys.TAB)
     _wait(browser, lambda b: len(_related_ids(b)) == 3)
     assert "k=3" in browser.current_url
+    status = browser.find_element(By.ID, "live-status")
+    assert status.get_attribute("textContent") == "Related list updated: 3 articles."
     Select(browser.find_element(By.ID, "section")).select_by_value("business")
     want = [m.id for m in expected.related(DEFAULT_STORY, k=3, section="business")]
     _wait(browser, lambda b: _related_ids(b) == want)
@@ -297,6 +299,7 @@ def test_controls_work_without_javascript(server: str, expected: Recommender) ->
 
 def test_paste_a_story(server: str, browser: Any, artifacts: Path, expected: Recommender) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     text = "Dockworkers at Valdora port stay on strike as wage talks stall; the cranes are idle."
     browser.get(server + "/similar")
@@ -308,6 +311,11 @@ def test_paste_a_story(server: str, browser: Any, artifacts: Path, expected: Rec
     assert "port" in browser.find_element(By.CSS_SELECTOR, "ol.related > li").text.lower()
     assert "Read as plain story text" in browser.find_element(By.CLASS_NAME, "read-as").text
     _screenshot(browser, artifacts, "paste-results")
+    # The options re-run the pasted story in place too.
+    k = browser.find_element(By.ID, "k")
+    k.send_keys(Keys.CONTROL, "a")
+    k.send_keys("2", Keys.TAB)
+    _wait(browser, lambda b: _related_ids(b) == want[:2])
 
 
 def test_keyboard_navigation(server: str, browser: Any, expected: Recommender) -> None:

@@ -1,65 +1,67 @@
 // Progressive enhancement only: every page works without this file.
-// - Forms marked data-live re-run their query when a control changes and swap the
-//   Related list (#related) in place, without reloading the page; the URL follows along.
-// - "/" moves focus to the search box, as on many sites.
+// - Forms marked data-live re-run their query when an option changes and swap the
+//   results (#related) in place, without reloading the page; the address follows along
+//   for GET forms, and a status line tells screen readers the list changed.
+// - "/" moves focus to the title search, as on many sites.
 (function () {
   "use strict";
 
-  function formRequest(form) {
+  function request(form) {
     var data = new URLSearchParams(new FormData(form));
     if (form.method.toLowerCase() === "get") {
       var url = new URL(form.action, window.location.href);
       url.search = data.toString();
-      return { url: url.toString(), init: { method: "GET" }, history: url.toString() };
+      return { url: url.toString(), init: { method: "GET" }, address: url.toString() };
     }
     return {
       url: form.action,
-      init: { method: "POST", body: data, headers: { "Content-Type": "application/x-www-form-urlencoded" } },
-      history: null
+      init: {
+        method: "POST",
+        body: data,
+        headers: { "Content-Type": "application/x-www-form-urlencoded" }
+      },
+      address: null
     };
   }
 
   function refresh(form) {
-    var panel = document.querySelector(".related-panel");
     var current = document.getElementById("related");
-    if (!panel || !current) return;
+    var status = document.getElementById("live-status");
+    if (!current) return;
+    // A POST form with an empty story has nothing to ask yet.
     if (form.method.toLowerCase() === "post" && !form.checkValidity()) return;
-    var request = formRequest(form);
-    panel.setAttribute("aria-busy", "true");
-    fetch(request.url, request.init)
+    var req = request(form);
+    current.setAttribute("aria-busy", "true");
+    fetch(req.url, req.init)
       .then(function (response) { return response.text(); })
       .then(function (html) {
-        var doc = new DOMParser().parseFromString(html, "text/html");
-        var fresh = doc.querySelector(".related-panel");
-        if (!fresh) return;
-        // Replace everything after the form (messages and the list), keep the form itself.
-        var keep = panel.querySelector("form");
-        Array.prototype.slice.call(panel.children).forEach(function (child) {
-          if (child !== keep && child.tagName !== "H2") panel.removeChild(child);
-        });
-        Array.prototype.slice.call(fresh.children).forEach(function (child) {
-          if (child.tagName !== "FORM" && child.tagName !== "H2") panel.appendChild(document.importNode(child, true));
-        });
-        if (request.history) window.history.replaceState(null, "", request.history);
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("related");
+        if (!fresh) throw new Error("no #related in the response");
+        current.innerHTML = fresh.innerHTML;
+        if (req.address) window.history.replaceState(null, "", req.address);
+        if (status) {
+          var n = current.querySelectorAll("ol.related > li").length;
+          status.textContent = "Related list updated: " + n + (n === 1 ? " article." : " articles.");
+        }
       })
       .catch(function () { form.submit(); })
-      .finally(function () { panel.removeAttribute("aria-busy"); });
+      .finally(function () { current.removeAttribute("aria-busy"); });
   }
 
   document.addEventListener("DOMContentLoaded", function () {
     Array.prototype.forEach.call(document.querySelectorAll("form[data-live]"), function (form) {
       var timer = null;
       form.addEventListener("change", function (event) {
-        // The pasted text itself does not re-run the query; the options do.
+        // Editing the pasted story itself does not re-run the query; the options do.
         if (event.target && event.target.id === "story") return;
-        if (form.method.toLowerCase() === "post" && !document.querySelector("#related ol, #related .empty")) return;
         window.clearTimeout(timer);
         timer = window.setTimeout(function () { refresh(form); }, 150);
       });
     });
     document.addEventListener("keydown", function (event) {
       var search = document.getElementById("q");
-      var typing = /^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement && document.activeElement.tagName);
+      var active = document.activeElement;
+      var typing = active && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName);
       if (event.key === "/" && search && !typing && !event.ctrlKey && !event.metaKey && !event.altKey) {
         event.preventDefault();
         search.focus();
