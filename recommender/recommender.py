@@ -78,6 +78,7 @@ class Recommender:
         self._manifest_stamp = _stamp(layout.manifest_path)
         #: What the last build/upsert/remove did.
         self.report: UpdateReport | None = None
+        self._sections: tuple[tuple[int, int], dict[str, int]] | None = None
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -358,7 +359,11 @@ class Recommender:
     def sections(self) -> dict[str, int]:
         """Every section in the index, with its number of articles, sorted by name."""
         self.refresh()
-        return self._state.catalog.sections()
+        # A scan of the whole catalog; every page of the web UI asks, so keep it until a write.
+        key = (id(self._state), self._state.seq)
+        if self._sections is None or self._sections[0] != key:
+            self._sections = (key, self._state.catalog.sections())
+        return dict(self._sections[1])
 
     def field_values(self, field: str) -> dict[str, str | None]:
         """Article id -> a column (section, language, ...) or metadata field, as text."""

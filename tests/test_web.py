@@ -321,3 +321,21 @@ def test_package_data_covers_templates_and_static() -> None:
     # An editable install reads the source tree; a wheel has only what package-data names.
     pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
     assert '"templates/*.html", "static/*"' in pyproject
+
+
+def test_sections_follow_writes(tmp_path: Path) -> None:
+    from recommender.encoders import HashingEncoder as Hashing
+
+    path = tmp_path / "idx"
+    first = Article(
+        id="a", title="Port strike", body="dockworkers strike at the port", section="business"
+    )
+    with Recommender.build([first], path, encoder=Hashing(64)) as rec:
+        assert rec.sections() == {"business": 1}
+        rec.upsert(
+            [Article(id="b", title="Quake", body="an earthquake shook the city", section="World")]
+        )
+        assert rec.sections() == {"World": 1, "business": 1}
+        with Recommender.open(path, encoder=Hashing(64)) as other:
+            other.remove(["a"])
+        assert rec.sections() == {"World": 1}
