@@ -26,7 +26,15 @@ from .errors import (
     RecommenderError,
     RejectedRecordsError,
 )
-from .types import Article, ArticleListing, ArticleSummary, Match, Rejection, UpdateReport
+from .types import (
+    Article,
+    ArticleListing,
+    ArticleSummary,
+    Explanation,
+    Match,
+    Rejection,
+    UpdateReport,
+)
 
 if TYPE_CHECKING:
     from .encoders import Encoder, SentenceTransformerEncoder
@@ -41,6 +49,7 @@ __all__ = [
     "ArticleSummary",
     "Encoder",
     "EncoderError",
+    "Explanation",
     "FieldMap",
     "IndexDirectoryError",
     "IndexFormatError",

@@ -269,6 +269,16 @@ class Catalog:
                 out[int(iid)] = lexical_text(title, body)
         return out
 
+    def stories(self, int_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """(title, body) of each id, for explanations."""
+        out: dict[int, tuple[str, str]] = {}
+        for chunk in _chunks([int(i) for i in int_ids], 500):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT int_id, title, body FROM articles WHERE int_id IN ({marks})"
+            for iid, title, body in self._conn().execute(sql, chunk):
+                out[int(iid)] = (title, body)
+        return out
+
     def iter_texts(self, batch: int = 5_000) -> Iterator[tuple[np.ndarray, list[str]]]:
         cursor = self._conn().execute("SELECT int_id, title, body FROM articles ORDER BY int_id")
         while rows := cursor.fetchmany(batch):

@@ -7,6 +7,7 @@ import os
 import secrets
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from itertools import islice
@@ -220,8 +221,14 @@ class Recommender:
         language: str | Iterable[str] | None = None,
         exclude: str | Iterable[str] = (),
         ranking: RankingConfig | None = None,
+        explain: bool = False,
     ) -> list[Match]:
-        """The related list of an indexed article, best first, never the article itself."""
+        """The related list of an indexed article, best first, never the article itself.
+
+        With ``explain``, each match carries an :class:`Explanation` (shared
+        names, terms and the closest pair of sentences); it costs a few
+        milliseconds per match and is computed only when asked.
+        """
         _check_k(k)
         filters = Filters.make(
             section=section, since=since, until=until, language=language, exclude=exclude
@@ -234,7 +241,11 @@ class Recommender:
                 raise ArticleNotFoundError(str(article_id))
             ids = np.array([int_id], dtype=np.int64)
             batch = QueryBatch(state.store.get(ids), state.lexical.stored_counts(ids), [int_id])
-            return self._ranked(batch, k, filters, ranking)[0]
+            matches = self._ranked(batch, k, filters, ranking)[0]
+            if explain:
+                title, body = state.catalog.stories([int_id])[int_id]
+                matches = self._explained(title, body, matches)
+            return matches
 
     def related_all(
         self,
@@ -310,12 +321,14 @@ class Recommender:
         exclude: str | Iterable[str] = (),
         published_at: DateLike | None = None,
         ranking: RankingConfig | None = None,
+        explain: bool = False,
     ) -> list[Match]:
         """Related articles for a story that need not be in the index.
 
         Give ``text`` (a whole story), or ``title`` and/or ``body``, or an
         ``article``. ``published_at`` (or the article's date) turns on the
-        time prior for the query, as for indexed articles.
+        time prior for the query, as for indexed articles. ``explain`` adds an
+        :class:`Explanation` to each match, as for :meth:`related`.
         """
         _check_k(k)
         title, body = _query_text(text=text, title=title, body=body, article=article)
@@ -331,7 +344,36 @@ class Recommender:
             counts = self._state.lexical.counts([lexical_text(title, body)])
             batch = QueryBatch(vectors, counts, [None])
             times = np.array([np.nan if when is None else when])
-            return self._ranked(batch, k, filters, ranking, times=times)[0]
+            matches = self._ranked(batch, k, filters, ranking, times=times)[0]
+            return self._explained(title, body, matches) if explain else matches
+
+    def _explained(self, title: str, body: str, matches: list[Match]) -> list[Match]:
+        """``matches`` with explanations against the query story; the caller holds the read lock."""
+        from .explain import Story, explain, prepare
+
+        state = self._state
+        lexical = state.lexical
+        int_ids = state.catalog.int_ids([m.id for m in matches])
+        stories = state.catalog.stories(list(int_ids.values()))
+        query = prepare(Story(title, body), lexical.analyze)
+        sides = {
+            m.id: prepare(Story(*stories[int_ids[m.id]]), lexical.analyze)
+            for m in matches
+            if int_ids.get(m.id) in stories  # not removed since it was ranked
+        }
+        # Every term of every story, hashed and weighed in one pass.
+        vocabulary = sorted(set(query.terms).union(*(s.terms for s in sides.values())))
+        weights = dict(zip(vocabulary, lexical.term_idf(vocabulary).tolist(), strict=True))
+
+        def idf(terms: Sequence[str]) -> list[float]:
+            return [weights.get(t, 0.0) for t in terms]
+
+        return [
+            replace(m, explanation=explain(query, sides[m.id], idf=idf, analyze=lexical.analyze))
+            if m.id in sides
+            else m
+            for m in matches
+        ]
 
     def get(self, article_id: str) -> Article:
         """The stored record of one article."""

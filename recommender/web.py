@@ -18,7 +18,6 @@ parse the controls, make one Recommender call and shape the answer.
 
 from __future__ import annotations
 
-import inspect
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -314,9 +313,8 @@ def _options(
         options["since"], options["until"] = published - span, published + span
     if controls.diversity:
         options["ranking"] = rec.ranking.with_options(diversity=controls.diversity)
-    # Reasons come from the explanations of the engine, where it has them.
-    if "explain" in inspect.signature(rec.related).parameters:
-        options["explain"] = True
+    # Each item's reason: why the engine put it there (shared names, terms, sentences).
+    options["explain"] = True
     return options, notes
 
 
@@ -401,7 +399,7 @@ def _summary_view(summary: Any) -> dict[str, Any]:
 
 
 def _related_view(match: Match) -> RelatedItem:
-    explanation = getattr(match, "explanation", None)
+    explanation = match.explanation
     return RelatedItem(
         id=match.id,
         href=_article_href(match.id),

@@ -244,6 +244,14 @@ def test_home_article_and_related_list(
     first = browser.find_element(By.CSS_SELECTOR, "ol.related > li")
     assert top[0].title in first.text and "6 Mar 2026" in first.text
     assert "World" in first.text and f"score {top[0].score:.2f}" in first.text
+    reason = expected.related(DEFAULT_STORY, k=1, explain=True)[0].explanation
+    assert reason is not None
+    assert first.find_element(By.CLASS_NAME, "reason").text == f"Why: {reason.summary()}"
+    # The matching sentences open from the keyboard or the mouse.
+    passages = first.find_element(By.TAG_NAME, "details")
+    assert not passages.get_attribute("open")
+    passages.find_element(By.TAG_NAME, "summary").click()
+    assert reason.passages and reason.passages[1] in passages.text
     _screenshot(browser, artifacts, "article-wide")
     browser.set_window_size(390, 844)
     try:

@@ -107,3 +107,4 @@ def _check_web_page(index: Path, related: list[str], clusters: dict[str, str]) -
         meta = item.xpath("string(.//p[@class='meta'])")
         # ecbplus records carry neither dates nor sections: the page says so.
         assert "No date" in meta and "No section" in meta and "score" in meta
+        assert item.xpath("string(.//p[@class='reason'])").startswith("Why: ")

@@ -19,6 +19,7 @@ def test_public_api_is_locked() -> None:
         "ArticleSummary",
         "Encoder",
         "EncoderError",
+        "Explanation",
         "FieldMap",
         "IndexDirectoryError",
         "IndexFormatError",

@@ -56,6 +56,13 @@ def _related_ids(doc: Any) -> list[str]:
     return [_id_of(h) for h in hrefs]
 
 
+def _texts(doc: Any, items: str) -> list[str]:
+    """The reason line of each item."""
+    return [
+        " ".join(item.xpath("string(.//p[@class='reason'])").split()) for item in doc.xpath(items)
+    ]
+
+
 def _id_of(href: str) -> str:
     from urllib.parse import unquote
 
@@ -123,6 +130,13 @@ def test_article_page_shows_the_story_and_its_related_list(
     assert first.xpath(".//time/@datetime") == [expected[0].published_at]
     assert first.xpath("string(.//span[@class='section'])") == "world"
     assert first.xpath(".//data/@value") == [f"{expected[0].score:.2f}"]
+    # Every item says why it is there: the engine's explanation, as the library gives it.
+    explained = rec.related("demo-001", k=10, explain=True)
+    reasons = [r.removeprefix("Why: ") for r in _texts(doc, "//ol[@class='related']/li")]
+    assert reasons == [m.explanation.summary() for m in explained if m.explanation]
+    assert len(reasons) == 10 and "Ardesh" in reasons[0]
+    passages = explained[0].explanation.passages if explained[0].explanation else None
+    assert passages and first.xpath("string(.//details/dl/dd[1])") == passages[0]
     # Headings, labelled controls, a skip link to the main landmark.
     assert doc.xpath("//a[@class='skip-link']/@href") == ["#main"]
     assert doc.xpath("//main/@id") == ["main"]
@@ -212,7 +226,10 @@ def test_pasted_text_shows_what_the_archive_holds(client: TestClient, rec: Recom
     response = client.post("/similar", data={"story": story, "format": "plain", "k": "4"})
     assert response.status_code == 200, response.text
     doc = lxml.html.fromstring(response.text)
-    assert _related_ids(doc) == [m.id for m in rec.similar(text=story, k=4)]
+    explained = rec.similar(text=story, k=4, explain=True)
+    assert _related_ids(doc) == [m.id for m in explained]
+    reasons = [r.removeprefix("Why: ") for r in _texts(doc, "//ol[@class='related']/li")]
+    assert reasons == [m.explanation.summary() for m in explained if m.explanation]
     assert "Read as plain story text" in doc.xpath("string(//p[@class='read-as'])")
     # The form keeps what was sent.
     assert doc.xpath("string(//textarea)") == story
