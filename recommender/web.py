@@ -61,6 +61,7 @@ PASTE_FORMATS: dict[str, str] = {
     "text": "Text copied from a news page",
 }
 _MAX_DIVERSITY = 0.9
+_MAX_PAGE = 1_000_000
 _MARKUP = re.compile(r"<\s*(html|body|head|article|div|p|meta|!doctype)\b", re.IGNORECASE)
 
 
@@ -204,13 +205,15 @@ def add_web_ui(
     @app.post("/similar", response_class=HTMLResponse, include_in_schema=False)
     async def similar(request: Request) -> HTMLResponse:
         fields, problem = await _form_fields(request)
+        # Invalid options fall back to their defaults (and are named), as on article pages.
         controls, errors = Controls.parse(fields, max_k=max_k)
-        if problem:
-            errors.append(problem)
         result: dict[str, Any] | None = None
         notes: list[str] = []
         status = 200
-        if not errors:
+        if problem:
+            errors.append(problem)
+            status = 415
+        else:
             try:
                 result, notes = await run_in_threadpool(_similar, rec, fields, controls)
             except RecommenderError as exc:
@@ -374,7 +377,8 @@ def _article_href(article_id: str) -> str:
 
 
 def _page_number(raw: str) -> int:
-    return int(raw) if raw.isdigit() and int(raw) >= 1 else 1
+    # Capped so the offset stays a small SQLite integer whatever the address says.
+    return min(int(raw), _MAX_PAGE) if raw.isdigit() and int(raw) >= 1 else 1
 
 
 def _date_text(published_at: str | None) -> str | None:

@@ -298,7 +298,22 @@ def test_paste_problems_are_shown_on_the_form(
 
 def test_paste_needs_a_form_body(client: TestClient) -> None:
     response = client.post("/similar", json={"story": "x"})
+    assert response.status_code == 415
     assert "application/x-www-form-urlencoded" in response.text
+
+
+def test_paste_with_a_bad_option_still_answers(client: TestClient) -> None:
+    response = client.post("/similar", data={"story": "earthquake rescue teams", "k": "0"})
+    doc = lxml.html.fromstring(response.text)
+    assert response.status_code == 200
+    assert "'0'" in doc.xpath("string(//div[@role='alert'])")
+    assert len(_related_ids(doc)) == 10
+
+
+def test_page_numbers_out_of_range(client: TestClient) -> None:
+    for page in ("0", "-3", "x", "99", str(10**30)):
+        doc = _page(client, "/", params={"page": page})
+        assert doc.xpath("//h1/text()") == ["Articles"], page
 
 
 # -- the service around it -----------------------------------------------------------------
