@@ -185,6 +185,40 @@ class Catalog:
             metadata=json.loads(metadata),
         )
 
+    def browse(
+        self, *, query: str = "", offset: int = 0, limit: int = 20
+    ) -> tuple[list[CatalogRow], int]:
+        """Articles whose title holds every word of ``query``, newest first; and how many match.
+
+        Undated articles come after dated ones; ties go to the most recently added.
+        Matching is SQLite's ``LIKE``: case-insensitive for ASCII letters only.
+        """
+        clauses: list[str] = []
+        params: list[Any] = []
+        for word in query.split():
+            clauses.append("title LIKE ? ESCAPE '\\'")
+            params.append(f"%{_like_escaped(word)}%")
+        where = " AND ".join(clauses) or "1"
+        conn = self._conn()
+        total = int(
+            conn.execute(f"SELECT count(*) FROM articles WHERE {where}", params).fetchone()[0]
+        )
+        sql = (
+            "SELECT int_id, id, title, url, published_at, section FROM articles"
+            f" WHERE {where} ORDER BY published_ts IS NULL, published_ts DESC, int_id DESC"
+            " LIMIT ? OFFSET ?"
+        )
+        rows = [CatalogRow(*row) for row in conn.execute(sql, [*params, limit, offset])]
+        return rows, total
+
+    def sections(self) -> dict[str, int]:
+        """Each section (as first written; case-insensitive) and how many articles it has."""
+        rows = self._conn().execute(
+            "SELECT min(section), count(*) FROM articles WHERE section IS NOT NULL"
+            " AND section != '' GROUP BY section ORDER BY section"
+        )
+        return {str(name): int(n) for name, n in rows}
+
     def published_ts(self, int_id: int) -> float | None:
         row = (
             self._conn()
@@ -235,6 +269,16 @@ class Catalog:
             sql = f"SELECT int_id, title, body FROM articles WHERE int_id IN ({marks})"
             for iid, title, body in self._conn().execute(sql, chunk):
                 out[int(iid)] = lexical_text(title, body)
+        return out
+
+    def stories(self, int_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """(title, body) of each id, for explanations."""
+        out: dict[int, tuple[str, str]] = {}
+        for chunk in _chunks([int(i) for i in int_ids], 500):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT int_id, title, body FROM articles WHERE int_id IN ({marks})"
+            for iid, title, body in self._conn().execute(sql, chunk):
+                out[int(iid)] = (title, body)
         return out
 
     def iter_texts(self, batch: int = 5_000) -> Iterator[tuple[np.ndarray, list[str]]]:
@@ -440,6 +484,11 @@ def _number_arrays(
         if row[3] is not None:
             stats[n] = np.frombuffer(row[3], dtype=np.float64, count=4)
     return ids, times, leads, stats
+
+
+def _like_escaped(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern (with ESCAPE '\\')."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _blob(vector: np.ndarray) -> bytes:

@@ -198,6 +198,26 @@ class LexicalIndex:
             self._idf = _idf(self._df, self._live, self.min_df)
         return self._idf
 
+    def analyze(self, text: str) -> list[str]:
+        """The terms the index counts in ``text`` (lower-cased words and bigrams, no stop words)."""
+        terms: list[str] = self._tools()[1](text)
+        return terms
+
+    def term_idf(self, terms: Sequence[str]) -> np.ndarray:
+        """Smoothed IDF of each term, hashed as the index hashes it.
+
+        Unlike :meth:`idf`, terms seen in one article keep their weight: a story
+        that is not indexed (``similar``) may share a term with that one article.
+        """
+        if not len(terms):
+            return np.zeros(0, dtype=np.float32)
+        marker = self._tools()[2]
+        # One term per row: each row's only column is that term's hash bucket.
+        columns = sp.csr_matrix(marker.transform([[t] for t in terms])).indices
+        df = self._df[columns].astype(np.float64)
+        out: np.ndarray = (np.log((1.0 + self._live) / (1.0 + df)) + 1.0).astype(np.float32)
+        return out
+
     def weigh(self, counts: sp.csr_matrix, *, max_terms: int | None = None) -> sp.csr_matrix:
         """Term weights x idf, L2-normalised rows; optionally only each row's top terms."""
         return _normalised(_times_idf(counts, self.idf()), max_terms)

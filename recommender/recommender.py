@@ -7,6 +7,7 @@ import os
 import secrets
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from itertools import islice
@@ -46,7 +47,7 @@ from .state import (
 )
 from .stores import VectorStore
 from .stores.faiss import FaissStore, check_index_type
-from .types import Article, Match, Rejection, UpdateReport
+from .types import Article, ArticleListing, ArticleSummary, Match, Rejection, UpdateReport
 
 __all__ = ["Recommender"]
 
@@ -79,6 +80,7 @@ class Recommender:
         self._manifest_stamp = _stamp(layout.manifest_path)
         #: What the last build/upsert/remove did.
         self.report: UpdateReport | None = None
+        self._sections: tuple[tuple[int, int], dict[str, int]] | None = None
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -220,8 +222,14 @@ class Recommender:
         language: str | Iterable[str] | None = None,
         exclude: str | Iterable[str] = (),
         ranking: RankingConfig | None = None,
+        explain: bool = False,
     ) -> list[Match]:
-        """The related list of an indexed article, best first, never the article itself."""
+        """The related list of an indexed article, best first, never the article itself.
+
+        With ``explain``, each match carries an :class:`Explanation` (shared
+        names, terms and the closest pair of sentences); it costs a few
+        milliseconds per match and is computed only when asked.
+        """
         _check_k(k)
         filters = Filters.make(
             section=section, since=since, until=until, language=language, exclude=exclude
@@ -234,7 +242,11 @@ class Recommender:
                 raise ArticleNotFoundError(str(article_id))
             ids = np.array([int_id], dtype=np.int64)
             batch = QueryBatch(state.store.get(ids), state.lexical.stored_counts(ids), [int_id])
-            return self._ranked(batch, k, filters, ranking)[0]
+            matches = self._ranked(batch, k, filters, ranking)[0]
+            if explain:
+                title, body = state.catalog.stories([int_id])[int_id]
+                matches = self._explained(title, body, matches)
+            return matches
 
     def related_all(
         self,
@@ -310,12 +322,14 @@ class Recommender:
         exclude: str | Iterable[str] = (),
         published_at: DateLike | None = None,
         ranking: RankingConfig | None = None,
+        explain: bool = False,
     ) -> list[Match]:
         """Related articles for a story that need not be in the index.
 
         Give ``text`` (a whole story), or ``title`` and/or ``body``, or an
         ``article``. ``published_at`` (or the article's date) turns on the
-        time prior for the query, as for indexed articles.
+        time prior for the query, as for indexed articles. ``explain`` adds an
+        :class:`Explanation` to each match, as for :meth:`related`.
         """
         _check_k(k)
         title, body = _query_text(text=text, title=title, body=body, article=article)
@@ -334,7 +348,36 @@ class Recommender:
             counts = self._state.lexical.counts([lexical_text(title, body)])
             batch = QueryBatch(vectors, counts, [None])
             times = np.array([np.nan if when is None else when])
-            return self._ranked(batch, k, filters, ranking, times=times)[0]
+            matches = self._ranked(batch, k, filters, ranking, times=times)[0]
+            return self._explained(title, body, matches) if explain else matches
+
+    def _explained(self, title: str, body: str, matches: list[Match]) -> list[Match]:
+        """``matches`` with explanations against the query story; the caller holds the read lock."""
+        from .explain import Story, explain, prepare
+
+        state = self._state
+        lexical = state.lexical
+        int_ids = state.catalog.int_ids([m.id for m in matches])
+        stories = state.catalog.stories(list(int_ids.values()))
+        query = prepare(Story(title, body), lexical.analyze)
+        sides = {
+            m.id: prepare(Story(*stories[int_ids[m.id]]), lexical.analyze)
+            for m in matches
+            if int_ids.get(m.id) in stories  # not removed since it was ranked
+        }
+        # Every term of every story, hashed and weighed in one pass.
+        vocabulary = sorted(set(query.terms).union(*(s.terms for s in sides.values())))
+        weights = dict(zip(vocabulary, lexical.term_idf(vocabulary).tolist(), strict=True))
+
+        def idf(terms: Sequence[str]) -> list[float]:
+            return [weights.get(t, 0.0) for t in terms]
+
+        return [
+            replace(m, explanation=explain(query, sides[m.id], idf=idf, analyze=lexical.analyze))
+            if m.id in sides
+            else m
+            for m in matches
+        ]
 
     def get(self, article_id: str) -> Article:
         """The stored record of one article."""
@@ -342,6 +385,31 @@ class Recommender:
         if found is None:
             raise ArticleNotFoundError(str(article_id))
         return found
+
+    def browse(self, *, query: str = "", offset: int = 0, limit: int = 20) -> ArticleListing:
+        """A page of indexed articles whose titles hold every word of ``query``, newest first.
+
+        Undated articles come last. ``query`` matches case-insensitively (ASCII letters).
+        """
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidArgumentError(f"offset must be an integer >= 0, got {offset!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InvalidArgumentError(f"limit must be an integer in 1-1000, got {limit!r}")
+        self.refresh()
+        rows, total = self._state.catalog.browse(query=query, offset=offset, limit=limit)
+        articles = tuple(
+            ArticleSummary(r.id, r.title, r.url, r.published_at, r.section) for r in rows
+        )
+        return ArticleListing(articles=articles, total=total, offset=offset, limit=limit)
+
+    def sections(self) -> dict[str, int]:
+        """Every section in the index, with its number of articles, sorted by name."""
+        self.refresh()
+        # A scan of the whole catalog; every page of the web UI asks, so keep it until a write.
+        key = (id(self._state), self._state.seq)
+        if self._sections is None or self._sections[0] != key:
+            self._sections = (key, self._state.catalog.sections())
+        return dict(self._sections[1])
 
     def field_values(self, field: str) -> dict[str, str | None]:
         """Article id -> a column (section, language, ...) or metadata field, as text."""

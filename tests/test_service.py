@@ -78,7 +78,16 @@ def test_related_shape_and_filters(client: TestClient) -> None:
     body = response.json()
     assert body["id"] == "port-0"
     assert sorted(item["id"] for item in body["related"]) == ["port-1", "port-2", "port-3"]
-    assert set(body["related"][0]) == {"id", "title", "url", "published_at", "section", "score"}
+    assert set(body["related"][0]) == {
+        "id",
+        "title",
+        "url",
+        "published_at",
+        "section",
+        "score",
+        "explanation",
+    }
+    assert body["related"][0]["explanation"] is None
 
     english = _ids(client.get("/v1/articles/port-0/related", params={"language": "en"}))
     assert english and "port-3" not in english  # port-3 is in French
