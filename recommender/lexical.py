@@ -351,6 +351,8 @@ class LexicalIndex:
 
     def query_weights(self, queries: sp.csr_matrix, *, max_terms: int | None) -> sp.csr_matrix:
         """What :meth:`cosines` dots with raw counts: normalised (query x idf), times idf again."""
+        if queries.shape[0] == 1:
+            return _one_query_weights(sp.csr_matrix(queries), self.idf(), max_terms)
         return _times_idf(self.weigh(queries, max_terms=max_terms), self.idf())
 
     def cosines(self, weighted: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
@@ -623,6 +625,25 @@ def _identity(terms: list[str]) -> list[str]:
     return terms
 
 
+def _one_query_weights(
+    query: sp.csr_matrix, idf: np.ndarray, max_terms: int | None
+) -> sp.csr_matrix:
+    """:meth:`LexicalIndex.query_weights` of one row, computed on its arrays directly.
+
+    The same arithmetic as the general path; building its four intermediate
+    sparse matrices cost more than the arithmetic for a related-by-id request.
+    """
+    terms, values = query.indices, query.data * idf[query.indices]
+    keep = values != 0
+    terms, values = terms[keep], values[keep]
+    if max_terms is not None and len(values) > max_terms:
+        top = np.sort(np.argsort(-values, kind="stable")[:max_terms])
+        terms, values = terms[top], values[top]
+    norm = float(np.sqrt(np.sum(values.astype(np.float64) ** 2))) or 1.0
+    values = (values * (1.0 / norm)).astype(np.float32) * idf[terms]
+    return sp.csr_matrix((values, terms, [0, len(terms)]), shape=(1, N_FEATURES))
+
+
 def _top_terms(
     weighted: sp.csr_matrix, max_terms: int, *, key: np.ndarray | None = None
 ) -> sp.csr_matrix:
@@ -631,6 +652,12 @@ def _top_terms(
     per_row = np.diff(weighted.indptr)
     if not len(per_row) or per_row.max() <= max_terms:
         return weighted
+    if weighted.shape[0] == 1:  # one query: no sort by row, no COO round trip
+        order = np.argsort(-(weighted.data if key is None else key), kind="stable")
+        kept = np.sort(order[:max_terms])
+        return sp.csr_matrix(
+            (weighted.data[kept], weighted.indices[kept], [0, len(kept)]), shape=weighted.shape
+        )
     row_of_entry = np.repeat(np.arange(weighted.shape[0]), per_row)
     # Sort entries by row, heaviest first; keep each row's first max_terms.
     order = np.lexsort((-(weighted.data if key is None else key), row_of_entry))

@@ -256,3 +256,20 @@ def test_summed_adds_equal_rows_whichever_way_it_counts(entries: int) -> None:
         order = np.argsort(got_rows)
         assert got_rows[order].tolist() == expected_rows.tolist()
         assert got[order] == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("max_terms", [None, 3])
+def test_one_query_is_weighed_exactly_as_in_a_batch(index: LexicalIndex, max_terms: int) -> None:
+    counts = index.stored_counts(np.array([10, 13, 11]))
+    batch = index.query_weights(counts, max_terms=max_terms).toarray()
+    for row in range(3):
+        alone = index.query_weights(counts[row], max_terms=max_terms).toarray()[0]
+        assert alone == pytest.approx(batch[row], abs=1e-7)
+    # The heaviest-terms cut that picks candidates agrees too.
+    for row in range(3):
+        one = index.query_weights(counts[row], max_terms=None)
+        assert set(index.search(one, 3, terms=2, allowed=None)[0].tolist()) == set(
+            index.search(index.query_weights(counts, max_terms=None), 3, terms=2, allowed=None)[
+                row
+            ].tolist()
+        )
