@@ -26,7 +26,15 @@ from .errors import (
     RecommenderError,
     RejectedRecordsError,
 )
-from .types import Article, Explanation, Match, Rejection, UpdateReport
+from .types import (
+    Article,
+    ArticleListing,
+    ArticleSummary,
+    Explanation,
+    Match,
+    Rejection,
+    UpdateReport,
+)
 
 if TYPE_CHECKING:
     from .encoders import Encoder, SentenceTransformerEncoder
@@ -36,7 +44,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Article",
+    "ArticleListing",
     "ArticleNotFoundError",
+    "ArticleSummary",
     "Encoder",
     "EncoderError",
     "Explanation",

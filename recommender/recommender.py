@@ -19,6 +19,7 @@ import numpy as np
 from . import storage
 from ._rwlock import RWLock
 from .catalog import Catalog, CatalogRow, StoredLists, lexical_text
+from .dateline import lead_date
 from .encoders import (
     LEGACY_BACKEND,
     ArticleEmbedder,
@@ -48,7 +49,7 @@ from .state import (
 )
 from .stores import VectorStore
 from .stores.faiss import FaissStore, check_index_type
-from .types import Article, Match, Rejection, UpdateReport
+from .types import Article, ArticleListing, ArticleSummary, Match, Rejection, UpdateReport
 
 __all__ = ["Recommender"]
 
@@ -90,6 +91,7 @@ class Recommender:
         self._editorial_cache: tuple[int, IndexState, Editorial] | None = None
         #: What the last build/upsert/remove did.
         self.report: UpdateReport | None = None
+        self._sections: tuple[tuple[int, int], dict[str, int]] | None = None
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -428,6 +430,9 @@ class Recommender:
         when = Filters.make(since=published_at).since if published_at is not None else None
         if article is not None and article.published_at is not None:
             when = article.published_at.timestamp()
+        if when is None and (ranking or self.ranking).lead_dates:
+            lead = lead_date(title, body)
+            when = lead.timestamp() if lead else None
         vectors = self._embed([(title, body)])
         self.refresh()
         with self._lock.read():
@@ -608,6 +613,31 @@ class Recommender:
             raise ArticleNotFoundError(str(article_id))
         return found
 
+    def browse(self, *, query: str = "", offset: int = 0, limit: int = 20) -> ArticleListing:
+        """A page of indexed articles whose titles hold every word of ``query``, newest first.
+
+        Undated articles come last. ``query`` matches case-insensitively (ASCII letters).
+        """
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidArgumentError(f"offset must be an integer >= 0, got {offset!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InvalidArgumentError(f"limit must be an integer in 1-1000, got {limit!r}")
+        self.refresh()
+        rows, total = self._state.catalog.browse(query=query, offset=offset, limit=limit)
+        articles = tuple(
+            ArticleSummary(r.id, r.title, r.url, r.published_at, r.section) for r in rows
+        )
+        return ArticleListing(articles=articles, total=total, offset=offset, limit=limit)
+
+    def sections(self) -> dict[str, int]:
+        """Every section in the index, with its number of articles, sorted by name."""
+        self.refresh()
+        # A scan of the whole catalog; every page of the web UI asks, so keep it until a write.
+        key = (id(self._state), self._state.seq)
+        if self._sections is None or self._sections[0] != key:
+            self._sections = (key, self._state.catalog.sections())
+        return dict(self._sections[1])
+
     def field_values(self, field: str) -> dict[str, str | None]:
         """Article id -> a column (section, language, ...) or metadata field, as text."""
         return self._state.catalog.field_values(field)
@@ -677,7 +707,7 @@ class Recommender:
         if times is None:
             times = np.full(len(batch.skip), np.nan)
             if config.time_weight or editorial is not None:
-                times = state.published(skip)
+                times = state.published(skip, lead_dates=config.lead_dates)
         stories: list[QueryStory] = []
         if editorial is not None:
             if sections is None:
@@ -739,7 +769,7 @@ class Recommender:
         out = []
         for q, (pool, when) in enumerate(zip(pools, times, strict=True)):
             if config.time_weight:
-                pool.published = state.published(pool.ids)
+                pool.published = state.published(pool.ids, lead_dates=config.lead_dates)
             if config.method == "hybrid":
                 pool.stats = state.pool_stats(pool.ids)
             query_time = None if np.isnan(when) else float(when)

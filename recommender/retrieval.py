@@ -65,7 +65,7 @@ class Retriever:
                 q,
                 (dense.ids[q], dense.scores[q]),
                 lexical[q],
-                weights[q] if use_lexical else None,
+                (weights if len(batch.vectors) == 1 else weights[q]) if use_lexical else None,
                 with_vectors,
             )
             for q in range(len(batch.vectors))

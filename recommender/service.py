@@ -586,6 +586,11 @@ def _build(
             raise ArticleNotFoundError(article_id)
         return report.to_dict()
 
+    from .web import add_web_ui
+
+    # The HTML pages for people (browse, a story's Related list, paste a story): read-only
+    # queries like the JSON ones, so the token and --read-only leave them as they are.
+    add_web_ui(app, rec, status_of=_status_of, max_k=max_k)
     return app
 
 

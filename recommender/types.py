@@ -9,7 +9,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Article", "Explanation", "Match", "Rejection", "UpdateReport"]
+__all__ = [
+    "Article",
+    "ArticleListing",
+    "ArticleSummary",
+    "Explanation",
+    "Match",
+    "Rejection",
+    "UpdateReport",
+]
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,38 @@ class Match:
 
 
 _MATCH_FIELDS = ("id", "score", "title", "url", "published_at", "section")
+
+
+@dataclass(frozen=True)
+class ArticleSummary:
+    """One indexed article as a list of articles shows it (no body)."""
+
+    id: str
+    title: str
+    url: str | None
+    published_at: str | None
+    section: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ArticleListing:
+    """One page of indexed articles, newest first, and how many matched in all."""
+
+    articles: tuple[ArticleSummary, ...]
+    total: int
+    offset: int
+    limit: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "articles": [a.to_dict() for a in self.articles],
+            "total": self.total,
+            "offset": self.offset,
+            "limit": self.limit,
+        }
 
 
 @dataclass(frozen=True)
