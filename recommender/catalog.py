@@ -24,7 +24,7 @@ import numpy as np
 from .dateline import lead_date
 from .types import Article
 
-__all__ = ["Catalog", "CatalogRow", "StoredHash", "lexical_text"]
+__all__ = ["Catalog", "CatalogRow", "StoredHash", "StoredLists", "lexical_text"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -53,6 +53,30 @@ CREATE INDEX IF NOT EXISTS articles_published ON articles (published_ts);
 CREATE TABLE IF NOT EXISTS changes (seq INTEGER NOT NULL, int_id INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS changes_seq ON changes (seq);
 """
+
+
+# Stored related lists (``related --all --store-lists``): created on first use, so
+# indexes built before them need no migration. ``related_members`` is the reverse
+# index (which lists hold an article) that lets a write refresh only those lists.
+_LISTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS related_lists (
+    int_id INTEGER PRIMARY KEY,
+    items TEXT NOT NULL,
+    computed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS related_members (member INTEGER NOT NULL, owner INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS related_members_member ON related_members (member);
+CREATE INDEX IF NOT EXISTS related_members_owner ON related_members (owner);
+"""
+
+
+@dataclass(frozen=True)
+class StoredLists:
+    """How the stored lists were computed: list length, ranking and rules."""
+
+    k: int
+    ranking: dict[str, Any]
+    rules: str | None
 
 
 @dataclass(frozen=True)
@@ -291,17 +315,18 @@ class Catalog:
 
     def numbers(
         self, int_ids: Sequence[int] | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(int ids, publication times, lead times, pool statistics) of ``int_ids``, or all.
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(int ids, publication times, lead times, pool statistics, case-folded sections)
+        of ``int_ids``, or all.
 
         The lead time is the publication time, or for an undated article the
         date written in its lead (recommender.dateline); NaN when neither exists.
 
-        The ranking reads both for every candidate; the state keeps them in arrays.
+        The ranking reads them for every candidate; the state keeps them in arrays.
         """
         # Catalogs written before lead dates existed lack the column until their next write.
         lead = "lead_ts" if self._has_lead_dates() else "published_ts"
-        sql = f"SELECT int_id, published_ts, {lead}, pool_stats FROM articles"
+        sql = f"SELECT int_id, published_ts, {lead}, pool_stats, section FROM articles"
         parts = []
         if int_ids is None:
             # In slices: a million rows as Python tuples would cost ~250 MB at once.
@@ -314,12 +339,21 @@ class Catalog:
             parts.append(_number_arrays(rows))
         if not parts:
             parts.append(_number_arrays([]))
-        ids, times, leads, stats = (np.concatenate(arrays) for arrays in zip(*parts, strict=True))
-        return ids, times, leads, stats
+        ids, times, leads, stats, sections = (
+            np.concatenate(arrays) for arrays in zip(*parts, strict=True)
+        )
+        return ids, times, leads, stats, sections
 
     def _has_lead_dates(self) -> bool:
         columns = self._conn().execute("PRAGMA table_info(articles)").fetchall()
         return any(column[1] == "lead_ts" for column in columns)
+
+    def latest(self, section: str | None, limit: int) -> list[int]:
+        """Int ids of the newest dated articles of ``section`` (any section if None)."""
+        where = "published_ts IS NOT NULL" + (" AND section = ?" if section else "")
+        sql = f"SELECT int_id FROM articles WHERE {where} ORDER BY published_ts DESC LIMIT ?"
+        params: list[Any] = [section, limit] if section else [limit]
+        return [int(r[0]) for r in self._conn().execute(sql, params)]
 
     def published_times(self) -> dict[int, float]:
         rows = self._conn().execute(
@@ -436,6 +470,100 @@ class Catalog:
             conn.execute("UPDATE articles SET vector=? WHERE int_id=?", (_blob(vector), int_id))
         return int_id
 
+    # -- stored related lists ------------------------------------------------------
+
+    def _lists_conn(self) -> sqlite3.Connection:
+        conn = self._conn()
+        if not getattr(self._local, "lists_ready", False):
+            with conn:
+                conn.executescript(_LISTS_SCHEMA)
+            self._local.lists_ready = True
+        return conn
+
+    def lists_info(self) -> StoredLists | None:
+        """The settings of the stored lists, or None when none were stored."""
+        row = self._conn().execute("SELECT value FROM meta WHERE key = 'lists'").fetchone()
+        if row is None:
+            return None
+        data = json.loads(row[0])
+        return StoredLists(int(data["k"]), dict(data["ranking"]), data.get("rules"))
+
+    def replace_lists(
+        self, info: StoredLists, lists: Iterable[tuple[int, list[tuple[int, float]]]]
+    ) -> int:
+        """Replace every stored list (one transaction); return how many were stored."""
+        conn = self._lists_conn()
+        with conn:
+            conn.execute("DELETE FROM related_lists")
+            conn.execute("DELETE FROM related_members")
+            count = self._put_lists(conn, lists)
+            value = json.dumps({"k": info.k, "ranking": info.ranking, "rules": info.rules})
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('lists', ?)", (value,))
+        return count
+
+    def update_lists(
+        self, lists: Sequence[tuple[int, list[tuple[int, float]]]], removed: Sequence[int] = ()
+    ) -> None:
+        """Replace the lists of some owners and drop those of ``removed``, in one transaction."""
+        conn = self._lists_conn()
+        with conn:
+            gone = [int(i) for i in removed] + [owner for owner, _ in lists]
+            for chunk in _chunks(gone, 500):
+                marks = ",".join("?" * len(chunk))
+                conn.execute(f"DELETE FROM related_lists WHERE int_id IN ({marks})", chunk)
+                conn.execute(f"DELETE FROM related_members WHERE owner IN ({marks})", chunk)
+            self._put_lists(conn, lists)
+
+    def _put_lists(
+        self, conn: sqlite3.Connection, lists: Iterable[tuple[int, list[tuple[int, float]]]]
+    ) -> int:
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        count = 0
+        for owner, items in lists:
+            conn.execute(
+                "INSERT OR REPLACE INTO related_lists VALUES (?, ?, ?)",
+                (int(owner), json.dumps([[int(i), float(s)] for i, s in items]), now),
+            )
+            conn.executemany(
+                "INSERT INTO related_members VALUES (?, ?)",
+                [(int(i), int(owner)) for i, _ in items],
+            )
+            count += 1
+        return count
+
+    def stored_list(self, int_id: int) -> tuple[str, list[tuple[int, float]]] | None:
+        """(computed_at, [(int id, score), ...]) of one stored list, or None."""
+        row = (
+            self._lists_conn()
+            .execute("SELECT computed_at, items FROM related_lists WHERE int_id = ?", (int_id,))
+            .fetchone()
+        )
+        if row is None:
+            return None
+        return str(row[0]), [(int(i), float(s)) for i, s in json.loads(row[1])]
+
+    def stored_lists(
+        self, owners: Sequence[int] | None = None
+    ) -> dict[int, list[tuple[int, float]]]:
+        """The stored lists of ``owners`` (every list for None)."""
+        sql = "SELECT int_id, items FROM related_lists"
+        rows: list[tuple[int, str]] = []
+        if owners is None:
+            rows.extend(self._lists_conn().execute(sql))
+        for chunk in _chunks([int(i) for i in owners or ()], 500):
+            marks = ",".join("?" * len(chunk))
+            rows.extend(self._lists_conn().execute(f"{sql} WHERE int_id IN ({marks})", chunk))
+        return {int(o): [(int(i), float(s)) for i, s in json.loads(items)] for o, items in rows}
+
+    def owners_of(self, members: Sequence[int]) -> set[int]:
+        """Owners of the stored lists that hold any of ``members``."""
+        out: set[int] = set()
+        for chunk in _chunks([int(i) for i in members], 500):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT DISTINCT owner FROM related_members WHERE member IN ({marks})"
+            out.update(int(r[0]) for r in self._lists_conn().execute(sql, chunk))
+        return out
+
     def prune_changes(self, through: int) -> None:
         """Forget change history up to ``through`` once a snapshot holds it."""
         conn = self._conn()
@@ -474,8 +602,8 @@ def _row_values(article: Article) -> tuple[Any, ...]:
 
 
 def _number_arrays(
-    rows: Sequence[tuple[int, float | None, float | None, bytes | None]],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rows: Sequence[tuple[int, float | None, float | None, bytes | None, str | None]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     times = np.array([r[1] for r in rows], dtype=np.float64)  # None becomes NaN
     leads = np.array([r[2] for r in rows], dtype=np.float64)
@@ -483,7 +611,8 @@ def _number_arrays(
     for n, row in enumerate(rows):
         if row[3] is not None:
             stats[n] = np.frombuffer(row[3], dtype=np.float64, count=4)
-    return ids, times, leads, stats
+    sections = np.array([(r[4] or "").casefold() for r in rows], dtype=object)
+    return ids, times, leads, stats, sections
 
 
 def _like_escaped(text: str) -> str:

@@ -180,7 +180,10 @@ def evaluate_index(
     runs = [("recommender", config)]
     results = []
     for name, run_config in runs:
-        lists = rec.related_all(k=k, ids=queries, ranking=run_config, progress=progress)
+        # Relevance of the ranking alone: editorial rules would hide neighbours on purpose.
+        lists = rec.related_all(
+            k=k, ids=queries, ranking=run_config, progress=progress, rules=False
+        )
         rankings = {aid: [m.id for m in matches] for aid, matches in lists}
         results.append(evaluate_rankings(name, rankings, labels, groups=groups, k=k))
     if "tfidf" in compare:

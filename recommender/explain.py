@@ -331,13 +331,20 @@ def _votes(tokens: list[str], prev: list[str], after: str) -> Counter[str]:
 
 
 def _merge_surnames(names: dict[str, _Name]) -> dict[str, _Name]:
-    """A lone surname (or first name) that abbreviates one person's full name joins it."""
-    people = [k for k, v in names.items() if v.kind == PEOPLE and " " in k]
+    """A lone word that abbreviates one longer name joins it: a person's surname or first
+    name ("Reid" for "Tara Reid"), a place's or organisation's first word ("Promises" for
+    "Promises Treatment Center")."""
+    longer = [k for k, v in names.items() if " " in k and v.kind is not None]
     for key in [k for k in names if " " not in k]:
-        owners = [p for p in people if key in (p.split()[-1], p.split()[0])]
-        if len(owners) == 1 and names[key].kind in (None, PEOPLE):
-            names[owners[0]].votes.update(names[key].votes)
-            names[owners[0]].surface[names[owners[0]].display] += sum(names[key].surface.values())
+        owners = [
+            k
+            for k in longer
+            if key == k.split()[0] or (names[k].kind == PEOPLE and key == k.split()[-1])
+        ]
+        if len(owners) == 1 and names[key].kind in (None, names[owners[0]].kind):
+            owner = names[owners[0]]
+            owner.votes.update(names[key].votes)
+            owner.surface[owner.display] += sum(names[key].surface.values())
             del names[key]
     return names
 

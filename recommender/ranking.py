@@ -111,15 +111,26 @@ class Candidates:
 
 
 def rank(
-    pool: Candidates, k: int, config: RankingConfig, *, query_time: float | None
+    pool: Candidates,
+    k: int,
+    config: RankingConfig,
+    *,
+    query_time: float | None,
+    allowed: np.ndarray | None = None,
 ) -> list[tuple[int, float]]:
-    """The top ``k`` (int id, score) pairs of one query's pool, best first."""
+    """The top ``k`` (int id, score) pairs of one query's pool, best first.
+
+    ``allowed`` (bool per candidate) removes candidates after scoring, so a
+    removed one changes no other candidate's score (editorial rules).
+    """
     if not len(pool.ids):
         return []
     scores = _fused(pool, config)
     if config.time_weight and query_time is not None:
         scores = scores + _time_prior(pool.published, query_time, config)
     order = np.argsort(-scores, kind="stable")
+    if allowed is not None:
+        order = order[allowed[order]]
     if pool.vectors is None and (config.dedupe_threshold is not None or config.diversity):
         raise ValueError("duplicate collapse and diversity need the candidates' vectors")
     if config.dedupe_threshold is not None:

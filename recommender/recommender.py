@@ -6,7 +6,7 @@ import json
 import os
 import secrets
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
@@ -18,7 +18,7 @@ import numpy as np
 
 from . import storage
 from ._rwlock import RWLock
-from .catalog import Catalog, CatalogRow, lexical_text
+from .catalog import Catalog, CatalogRow, StoredLists, lexical_text
 from .dateline import lead_date
 from .encoders import (
     LEGACY_BACKEND,
@@ -33,11 +33,13 @@ from .errors import (
     ModelMismatchError,
     RejectedRecordsError,
 )
+from .feedback import EventLog
 from .filters import DateLike, Filters
 from .ingest import article_from_mapping
 from .lexical import LexicalIndex
 from .ranking import RankingConfig, rank
 from .retrieval import QueryBatch, Retriever
+from .rules import RULES_FILE, Editorial, QueryStory, Rules
 from .state import (
     PARALLEL_STATS_MIN,
     IndexState,
@@ -53,6 +55,12 @@ __all__ = ["Recommender"]
 
 ArticleInput = Article | Mapping[str, Any] | Rejection
 _BATCH = 256
+#: How far under a stored list's k-th score a changed article may score and still be
+#: checked for entering it (stored scores drift a little as the index changes).
+_ENTRY_MARGIN = 0.05
+#: The lists of a changed article's nearest neighbours are refreshed whether or not it
+#: enters them (see _entered).
+_NEAREST = 20
 #: Replayable changes kept in the catalog before a new vector snapshot is written.
 _CHECKPOINT_CHANGES = 2_000
 
@@ -78,6 +86,9 @@ class Recommender:
         self._encoder = encoder
         self._lock = RWLock()
         self._manifest_stamp = _stamp(layout.manifest_path)
+        self._rules_stamp: tuple[int, int] | None = None
+        self._rules_cache: Rules | None = None
+        self._editorial_cache: tuple[int, IndexState, Editorial] | None = None
         #: What the last build/upsert/remove did.
         self.report: UpdateReport | None = None
         self._sections: tuple[tuple[int, int], dict[str, int]] | None = None
@@ -90,6 +101,52 @@ class Recommender:
     def ranking(self) -> RankingConfig:
         """The index's default ranking (from its manifest)."""
         return RankingConfig.from_dict(self.manifest.get("ranking"))
+
+    @property
+    def buckets(self) -> dict[str, RankingConfig]:
+        """Named ranking configurations (for A/B tests), from the manifest."""
+        base = self.manifest.get("ranking") or {}
+        named = self.manifest.get("buckets") or {}
+        return {name: RankingConfig.from_dict({**base, **opts}) for name, opts in named.items()}
+
+    def ranking_for(self, bucket: str | None) -> RankingConfig:
+        """The ranking of a named bucket; the index's default for None."""
+        if bucket is None:
+            return self.ranking
+        self.refresh()
+        buckets = self.buckets
+        if bucket not in buckets:
+            raise InvalidArgumentError(
+                f"unknown bucket {bucket!r}; this index has {sorted(buckets) or 'none'}"
+                " (add one with 'recommender buckets set')"
+            )
+        return buckets[bucket]
+
+    def set_bucket(self, name: str, options: Mapping[str, Any] | None) -> None:
+        """Store (or with None remove) a named ranking configuration: options over the default."""
+        if not name or not name.strip():
+            raise InvalidArgumentError("a bucket needs a non-empty name")
+        if options is not None:
+            RankingConfig.from_dict({**(self.manifest.get("ranking") or {}), **options})
+            unknown = sorted(set(options) - set(RankingConfig().to_dict()))
+            if unknown:
+                raise InvalidArgumentError(
+                    f"unknown ranking option {unknown[0]!r}; expected one of "
+                    f"{sorted(RankingConfig().to_dict())}"
+                )
+        with self._layout.writer_lock():
+            self.refresh()
+            manifest = dict(self._state.manifest)
+            buckets = dict(manifest.get("buckets") or {})
+            if options is None:
+                buckets.pop(name, None)
+            else:
+                buckets[name] = dict(options)
+            manifest["buckets"] = buckets
+            with self._lock.write():
+                storage.write_json_atomic(self._layout.manifest_path, manifest)
+                self._state.manifest = manifest
+                self._manifest_stamp = _stamp(self._layout.manifest_path)
 
     # -- constructors ------------------------------------------------------------
 
@@ -199,6 +256,11 @@ class Recommender:
                 # An injected encoder without a backend runs like the pre-backend default.
                 backend=getattr(encoder, "backend", LEGACY_BACKEND),
             )
+            # A/B buckets are settings of the index, not of its contents: keep them.
+            if layout.exists():
+                buckets = layout.read_manifest().get("buckets")
+                if buckets:
+                    manifest["buckets"] = buckets
             layout.publish(manifest)
         rec = cls.open(path, encoder=encoder)
         rec.report = UpdateReport(
@@ -223,26 +285,49 @@ class Recommender:
         exclude: str | Iterable[str] = (),
         ranking: RankingConfig | None = None,
         explain: bool = False,
+        fresh: bool = True,
+        bucket: str | None = None,
     ) -> list[Match]:
         """The related list of an indexed article, best first, never the article itself.
 
         With ``explain``, each match carries an :class:`Explanation` (shared
         names, terms and the closest pair of sentences); it costs a few
         milliseconds per match and is computed only when asked.
+
+        ``fresh=False`` answers from the list stored by :meth:`store_lists` (a
+        lookup, no ranking), which add/remove keep up to date; without a usable
+        stored list (none stored, a longer ``k``, other ranking or rules) the
+        list is computed as usual. Stored lists are unfiltered: filters and
+        ``fresh=False`` do not go together.
+
+        ``bucket`` ranks with a named configuration of the index (:meth:`set_bucket`)
+        instead of the default, for A/B tests; ``ranking`` overrides both.
         """
         _check_k(k)
+        if ranking is None and bucket is not None:
+            ranking = self.ranking_for(bucket)
         filters = Filters.make(
             section=section, since=since, until=until, language=language, exclude=exclude
         )
+        if not fresh and (filters.restricts or filters.exclude):
+            raise InvalidArgumentError(
+                "fresh=False answers from stored, unfiltered lists; drop the filters "
+                "(section, since, until, language, exclude) or ask for a fresh list"
+            )
         self.refresh()
         with self._lock.read():
             state = self._state
             int_id = state.catalog.int_id(str(article_id))
             if int_id is None:
                 raise ArticleNotFoundError(str(article_id))
-            ids = np.array([int_id], dtype=np.int64)
-            batch = QueryBatch(state.store.get(ids), state.lexical.stored_counts(ids), [int_id])
-            matches = self._ranked(batch, k, filters, ranking)[0]
+            stored = None if fresh else self._stored(int_id, k, ranking)
+            if stored is not None:
+                matches = stored[1]
+            else:
+                ids = np.array([int_id], dtype=np.int64)
+                counts = state.lexical.stored_counts(ids)
+                batch = QueryBatch(state.store.get(ids), counts, [int_id])
+                matches = self._ranked(batch, k, filters, ranking)[0]
             if explain:
                 title, body = state.catalog.stories([int_id])[int_id]
                 matches = self._explained(title, body, matches)
@@ -257,6 +342,7 @@ class Recommender:
         batch_size: int = 256,
         progress: bool = False,
         workers: int = 1,
+        rules: bool = True,
     ) -> Iterator[tuple[str, list[Match]]]:
         """The related list of every article (or of ``ids``), as (article id, matches) pairs.
 
@@ -265,7 +351,8 @@ class Recommender:
         batch, so writes may land between batches. With ``workers`` > 1,
         batches are ranked by that many processes that map the same snapshot
         (the per-candidate ranking is Python-bound, so threads would not help);
-        lists still come out in order.
+        lists still come out in order. ``rules=False`` ignores the index's
+        editorial rules (relevance evaluation measures the ranking alone).
         """
         _check_k(k)
         if workers < 1:
@@ -281,16 +368,16 @@ class Recommender:
         chunks = [everything[s : s + batch_size] for s in range(0, len(everything), batch_size)]
         config = ranking or self.ranking
         if workers > 1 and len(chunks) > workers:
-            lists = _parallel_lists(self._layout.root, chunks, k, config, workers)
+            lists = _parallel_lists(self._layout.root, chunks, k, config, workers, rules)
         else:
-            lists = (self._lists(chunk, k, config) for chunk in chunks)
+            lists = (self._lists(chunk, k, config, rules) for chunk in chunks)
         with _progress(progress, len(everything), "related lists") as bar:
             for chunk, results in zip(chunks, lists, strict=True):
                 yield from results
                 bar.update(len(chunk))
 
     def _lists(
-        self, chunk: list[tuple[int, str]], k: int, ranking: RankingConfig
+        self, chunk: list[tuple[int, str]], k: int, ranking: RankingConfig, rules: bool = True
     ) -> list[tuple[str, list[Match]]]:
         """Related lists of one batch of (int id, article id)."""
         self.refresh()
@@ -303,7 +390,7 @@ class Recommender:
                 state.lexical.stored_counts(present),
                 [int(i) for i in present],
             )
-            lists = self._ranked(batch, k, Filters(), ranking)
+            lists = self._ranked(batch, k, Filters(), ranking, rules=rules)
         names = dict(chunk)
         return [(names[int(i)], m) for i, m in zip(present, lists, strict=True)]
 
@@ -323,15 +410,19 @@ class Recommender:
         published_at: DateLike | None = None,
         ranking: RankingConfig | None = None,
         explain: bool = False,
+        bucket: str | None = None,
     ) -> list[Match]:
         """Related articles for a story that need not be in the index.
 
         Give ``text`` (a whole story), or ``title`` and/or ``body``, or an
         ``article``. ``published_at`` (or the article's date) turns on the
         time prior for the query, as for indexed articles. ``explain`` adds an
-        :class:`Explanation` to each match, as for :meth:`related`.
+        :class:`Explanation` to each match, and ``bucket`` selects a named
+        ranking, as for :meth:`related`.
         """
         _check_k(k)
+        if ranking is None and bucket is not None:
+            ranking = self.ranking_for(bucket)
         title, body = _query_text(text=text, title=title, body=body, article=article)
         filters = Filters.make(
             section=section, since=since, until=until, language=language, exclude=exclude
@@ -348,7 +439,8 @@ class Recommender:
             counts = self._state.lexical.counts([lexical_text(title, body)])
             batch = QueryBatch(vectors, counts, [None])
             times = np.array([np.nan if when is None else when])
-            matches = self._ranked(batch, k, filters, ranking, times=times)[0]
+            sections = [article.section if article is not None else None]
+            matches = self._ranked(batch, k, filters, ranking, times=times, sections=sections)[0]
             return self._explained(title, body, matches) if explain else matches
 
     def _explained(self, title: str, body: str, matches: list[Match]) -> list[Match]:
@@ -378,6 +470,141 @@ class Recommender:
             else m
             for m in matches
         ]
+
+    # -- stored related lists ----------------------------------------------------------
+
+    def store_lists(
+        self,
+        *,
+        k: int = 10,
+        ranking: RankingConfig | None = None,
+        progress: bool = False,
+        workers: int = 1,
+    ) -> int:
+        """Compute every article's related list and store it in the catalog; return the count.
+
+        From then on, :meth:`upsert` and :meth:`remove` refresh exactly the lists a
+        write affects, and ``related(..., fresh=False)`` reads them. Holds the
+        writer lock meanwhile, so no write can land between the lists.
+        """
+        config = ranking or self.ranking
+        with self._layout.writer_lock():
+            self.refresh()
+            catalog = self._state.catalog
+            int_of = {aid: i for i, aid in catalog.all_ids()}
+            rules = self.rules
+            info = StoredLists(k, config.to_dict(), rules.digest if rules else None)
+            lists = (
+                (int_of[aid], [(int_of[m.id], m.score) for m in matches])
+                for aid, matches in self.related_all(
+                    k=k, ranking=config, progress=progress, workers=workers
+                )
+            )
+            return catalog.replace_lists(info, lists)
+
+    def has_stored_lists(self) -> bool:
+        """Whether :meth:`store_lists` has stored lists in this index (usable or not)."""
+        return self._state.catalog.lists_info() is not None
+
+    def stored_list(self, article_id: str) -> tuple[str, list[Match]] | None:
+        """(computed at, matches) of an article's stored list, if one is stored and usable."""
+        self.refresh()
+        with self._lock.read():
+            int_id = self._state.catalog.int_id(str(article_id))
+            if int_id is None:
+                raise ArticleNotFoundError(str(article_id))
+            return self._stored(int_id, None, None)
+
+    def _stored(
+        self, int_id: int, k: int | None, ranking: RankingConfig | None
+    ) -> tuple[str, list[Match]] | None:
+        catalog = self._state.catalog
+        info = catalog.lists_info()
+        rules = self.rules
+        if (
+            info is None
+            or (k is not None and k > info.k)
+            or (ranking is not None and ranking.to_dict() != info.ranking)
+            or info.rules != (rules.digest if rules else None)
+        ):
+            return None
+        found = catalog.stored_list(int_id)
+        if found is None:
+            return None
+        computed_at, hits = found
+        return computed_at, self._matches([hits[:k] if k is not None else hits])[0]
+
+    def _refresh_stored(self, changed: list[int], removed: list[int]) -> None:
+        """Recompute the stored lists a write affects: the changed articles' own lists,
+        the lists that hold a changed or removed article, and the lists a changed
+        article now enters. Caller holds the writer lock.
+
+        The hybrid score is symmetric (symmetric-z standardises each side over
+        both articles' pools), so the score article A would get in O's list is
+        the score O gets in A's: A enters O's list when O is in A's candidate
+        pool with a score at least O's stored k-th. ``_ENTRY_MARGIN`` absorbs the
+        drift of stored scores since they were computed.
+        """
+        catalog = self._state.catalog
+        info = catalog.lists_info()
+        if info is None or not (changed or removed):
+            return
+        config = RankingConfig.from_dict(info.ranking)
+        owners = set(changed) | catalog.owners_of(changed + removed)
+        with self._lock.read():
+            if changed:
+                owners |= self._entered(changed, info.k, config)
+            owners -= set(removed)
+            ordered = np.array(sorted(owners), dtype=np.int64)
+            lists = [
+                item
+                for start in range(0, len(ordered), _BATCH)
+                for item in self._hit_lists(ordered[start : start + _BATCH], info.k, config)
+            ]
+        catalog.update_lists(lists, removed)
+
+    def _entered(self, changed: list[int], k: int, config: RankingConfig) -> set[int]:
+        """Owners of stored lists that the ``changed`` articles now belong in."""
+        # The whole candidate pool of each changed article, scored, without rules
+        # (the owners' own rules are applied when their lists are recomputed).
+        reach = config.candidates * 2 + 2
+        neighbours = self._hit_lists(np.array(changed), reach, config, rules=False)
+        near = sorted({o for _, hits in neighbours for o, _ in hits})
+        stored = self._state.catalog.stored_lists(near)
+        out: set[int] = set()
+        for _, hits in neighbours:
+            # The nearest ones too: their candidate pools gained (or lost) the closest
+            # member, which moves their score standardisation the most.
+            out.update(owner for owner, _ in hits[:_NEAREST] if owner in stored)
+            for owner, score in hits:
+                items = stored.get(owner)
+                if items is not None and (len(items) < k or score >= items[-1][1] - _ENTRY_MARGIN):
+                    out.add(owner)
+        return out
+
+    def _hit_lists(
+        self, ids: np.ndarray, k: int, ranking: RankingConfig, *, rules: bool = True
+    ) -> list[tuple[int, list[tuple[int, float]]]]:
+        """(int id, hits) of indexed ``ids``; the caller holds the read lock."""
+        state = self._state
+        ids = np.asarray(ids, dtype=np.int64)
+        present = ids[state.lexical.rows(ids) >= 0]
+        if not len(present):
+            return []
+        batch = QueryBatch(
+            state.store.get(present),
+            state.lexical.stored_counts(present),
+            [int(i) for i in present],
+        )
+        ranked = self._ranked_hits(batch, k, Filters(), ranking, rules=rules)
+        return [(int(i), hits) for i, hits in zip(present, ranked, strict=True)]
+
+    # -- feedback ----------------------------------------------------------------------
+
+    @property
+    def events(self) -> EventLog:
+        """The index's append-only log of impressions and clicks (``events.sqlite3``)."""
+        return EventLog(self._layout.root)
 
     def get(self, article_id: str) -> Article:
         """The stored record of one article."""
@@ -440,21 +667,57 @@ class Recommender:
         ranking: RankingConfig | None,
         *,
         times: np.ndarray | None = None,
+        sections: Sequence[str | None] | None = None,
+        rules: bool = True,
     ) -> list[list[Match]]:
-        """Rank a batch of queries; the caller holds the read lock.
+        """Rank a batch of queries into matches; the caller holds the read lock."""
+        ranked = self._ranked_hits(
+            batch, k, filters, ranking, times=times, sections=sections, rules=rules
+        )
+        return self._matches(ranked)
 
-        ``times`` are the queries' publication times; by default those of the
-        indexed query articles, looked up only when the time prior is on.
+    def _matches(self, ranked: list[list[tuple[int, float]]]) -> list[list[Match]]:
+        # One catalog read for the whole batch's results.
+        rows = self._state.catalog.rows(list({i for hits in ranked for i, _ in hits}))
+        return [[_match(rows[i], score) for i, score in hits if i in rows] for hits in ranked]
+
+    def _ranked_hits(
+        self,
+        batch: QueryBatch,
+        k: int,
+        filters: Filters,
+        ranking: RankingConfig | None,
+        *,
+        times: np.ndarray | None = None,
+        sections: Sequence[str | None] | None = None,
+        rules: bool = True,
+    ) -> list[list[tuple[int, float]]]:
+        """Rank a batch of queries into (int id, score) lists; the caller holds the read lock.
+
+        ``times`` are the queries' publication times and ``sections`` their
+        sections; by default those of the indexed query articles, looked up
+        only when the time prior or the index's editorial rules need them.
+        This is the one place where editorial rules are applied (``rules``),
+        so related, related_all, similar, the CLI and the service agree.
         """
         config = ranking or self.ranking
         state = self._state
+        editorial = self._editorial() if rules else None
+        skip = np.array([-1 if s is None else s for s in batch.skip], dtype=np.int64)
         if times is None:
             times = np.full(len(batch.skip), np.nan)
-            if config.time_weight:
-                times = state.published(
-                    np.array([s or -1 for s in batch.skip], dtype=np.int64),
-                    lead_dates=config.lead_dates,
-                )
+            if config.time_weight or editorial is not None:
+                times = state.published(skip, lead_dates=config.lead_dates)
+        stories: list[QueryStory] = []
+        if editorial is not None:
+            if sections is None:
+                found = state.sections(skip).tolist()
+            else:
+                found = [(s or "").casefold() for s in sections]
+            stories = [
+                QueryStory(None if i < 0 else int(i), sec, None if np.isnan(t) else float(t))
+                for i, sec, t in zip(skip, found, times, strict=True)
+            ]
         include = (
             state.catalog.filter_ids(
                 sections=filters.sections,
@@ -467,13 +730,20 @@ class Recommender:
         )
         excluded = list(state.catalog.int_ids(filters.exclude).values())
         exclude = np.array(excluded, dtype=np.int64) if excluded else None
-        ranked = self._rank_pools(batch, k, config, times, include, exclude)
+        masks = (
+            (lambda q, ids: editorial.allowed(stories[q], ids)) if editorial is not None else None
+        )
+        ranked = self._rank_pools(batch, k, config, times, include, exclude, masks)
         if config.feedback_docs:
             batch = _with_feedback(batch, ranked, state.store, config)
-            ranked = self._rank_pools(batch, k, config, times, include, exclude)
-        # One catalog read for the whole batch's results.
-        rows = state.catalog.rows(list({i for hits in ranked for i, _ in hits}))
-        return [[_match(rows[i], score) for i, score in hits if i in rows] for hits in ranked]
+            ranked = self._rank_pools(batch, k, config, times, include, exclude, masks)
+        if editorial is not None:
+            passes = _passes(include, excluded)
+            ranked = [
+                editorial.finish(story, hits, k, passes=passes)
+                for story, hits in zip(stories, ranked, strict=True)
+            ]
+        return ranked
 
     def _rank_pools(
         self,
@@ -483,6 +753,7 @@ class Recommender:
         times: np.ndarray,
         include: np.ndarray | None,
         exclude: np.ndarray | None,
+        masks: Callable[[int, np.ndarray], np.ndarray | None] | None = None,
     ) -> list[list[tuple[int, float]]]:
         state = self._state
         pools = Retriever(state.store, state.lexical).pools(
@@ -496,14 +767,58 @@ class Recommender:
             with_vectors=config.dedupe_threshold is not None or config.diversity > 0,
         )
         out = []
-        for pool, when in zip(pools, times, strict=True):
+        for q, (pool, when) in enumerate(zip(pools, times, strict=True)):
             if config.time_weight:
                 pool.published = state.published(pool.ids, lead_dates=config.lead_dates)
             if config.method == "hybrid":
                 pool.stats = state.pool_stats(pool.ids)
             query_time = None if np.isnan(when) else float(when)
-            out.append(rank(pool, k, config, query_time=query_time))
+            allowed = masks(q, pool.ids) if masks is not None else None
+            out.append(rank(pool, k, config, query_time=query_time, allowed=allowed))
         return out
+
+    # -- editorial rules ---------------------------------------------------------------
+
+    @property
+    def rules(self) -> Rules | None:
+        """The editorial rules attached to the index (``rules.json``), or None."""
+        path = self._layout.root / RULES_FILE
+        stamp = _stamp(path)
+        if stamp != self._rules_stamp:
+            self._rules_cache = Rules.load(path) if stamp is not None else None
+            self._rules_stamp = stamp
+            self._editorial_cache = None
+        return self._rules_cache
+
+    def set_rules(self, rules: Rules | None) -> None:
+        """Attach ``rules`` to the index (atomically replacing any), or detach with None."""
+        path = self._layout.root / RULES_FILE
+        with self._layout.writer_lock():
+            if rules is None:
+                path.unlink(missing_ok=True)
+            else:
+                storage.write_json_atomic(path, rules.to_dict())
+
+    def _editorial(self) -> Editorial | None:
+        rules = self.rules
+        if rules is None:
+            return None
+        seq = self._state.seq
+        cached = self._editorial_cache
+        if cached is not None and cached[0] == seq and cached[1] is self._state:
+            return cached[2]
+        state = self._state
+        named = set(rules.pinned) | {p for pins in rules.pinned.values() for p in pins}
+        named |= {a for pair in rules.blocked_pairs for a in pair}
+        editorial = Editorial(
+            rules,
+            state.catalog.int_ids(sorted(named)),
+            sections_of=state.sections,
+            times_of=state.published,
+            latest=state.catalog.latest,
+        )
+        self._editorial_cache = (seq, state, editorial)
+        return editorial
 
     # -- updates -------------------------------------------------------------------
 
@@ -540,6 +855,9 @@ class Recommender:
             upserts += [(a, None) for a in meta_only]
             if upserts:
                 self._apply(upserts, [])
+                # A metadata change moves a story too (its date, its section's rules).
+                touched = self._state.catalog.int_ids([a.id for a, _ in upserts])
+                self._refresh_stored(sorted(touched.values()), [])
             _write_rejects(self._layout, rejected)
             added = sum(1 for a in to_embed if a.id not in stored)
             self.report = UpdateReport(
@@ -561,6 +879,7 @@ class Recommender:
             present = self._state.catalog.int_ids(wanted)
             if present:
                 self._apply([], list(present))
+                self._refresh_stored([], sorted(present.values()))
             self.report = UpdateReport(
                 removed=len(present),
                 missing=tuple(a for a in wanted if a not in present),
@@ -692,13 +1011,14 @@ def _parallel_lists(
     k: int,
     ranking: RankingConfig,
     workers: int,
+    rules: bool = True,
 ) -> Iterator[list[tuple[str, list[Match]]]]:
     """Rank batches in ``workers`` processes, yielding results in batch order."""
     import multiprocessing
 
     # spawn, not fork: a forked child of a process that has run OpenMP (FAISS) can hang.
     context = multiprocessing.get_context("spawn")
-    jobs = ((chunk, k, ranking) for chunk in chunks)
+    jobs = ((chunk, k, ranking, rules) for chunk in chunks)
     with context.Pool(workers, initializer=_open_worker, initargs=(str(root),)) as pool:
         yield from pool.imap(_worker_lists, jobs)
 
@@ -709,7 +1029,7 @@ def _open_worker(root: str) -> None:
 
 
 def _worker_lists(
-    job: tuple[list[tuple[int, str]], int, RankingConfig],
+    job: tuple[list[tuple[int, str]], int, RankingConfig, bool],
 ) -> list[tuple[str, list[Match]]]:
     assert _WORKER is not None
     return _WORKER._lists(*job)
@@ -729,6 +1049,22 @@ def _with_feedback(
             vectors[row] += config.feedback_weight * store.get(top).mean(axis=0)
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     return QueryBatch(vectors, batch.counts, batch.skip)
+
+
+def _passes(
+    include: np.ndarray | None, excluded: list[int]
+) -> Callable[[Sequence[int]], np.ndarray]:
+    """The query filters as a mask function, for items the rules add (pins, backfill)."""
+    inside = set(include.tolist()) if include is not None else None
+    outside = set(excluded)
+
+    def passes(ids: Sequence[int]) -> np.ndarray:
+        return np.array(
+            [(inside is None or int(i) in inside) and int(i) not in outside for i in ids],
+            dtype=bool,
+        )
+
+    return passes
 
 
 def _match(row: CatalogRow, score: float) -> Match:

@@ -165,6 +165,30 @@ class RelatedItem(BaseModel):
 class RelatedList(BaseModel):
     id: str | None = Field(description="The query article's id; null for POST /v1/similar.")
     related: list[RelatedItem] = Field(description="Best first, never the query article.")
+    computed_at: str | None = Field(
+        None, description="With fresh=false: when the stored list was computed; null if fresh."
+    )
+    bucket: str | None = Field(None, description="The ranking bucket that made this list.")
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(description="impression or click.")
+    article_id: str | int = Field(description="The article whose related list was shown.")
+    related_id: str | int = Field(description="The related item shown or clicked.")
+    position: int = Field(description="Its position in the list, 1 for the first.")
+    bucket: str | None = Field(None, description="The ranking bucket of the list, if any.")
+
+
+class EventsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[EventIn]
+
+
+class EventsRecorded(BaseModel):
+    recorded: int
 
 
 class StoredArticle(BaseModel):
@@ -432,6 +456,13 @@ def _build(
         language: Many = None,
         exclude: Many = None,
         explain: Explain = False,
+        fresh: Annotated[
+            bool,
+            Query(description="false: answer from the stored list (a lookup) when usable."),
+        ] = True,
+        bucket: Annotated[
+            str | None, Query(description="A named ranking configuration (A/B tests).")
+        ] = None,
     ) -> dict[str, Any]:
         """The related list of an indexed article, best first, never the article itself.
 
@@ -447,13 +478,28 @@ def _build(
             language=language,
             exclude=exclude or (),
             explain=explain,
+            fresh=fresh,
+            bucket=bucket,
         )
-        return {"id": article_id, "related": [m.to_dict() for m in matches]}
+        computed_at = None
+        if not fresh and bucket is None:
+            stored = rec.stored_list(article_id)
+            if stored is not None and [m.id for m in stored[1][:k]] == [m.id for m in matches]:
+                computed_at = stored[0]
+        return {
+            "id": article_id,
+            "related": [m.to_dict() for m in matches],
+            "computed_at": computed_at,
+            "bucket": bucket,
+        }
 
     @app.post("/v1/similar", response_model=RelatedList, responses=_ERRORS, tags=["queries"])
     def similar(
         query: Annotated[SimilarQuery, Body()],  # type: ignore[valid-type]
         explain: Explain = False,
+        bucket: Annotated[
+            str | None, Query(description="A named ranking configuration (A/B tests).")
+        ] = None,
     ) -> dict[str, Any]:
         """Related articles for a story not in the index: ``text``, or ``title``/``body``."""
         options: dict[str, Any] = query.model_dump()  # type: ignore[attr-defined]
@@ -470,8 +516,25 @@ def _build(
             language=options["language"],
             exclude=options["exclude"] or (),
             explain=explain,
+            bucket=bucket,
         )
-        return {"id": None, "related": [m.to_dict() for m in matches]}
+        return {"id": None, "related": [m.to_dict() for m in matches], "bucket": bucket}
+
+    @app.post(
+        "/v1/events",
+        response_model=EventsRecorded,
+        responses=_ERRORS,
+        tags=["feedback"],
+    )
+    def post_events(batch: Annotated[EventsIn, Body()]) -> dict[str, Any]:
+        """Record impressions and clicks of related items (append-only; no token needed).
+
+        Body: ``{"events": [{"type": "impression"|"click", "article_id", "related_id",
+        "position", "bucket"}]}``, at most 1,000 per request; all or none are recorded.
+        ``recommender report`` summarises them.
+        """
+        records = [e.model_dump() for e in batch.events]
+        return {"recorded": rec.events.record(records)}
 
     @app.get(
         "/v1/articles/{article_id:path}",

@@ -137,6 +137,10 @@ class IndexState:
         """Each id's score statistics over its own candidate pool (NaN rows when unknown)."""
         return self.numbers.stats(ids)
 
+    def sections(self, ids: np.ndarray) -> np.ndarray:
+        """Each id's section, case-folded ("" when none or unknown)."""
+        return self.numbers.sections(ids)
+
     def close(self) -> None:
         self.catalog.close()
 
@@ -153,21 +157,28 @@ class ArticleNumbers:
 
     def __init__(self, catalog: Catalog) -> None:
         self._catalog = catalog
-        ids, times, leads, stats = catalog.numbers()
+        ids, times, leads, stats, sections = catalog.numbers()
         size = int(ids.max()) + 1 if len(ids) else 0
         self._times = np.full(size, np.nan)
         self._leads = np.full(size, np.nan)
         self._stats = np.full((size, 4), np.nan)
+        self._sections = np.full(size, "", dtype=object)
         self._known = np.zeros(size, dtype=bool)
-        self._set(ids, times, leads, stats)
+        self._set(ids, times, leads, stats, sections)
 
     def _set(
-        self, ids: np.ndarray, times: np.ndarray, leads: np.ndarray, stats: np.ndarray
+        self,
+        ids: np.ndarray,
+        times: np.ndarray,
+        leads: np.ndarray,
+        stats: np.ndarray,
+        sections: np.ndarray,
     ) -> None:
         self._known[ids] = True
         self._times[ids] = times
         self._leads[ids] = leads
         self._stats[ids] = stats
+        self._sections[ids] = sections
 
     def forget(self, ids: np.ndarray) -> None:
         ids = ids[(ids >= 0) & (ids < len(self._known))]
@@ -182,6 +193,7 @@ class ArticleNumbers:
             self._times = np.concatenate([self._times, np.full(grow, np.nan)])
             self._leads = np.concatenate([self._leads, np.full(grow, np.nan)])
             self._stats = np.concatenate([self._stats, np.full((grow, 4), np.nan)])
+            self._sections = np.concatenate([self._sections, np.full(grow, "", dtype=object)])
             self._known = np.concatenate([self._known, np.zeros(grow, dtype=bool)])
         valid = ids >= 0
         # Unknown ids, and ids whose statistics are not stored yet (another
@@ -192,6 +204,7 @@ class ArticleNumbers:
             self._times[missing] = np.nan
             self._leads[missing] = np.nan
             self._stats[missing] = np.nan
+            self._sections[missing] = ""
             self._set(*self._catalog.numbers(np.unique(missing).tolist()))
         return np.where(valid, ids, 0)
 
@@ -199,6 +212,11 @@ class ArticleNumbers:
         rows = self._fetch(ids)
         source = self._leads if lead_dates else self._times
         out: np.ndarray = np.where(np.asarray(ids) >= 0, source[rows], np.nan)
+        return out
+
+    def sections(self, ids: np.ndarray) -> np.ndarray:
+        rows = self._fetch(ids)
+        out: np.ndarray = np.where(np.asarray(ids) >= 0, self._sections[rows], "")
         return out
 
     def stats(self, ids: np.ndarray) -> np.ndarray:

@@ -44,6 +44,9 @@ MANIFEST = "manifest.json"
 CATALOG = "catalog.sqlite3"
 REJECTS = "rejects.jsonl"
 LOCK = ".lock"
+#: Kept at the root, not in a generation: they outlive rebuilds.
+RULES = "rules.json"
+EVENTS = "events.sqlite3"
 _GEN = re.compile(r"^gen-[0-9TZ]+-[0-9a-f]+$")
 _SNAPSHOT = re.compile(r"^vectors\.(\d+)\.faiss$")
 _LEXICAL = re.compile(r"^lexical\.(\d+)\.npz$")
@@ -223,4 +226,8 @@ def fsync_dir(path: Path) -> None:
 
 
 def _ours(name: str) -> bool:
-    return bool(_GEN.match(name)) or name in {LOCK, REJECTS} or name.startswith(f".{MANIFEST}.")
+    return (
+        bool(_GEN.match(name))
+        or name in {LOCK, REJECTS, RULES, EVENTS}
+        or name.startswith((f".{MANIFEST}.", f".{RULES}."))
+    )

@@ -382,6 +382,7 @@ def test_openapi_lists_the_routes(client: TestClient) -> None:
         "/metrics",
         "/v1/info",
         "/v1/similar",
+        "/v1/events",
         "/v1/articles",
         "/v1/articles/{article_id}",
         "/v1/articles/{article_id}/related",

@@ -138,10 +138,11 @@ def query_options(f: F) -> F:
     return f
 
 
-def ranking_options(rec: Recommender, filters: dict[str, Any]) -> Any:
-    """Pop the ranking options out of the query options: None keeps the index's defaults."""
+def ranking_options(rec: Recommender, filters: dict[str, Any], *, bucket: str | None = None) -> Any:
+    """Pop the ranking options out of the query options: None keeps the index's defaults
+    (or those of the named ``bucket``)."""
     options = {name: filters.pop(name) for name in ("diversity", "dedupe_threshold")}
-    return rec.ranking.with_options(**options)
+    return rec.ranking_for(bucket).with_options(**options)
 
 
 def model_check_option(f: F) -> F:

@@ -46,6 +46,17 @@ if TYPE_CHECKING:
     default=None,
     help="With --all: processes ranking the lists [default: one per CPU core].",
 )
+@click.option(
+    "--store-lists",
+    is_flag=True,
+    help="With --all: store every list in the index; add/remove then keep them fresh.",
+)
+@click.option(
+    "--stored",
+    is_flag=True,
+    help="Answer from the stored list (a lookup) when there is a usable one.",
+)
+@click.option("--bucket", help="Rank with this named ranking configuration (A/B tests).")
 def related(
     article_id: str | None,
     index: Path,
@@ -56,6 +67,9 @@ def related(
     quiet: bool,
     workers: int | None,
     explain: bool,
+    store_lists: bool,
+    stored: bool,
+    bucket: str | None,
     **filters: Any,
 ) -> None:
     """The related list of an indexed article (never the article itself).
@@ -73,24 +87,33 @@ def related(
         raise InvalidArgumentError("--workers goes with --all")
     if explain and all_:
         raise InvalidArgumentError("--explain goes with one ARTICLE_ID, not --all")
+    if store_lists and not all_:
+        raise InvalidArgumentError("--store-lists goes with --all")
+    if stored and all_:
+        raise InvalidArgumentError("--stored goes with one ARTICLE_ID, not --all")
     with Recommender.open(index) as rec:
-        ranking = ranking_options(rec, filters)
+        ranking = ranking_options(rec, filters, bucket=bucket)
         if all_:
             used = [f"--{name.replace('_', '-')}" for name, value in filters.items() if value]
             if used:
                 raise InvalidArgumentError(
                     f"--all computes unfiltered lists; drop {', '.join(used)}"
                 )
-            _write_all(
-                rec,
-                k,
-                output,
-                ranking=ranking,
-                progress=progress_enabled(quiet),
-                workers=workers or os.cpu_count() or 1,
-            )
+            options = {
+                "ranking": ranking,
+                "progress": progress_enabled(quiet),
+                "workers": workers or os.cpu_count() or 1,
+            }
+            if store_lists:
+                count = rec.store_lists(k=k, **options)
+                click.echo(f"stored {count} related lists (k={k}) in {index}", err=True)
+                if output is None:
+                    return
+            _write_all(rec, k, output, **options)
             return
-        matches = rec.related(article_id or "", k=k, ranking=ranking, explain=explain, **filters)
+        matches = rec.related(
+            article_id or "", k=k, ranking=ranking, explain=explain, fresh=not stored, **filters
+        )
     print_matches(matches, as_json)
 
 

@@ -1,0 +1,211 @@
+"""Editorial rules: each rule type, validation, and one behaviour for CLI, library and service."""
+
+# The validation table reads best one case per line.
+# ruff: noqa: E501
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from recommender import InvalidArgumentError, Recommender
+from recommender.cli import main
+from recommender.demo import demo_articles
+from recommender.encoders import HashingEncoder
+from recommender.rules import Rules
+from recommender.service import create_app
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Recommender]:
+    path = tmp_path / "demo"
+    Recommender.build(demo_articles(), path, encoder=HashingEncoder(256)).close()
+    with Recommender.open(path, encoder=HashingEncoder(256)) as rec:
+        yield rec
+
+
+def _rules(**data: Any) -> Rules:
+    return Rules.from_dict({"version": 1, **data})
+
+
+def _sections(rec: Recommender) -> dict[str, str]:
+    return {aid: (s or "").casefold() for aid, s in rec.field_values("section").items()}
+
+
+def _pairs(rec: Recommender, k: int = 10) -> set[tuple[str, str]]:
+    sections = _sections(rec)
+    return {(sections[aid], sections[m.id]) for aid, ms in rec.related_all(k=k) for m in ms}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"version": 2}, "version: must be 1"),
+        ({"version": 1, "pins": {}}, "pins: unknown key; expected one of"),
+        ({"version": 1, "pinned": {"a": "b"}}, "pinned['a']: expected an array"),
+        ({"version": 1, "pinned": {"a": ["b", 5]}}, "pinned['a'][1]: expected an article id"),
+        ({"version": 1, "pinned": {"a": ["a"]}}, "cannot be pinned to itself"),
+        ({"version": 1, "blocked_pairs": [["a"]]}, 'blocked_pairs[0]: expected a pair [A, B], got ["a"]'),
+        ({"version": 1, "never_pair": [["x", ""]]}, "never_pair[0][1]: expected a section"),
+        ({"version": 1, "never_offer": [{"section": "s"}]}, "never_offer[0]: expected"),
+        ({"version": 1, "never_offer": [{"section": "s", "to": []}]}, "never_offer[0].to"),
+        ({"version": 1, "recency_days": {"sports": -3}}, "recency_days['sports']: expected a number of days > 0, got -3"),
+        ({"version": 1, "min_score": {"score": "high"}}, 'min_score.score: expected a number, got "high"'),
+        ({"version": 1, "min_score": {"score": 1, "fallback": "latest"}}, "unknown fallback 'latest'; expected one of ['nothing', 'backfill']"),
+        ({"version": 1, "min_score": {"score": 1, "min_items": 0}}, "min_score.min_items: expected an integer >= 1"),
+    ],
+)  # fmt: skip
+def test_validation_names_the_bad_value(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidArgumentError) as err:
+        Rules.from_dict(data, source="r.json")
+    assert str(err.value).startswith("r.json:")
+    assert message in str(err.value)
+
+
+def test_round_trip() -> None:
+    data = {
+        "version": 1,
+        "pinned": {"a": ["b", "c"]},
+        "blocked_pairs": [["a", "d"]],
+        "never_pair": [["obituaries", "satire"]],
+        "never_offer": [{"section": "sponsored", "to": "*"}],
+        "recency_days": {"sports": 3.0, "*": 30.0},
+        "min_score": {"score": 1.5, "min_items": 2, "fallback": "backfill"},
+    }
+    assert Rules.from_dict(data).to_dict() == data
+
+
+def test_no_rules_changes_nothing(demo: Recommender) -> None:
+    before = demo.related("demo-001", k=10)
+    demo.set_rules(_rules())
+    assert demo.related("demo-001", k=10) == before
+
+
+def test_pinned_first_in_order(demo: Recommender) -> None:
+    plain = [m.id for m in demo.related("demo-001", k=5)]
+    demo.set_rules(_rules(pinned={"demo-001": ["demo-060", plain[2], "not-indexed"]}))
+    ids = [m.id for m in demo.related("demo-001", k=5)]
+    assert ids[:2] == ["demo-060", plain[2]]
+    assert len(ids) == 5 and len(set(ids)) == 5
+    assert ids[2:] == [i for i in plain if i != plain[2]][:3]
+    # Pins obey the query's own exclusions.
+    excluded = [m.id for m in demo.related("demo-001", k=5, exclude=["demo-060"])]
+    assert "demo-060" not in excluded
+
+
+def test_blocked_pair_both_ways(demo: Recommender) -> None:
+    top = demo.related("demo-001", k=1)[0].id
+    demo.set_rules(_rules(blocked_pairs=[["demo-001", top]]))
+    assert top not in [m.id for m in demo.related("demo-001", k=10)]
+    assert "demo-001" not in [m.id for m in demo.related(top, k=85)]
+
+
+def test_never_pair_sections_hold_in_every_list(demo: Recommender) -> None:
+    """The acceptance test: with A never next to B, no list on the demo corpus pairs them."""
+    pairs = _pairs(demo)
+    a, b = "business", "technology"
+    assert (a, b) in pairs and (b, a) in pairs  # they do pair without the rule
+    demo.set_rules(_rules(never_pair=[["Business", "TECHNOLOGY"]]))
+    pairs = _pairs(demo, k=20)
+    assert (a, b) not in pairs and (b, a) not in pairs
+    assert (a, a) in pairs  # everything else still flows
+    for aid in ("demo-002", "demo-042"):
+        sections = _sections(demo)
+        for m in demo.related(aid, k=30):
+            assert {sections[aid], sections[m.id]} != {a, b}
+
+
+def test_never_offer_sponsored_to_any_other_section(demo: Recommender) -> None:
+    sections = _sections(demo)
+    sponsored = [aid for aid, s in sections.items() if s == "food"]
+    demo.set_rules(_rules(never_offer=[{"section": "food", "to": "*"}]))
+    for aid, matches in demo.related_all(k=20):
+        if sections[aid] != "food":
+            assert not {m.id for m in matches} & set(sponsored)
+    # Food articles may still be related to each other.
+    assert any(m.id in sponsored for m in demo.related(sponsored[0], k=85))
+    demo.set_rules(_rules(never_offer=[{"section": "food", "to": ["world"]}]))
+    world = next(aid for aid, s in sections.items() if s == "world")
+    assert not {m.id for m in demo.related(world, k=85)} & set(sponsored)
+
+
+def test_recency_window_per_section(demo: Recommender) -> None:
+    query = demo.get("demo-001")
+    assert query.published_at is not None
+    demo.set_rules(_rules(recency_days={"world": 2}))
+    for m in demo.related("demo-001", k=85):
+        if m.section == "world":
+            assert m.published_at is not None
+            apart = abs(datetime.fromisoformat(m.published_at) - query.published_at)
+            assert apart.total_seconds() <= 2 * 86_400
+    assert any(m.section != "world" for m in demo.related("demo-001", k=85))
+    demo.set_rules(_rules(recency_days={"*": 1}))
+    for m in demo.related("demo-001", k=85):
+        assert m.published_at is not None
+        apart = abs(datetime.fromisoformat(m.published_at) - query.published_at)
+        assert apart.total_seconds() <= 86_400
+
+
+def test_min_score_show_nothing(demo: Recommender) -> None:
+    scores = [m.score for m in demo.related("demo-001", k=10)]
+    demo.set_rules(_rules(min_score={"score": scores[2], "min_items": 3}))
+    assert [m.score for m in demo.related("demo-001", k=10)] == scores[:3]
+    demo.set_rules(_rules(min_score={"score": scores[2], "min_items": 4, "fallback": "nothing"}))
+    assert demo.related("demo-001", k=10) == []
+
+
+def test_min_score_backfill_latest_in_section(demo: Recommender) -> None:
+    top = demo.related("demo-001", k=10)
+    demo.set_rules(
+        _rules(min_score={"score": top[0].score, "min_items": 3, "fallback": "backfill"})
+    )
+    filled = demo.related("demo-001", k=5)
+    assert filled[0].id == top[0].id and len(filled) == 5
+    rest = filled[1:]
+    assert all(m.score == 0.0 and m.section == "world" for m in rest)
+    dates = [m.published_at or "" for m in rest]
+    assert dates == sorted(dates, reverse=True)
+    assert "demo-001" not in {m.id for m in filled}
+
+
+def test_rules_follow_the_index_file(demo: Recommender, tmp_path: Path) -> None:
+    """Another process (the CLI) attaching rules changes this one's answers (same as service)."""
+    top = demo.related("demo-001", k=1)[0].id
+    file = tmp_path / "rules.json"
+    file.write_text(json.dumps({"version": 1, "blocked_pairs": [["demo-001", top]]}))
+    runner = CliRunner()
+    index = str(demo._layout.root)
+    assert runner.invoke(main, ["rules", "check", str(file), "--index", index]).exit_code == 0
+    result = runner.invoke(main, ["rules", "set", str(file), "--index", index])
+    assert result.exit_code == 0, result.output
+    library = [m.id for m in demo.related("demo-001", k=5)]
+    assert top not in library
+    cli = runner.invoke(main, ["related", "demo-001", "--index", index, "-k", "5", "--json"])
+    assert [m["id"] for m in json.loads(cli.output)] == library
+    with TestClient(create_app(demo, token=None)) as client:
+        body = client.get("/v1/articles/demo-001/related", params={"k": 5}).json()
+    assert [m["id"] for m in body["related"]] == library
+    shown = runner.invoke(main, ["rules", "show", "--index", index])
+    assert json.loads(shown.output)["blocked_pairs"] == [["demo-001", top]]
+    assert runner.invoke(main, ["rules", "clear", "--index", index]).exit_code == 0
+    assert top in [m.id for m in demo.related("demo-001", k=5)]
+
+
+def test_rules_check_errors(tmp_path: Path) -> None:
+    runner = CliRunner()
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"version": 1, "min_score": {"score": 1, "fallback": "latest"}}')
+    result = runner.invoke(main, ["rules", "check", str(bad)])
+    assert result.exit_code == 2
+    assert "min_score.fallback" in result.output and "'latest'" in result.output
+    broken = tmp_path / "broken.json"
+    broken.write_text("{version: 1")
+    result = runner.invoke(main, ["rules", "check", str(broken)])
+    assert result.exit_code == 2 and "invalid JSON" in result.output
