@@ -29,6 +29,7 @@ from .errors import (
     ArticleNotFoundError,
     InvalidArgumentError,
     ModelMismatchError,
+    RecommenderError,
     RejectedRecordsError,
 )
 from .filters import DateLike, Filters
@@ -41,10 +42,11 @@ from .state import (
     IndexState,
     compute_pool_stats,
     compute_pool_stats_in_workers,
+    store_options,
     write_snapshots,
 )
-from .stores import VectorStore
-from .stores.faiss import FaissStore, check_index_type
+from .stores import VectorMeta, VectorStore, check_store_url, new_store
+from .stores.faiss import check_index_type
 from .types import Article, Match, Rejection, UpdateReport
 
 __all__ = ["Recommender"]
@@ -119,8 +121,15 @@ class Recommender:
         index_type: str = "auto",
         encoder_backend: str | None = None,
         workers: int | None = None,
+        store: str = "faiss",
     ) -> Recommender:
         """Build a new index at ``path`` and swap it in atomically; return it opened.
+
+        ``store`` says where the vectors live: ``faiss`` (files in the index
+        directory), ``milvus:///path/file.db`` (Milvus Lite) or
+        ``milvus://HOST:PORT`` (a Milvus server; token from
+        ``$RECOMMENDER_MILVUS_TOKEN``). A Milvus build writes a new collection,
+        so the live one is untouched until the build is published.
 
         ``encoder_backend`` (``torch``, ``onnx``, ``onnx-int8``; default
         ``DEFAULT_BACKEND``) runs the model when no ``encoder`` is given; it is
@@ -139,6 +148,7 @@ class Recommender:
         layout = storage.IndexLayout(path)
         layout.check_writable_target()
         check_index_type(index_type)
+        check_store_url(store)
         workers = workers or os.cpu_count() or 1
         encoder = encoder or make_encoder(model, backend=encoder_backend)
         embedder = ArticleEmbedder(encoder)
@@ -150,28 +160,34 @@ class Recommender:
         with layout.writer_lock():
             gen = layout.new_generation()
             catalog = Catalog.create(gen / storage.CATALOG)
-            store: FaissStore | None = None
+            vectors_in: VectorStore | None = None
             lexical = LexicalIndex()
             with _progress(progress, total, "embedding") as bar:
                 for batch in _batched(_split(items, rejected), _BATCH):
                     vectors = embedder.embed_articles(batch)
                     _, touched = catalog.write(list(zip(batch, vectors, strict=True)))
                     ids = np.array(touched, dtype=np.int64)
-                    store = store or FaissStore(vectors.shape[1], index_type=index_type)
-                    store.add(ids, vectors)
+                    vectors_in = vectors_in or new_store(
+                        store, vectors.shape[1], generation=gen, index_type=index_type
+                    )
+                    vectors_in.add(ids, vectors, [VectorMeta.of(a) for a in batch])
                     lexical.add(ids, [lexical_text(a.title, a.body) for a in batch])
                     bar.update(len(batch))
-            store = store or FaissStore(encoder.dimension, index_type=index_type)
-            store.optimise()
+            vectors_in = vectors_in or new_store(
+                store, encoder.dimension, generation=gen, index_type=index_type
+            )
+            vectors_in.optimise()
+            if vectors_in.single_process:
+                workers = 1
             config = ranking or RankingConfig()
             seq = catalog.seq()
-            write_snapshots(gen, store, lexical, seq)
+            write_snapshots(gen, vectors_in, lexical, seq)
             with _progress(progress, len(lexical), "normalising") as bar:
                 if workers > 1 and len(lexical) >= PARALLEL_STATS_MIN:
                     compute_pool_stats_in_workers(
                         gen,
                         seq,
-                        store,
+                        vectors_in,
                         catalog,
                         lexical.ids,
                         config=config,
@@ -180,7 +196,7 @@ class Recommender:
                     )
                 else:
                     compute_pool_stats(
-                        store, lexical, catalog, lexical.ids, config=config, progress=bar
+                        vectors_in, lexical, catalog, lexical.ids, config=config, progress=bar
                     )
             catalog.prune_changes(seq)
             count = catalog.count()
@@ -189,14 +205,17 @@ class Recommender:
             manifest = _new_manifest(
                 gen.name,
                 encoder.model_id,
-                store,
+                vectors_in,
                 embedder,
                 count,
                 config,
                 # An injected encoder without a backend runs like the pre-backend default.
                 backend=getattr(encoder, "backend", LEGACY_BACKEND),
             )
+            replaced = _replaced_collections(layout, gen, vectors_in)
             layout.publish(manifest)
+            vectors_in.close()
+            _drop_collections(replaced)
         rec = cls.open(path, encoder=encoder)
         rec.report = UpdateReport(
             added=count,
@@ -267,7 +286,7 @@ class Recommender:
             everything = [(i, aid) for i, aid in everything if aid in wanted]
         chunks = [everything[s : s + batch_size] for s in range(0, len(everything), batch_size)]
         config = ranking or self.ranking
-        if workers > 1 and len(chunks) > workers:
+        if workers > 1 and len(chunks) > workers and not self._state.store.single_process:
             lists = _parallel_lists(self._layout.root, chunks, k, config, workers)
         else:
             lists = (self._lists(chunk, k, config) for chunk in chunks)
@@ -356,8 +375,7 @@ class Recommender:
         data = dict(state.manifest)
         data["path"] = str(self._layout.root)
         data["counts"] = {"articles": state.catalog.count(), "vectors": len(state.store)}
-        if isinstance(state.store, FaissStore):
-            data["search"] = state.store.describe()
+        data["search"] = state.store.describe()
         return data
 
     def _ranked(
@@ -392,10 +410,10 @@ class Recommender:
         )
         excluded = list(state.catalog.int_ids(filters.exclude).values())
         exclude = np.array(excluded, dtype=np.int64) if excluded else None
-        ranked = self._rank_pools(batch, k, config, times, include, exclude)
+        ranked = self._rank_pools(batch, k, config, times, include, exclude, filters)
         if config.feedback_docs:
             batch = _with_feedback(batch, ranked, state.store, config)
-            ranked = self._rank_pools(batch, k, config, times, include, exclude)
+            ranked = self._rank_pools(batch, k, config, times, include, exclude, filters)
         # One catalog read for the whole batch's results.
         rows = state.catalog.rows(list({i for hits in ranked for i, _ in hits}))
         return [[_match(rows[i], score) for i, score in hits if i in rows] for hits in ranked]
@@ -408,6 +426,7 @@ class Recommender:
         times: np.ndarray,
         include: np.ndarray | None,
         exclude: np.ndarray | None,
+        filters: Filters,
     ) -> list[list[tuple[int, float]]]:
         state = self._state
         pools = Retriever(state.store, state.lexical).pools(
@@ -418,6 +437,7 @@ class Recommender:
             max_query_terms=config.max_query_terms,
             candidate_terms=config.candidate_terms,
             use_lexical=config.method != "dense",
+            where=filters if state.store.keeps_metadata and filters.restricts else None,
             with_vectors=config.dedupe_threshold is not None or config.diversity > 0,
         )
         out = []
@@ -748,6 +768,42 @@ def _write_rejects(layout: storage.IndexLayout, rejected: list[Rejection]) -> No
     os.replace(tmp, layout.rejects_path)
 
 
+def _replaced_collections(
+    layout: storage.IndexLayout, gen: Path, new: VectorStore
+) -> dict[str, list[str]]:
+    """Engine URL -> the collections that publishing ``gen`` leaves unused.
+
+    The live index's collection (if its store is shared) and those of other
+    generations on disk (builds that were killed before publishing).
+    """
+    out: dict[str, list[str]] = {}
+    others = [p.name for p in layout.root.iterdir() if p.is_dir() and p.name != gen.name]
+    if new.shared:
+        from .stores.milvus import collection_name
+
+        url = new.options()["url"]
+        out[url] = [collection_name(g) for g in others if g.startswith("gen-")]
+    if layout.exists():
+        try:
+            old = store_options(layout.read_manifest())
+        except RecommenderError:
+            return out  # a damaged index: nothing of it to clean up
+        if "collection" in old and "url" in old:
+            out.setdefault(str(old["url"]), []).append(str(old["collection"]))
+    return out
+
+
+def _drop_collections(collections: dict[str, list[str]]) -> None:
+    """Drop replaced collections; a failure only leaves an unused collection behind."""
+    from .stores.milvus import drop_collections
+
+    for url, names in collections.items():
+        try:
+            drop_collections(url, names)
+        except RecommenderError as exc:
+            print(f"warning: could not drop replaced collections {names}: {exc}", file=sys.stderr)
+
+
 def _new_manifest(
     generation: str,
     model_id: str,
@@ -772,6 +828,8 @@ def _new_manifest(
         "ranking": ranking.to_dict(),
         "store": store.name,
         "index_type": getattr(store, "index_type", None),
+        # Where the vectors are (a Milvus URL and collection); never credentials.
+        "store_options": store.options(),
         "metric": "inner_product",
         "counts": {"articles": count},
         "created_at": created,

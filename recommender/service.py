@@ -54,6 +54,7 @@ from .errors import (
     ModelMismatchError,
     RecommenderError,
     RejectedRecordsError,
+    StoreError,
 )
 from .filters import Filters
 from .ingest import parse_datetime
@@ -105,6 +106,8 @@ _STATUS: list[tuple[type[RecommenderError], int]] = [
     # Missing or damaged index directory, a model that cannot load: server-side faults.
     (IndexDirectoryError, 500),
     (EncoderError, 500),
+    # The vector engine (a Milvus server) is down or overloaded: worth a retry.
+    (StoreError, 503),
     (RecommenderError, 500),
 ]
 _RETRY_AFTER_S = "5"

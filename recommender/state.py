@@ -27,7 +27,7 @@ from .catalog import Catalog, lexical_text
 from .errors import IndexFormatError
 from .lexical import LexicalIndex
 from .ranking import RankingConfig
-from .stores import VectorStore, store_class
+from .stores import VectorMeta, VectorStore, store_class
 from .stores.faiss import FaissStore
 from .types import Article
 
@@ -80,17 +80,29 @@ class IndexState:
         return True
 
     def apply(self, upserts: list[tuple[Article, np.ndarray | None]], removals: list[str]) -> None:
-        """Commit a write to the catalog, then mirror it in the store and lexical index."""
-        seq, touched = self.catalog.write(upserts, removals)
+        """Commit a write to the catalog, then mirror it in the store and lexical index.
+
+        A shared store (Milvus) is written inside the catalog transaction,
+        before it commits: if the engine fails, the catalog is unchanged too.
+        """
+        shared = self.store.shared
+
+        def write_engine(touched: list[int]) -> None:
+            if shared:
+                _write_shared(self.store, upserts, touched)
+
+        seq, touched = self.catalog.write(upserts, removals, before_commit=write_engine)
         upserted = touched[: len(upserts)]
         changed = [i for i, (_, v) in zip(upserted, upserts, strict=True) if v is not None]
         gone = np.array(changed + touched[len(upserts) :], dtype=np.int64)
-        self.store.remove(gone)
+        if not shared:
+            self.store.remove(gone)
         self.lexical.remove(gone)
         if changed:
             pairs = [(a, v) for a, v in upserts if v is not None]
             ids = np.array(changed, dtype=np.int64)
-            self.store.add(ids, np.stack([v for _, v in pairs]))
+            if not shared:
+                self.store.add(ids, np.stack([v for _, v in pairs]))
             self.lexical.add(ids, [lexical_text(a.title, a.body) for a, _ in pairs])
         self.seq = seq
         self._forget(touched)
@@ -111,9 +123,11 @@ class IndexState:
         self._reload()
 
     def _reload(self) -> None:
+        old = self.store
         self.store, self.lexical, self.seq, self.snapshot_seq = _load_derived(
             self.gen_dir, self.manifest, self.catalog
         )
+        old.close()
         self._numbers = None
 
     def _forget(self, int_ids: list[int]) -> None:
@@ -136,6 +150,26 @@ class IndexState:
 
     def close(self) -> None:
         self.catalog.close()
+        self.store.close()
+
+
+def _write_shared(
+    store: VectorStore, upserts: list[tuple[Article, np.ndarray | None]], touched: list[int]
+) -> None:
+    """Mirror a catalog write in a shared store: upsert in place, then delete."""
+    upserted = touched[: len(upserts)]
+    fresh = [(i, a, v) for i, (a, v) in zip(upserted, upserts, strict=True) if v is not None]
+    if fresh:
+        ids = np.array([i for i, _, _ in fresh], dtype=np.int64)
+        store.upsert(
+            ids, np.stack([v for _, _, v in fresh]), [VectorMeta.of(a) for _, a, _ in fresh]
+        )
+    # Metadata-only changes: the engine keeps the fields that filters read.
+    moved = [(i, a) for i, (a, v) in zip(upserted, upserts, strict=True) if v is None]
+    if moved:
+        ids = np.array([i for i, _ in moved], dtype=np.int64)
+        store.upsert(ids, store.get(ids), [VectorMeta.of(a) for _, a in moved])
+    store.remove(np.array(touched[len(upserts) :], dtype=np.int64))
 
 
 class ArticleNumbers:
@@ -257,8 +291,7 @@ def compute_pool_stats_in_workers(
     chunks = [
         np.asarray(ids[s : s + batch_size], dtype=np.int64) for s in range(0, len(ids), batch_size)
     ]
-    options = {"index_type": getattr(store, "index_type", "auto")}
-    setup = (str(gen), seq, type(store).name, store.dimension, options)
+    setup = (str(gen), seq, type(store).name, store.dimension, store.options())
     # spawn, not fork: a forked child of a process that has run OpenMP (FAISS) can hang.
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, initializer=_open_snapshot, initargs=setup) as pool:
@@ -272,8 +305,9 @@ def compute_pool_stats_in_workers(
 def _open_snapshot(gen: str, seq: int, store: str, dimension: int, options: dict[str, Any]) -> None:
     global _SNAPSHOT
     path = Path(gen)
-    vectors = store_class(store).load(
-        storage.snapshot_path(path, seq), dimension, mmap=True, **options
+    cls = store_class(store)
+    vectors = cls.load(
+        storage.snapshot_path(path, seq, cls.snapshot_suffix), dimension, mmap=True, **options
     )
     _SNAPSHOT = (vectors, LexicalIndex.load(storage.lexical_path(path, seq), mmap=True))
 
@@ -301,7 +335,7 @@ def _snapshot_stats(job: tuple[np.ndarray, RankingConfig]) -> np.ndarray:
 def write_snapshots(gen: Path, store: VectorStore, lexical: LexicalIndex, seq: int) -> None:
     """Write both snapshots for ``seq``; the vector file last, as it marks the pair complete."""
     _atomic(storage.lexical_path(gen, seq), lexical.save)
-    _atomic(storage.snapshot_path(gen, seq), store.save)
+    _atomic(storage.snapshot_path(gen, seq, store.snapshot_suffix), store.save)
     storage.fsync_dir(gen)
 
 
@@ -337,6 +371,10 @@ def _load_derived(
         if changed is not None:
             _replay(store, lexical, catalog, changed)
             return store, lexical, seq, snap_seq
+    if cls.shared:
+        # No snapshot yet (an index whose build was interrupted is never published,
+        # so this is rare): the engine holds the vectors, only the lexical side is derived.
+        return (*_rebuild(cls.load(gen, dimension, **options), catalog), 0)
     return (*_rebuild(cls(dimension, **options), catalog), 0)
 
 
@@ -352,14 +390,17 @@ def _load_lexical(gen: Path, seq: int, catalog: Catalog) -> LexicalIndex:
 
 def store_options(manifest: dict[str, Any]) -> dict[str, Any]:
     """The vector store's settings recorded in a manifest."""
+    if "store_options" in manifest:
+        return dict(manifest["store_options"])
     return {"index_type": manifest.get("index_type", "auto")}
 
 
 def _rebuild(store: VectorStore, catalog: Catalog) -> tuple[VectorStore, LexicalIndex, int]:
     """No usable snapshot: derive everything from the catalog."""
     seq = catalog.seq()
-    for ids, vectors in catalog.iter_vectors():
-        store.add(ids, vectors)
+    if not store.shared:
+        for ids, vectors in catalog.iter_vectors():
+            store.add(ids, vectors)
     lexical = LexicalIndex()
     for ids, texts in catalog.iter_texts():
         lexical.add(ids, texts)
@@ -372,11 +413,14 @@ def _replay(
     if not changed:
         return
     gone = np.array(changed, dtype=np.int64)
-    store.remove(gone)
+    # A shared store already holds the changes: the writer put them in the engine.
+    if not store.shared:
+        store.remove(gone)
     lexical.remove(gone)
     vectors = catalog.vectors(changed, store.dimension)
     if vectors:
         ids = np.array(list(vectors), dtype=np.int64)
-        store.add(ids, np.stack(list(vectors.values())))
+        if not store.shared:
+            store.add(ids, np.stack(list(vectors.values())))
         texts = catalog.texts(list(vectors))
         lexical.add(ids, [texts[int(i)] for i in ids])
