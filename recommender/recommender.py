@@ -35,6 +35,7 @@ from .errors import (
 from .filters import DateLike, Filters
 from .ingest import article_from_mapping
 from .lexical import LexicalIndex
+from .precomputed import PrecomputedEmbeddings
 from .ranking import RankingConfig, rank
 from .retrieval import QueryBatch, Retriever
 from .state import (
@@ -80,6 +81,8 @@ class Recommender:
         self._manifest_stamp = _stamp(layout.manifest_path)
         #: What the last build/upsert/remove did.
         self.report: UpdateReport | None = None
+        #: The precomputed embeddings the last build/upsert read, with what it used of them.
+        self.precomputed: PrecomputedEmbeddings | None = None
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -122,6 +125,7 @@ class Recommender:
         encoder_backend: str | None = None,
         workers: int | None = None,
         store: str = "faiss",
+        embeddings: str | os.PathLike[str] | None = None,
     ) -> Recommender:
         """Build a new index at ``path`` and swap it in atomically; return it opened.
 
@@ -130,6 +134,10 @@ class Recommender:
         ``milvus://HOST:PORT`` (a Milvus server; token from
         ``$RECOMMENDER_MILVUS_TOKEN``). A Milvus build writes a new collection,
         so the live one is untouched until the build is published.
+
+        ``embeddings`` is a directory written by ``recommender embed``: articles
+        found there with the same text hash take their vector from it; the
+        others are embedded here.
 
         ``encoder_backend`` (``torch``, ``onnx``, ``onnx-int8``; default
         ``DEFAULT_BACKEND``) runs the model when no ``encoder`` is given; it is
@@ -152,6 +160,7 @@ class Recommender:
         workers = workers or os.cpu_count() or 1
         encoder = encoder or make_encoder(model, backend=encoder_backend)
         embedder = ArticleEmbedder(encoder)
+        pre = _precomputed(embeddings, embedder, "this build")
         items: Iterable[Article | Rejection] = _validated(articles)
         if strict:
             items = list(items)
@@ -164,7 +173,11 @@ class Recommender:
             lexical = LexicalIndex()
             with _progress(progress, total, "embedding") as bar:
                 for batch in _batched(_split(items, rejected), _BATCH):
-                    vectors = embedder.embed_articles(batch)
+                    vectors = (
+                        pre.vectors_for(batch, embedder.embed_articles)
+                        if pre is not None
+                        else embedder.embed_articles(batch)
+                    )
                     _, touched = catalog.write(list(zip(batch, vectors, strict=True)))
                     ids = np.array(touched, dtype=np.int64)
                     vectors_in = vectors_in or new_store(
@@ -217,6 +230,7 @@ class Recommender:
             vectors_in.close()
             _drop_collections(replaced)
         rec = cls.open(path, encoder=encoder)
+        rec.precomputed = pre
         rec.report = UpdateReport(
             added=count,
             rejected=tuple(rejected),
@@ -453,13 +467,21 @@ class Recommender:
     # -- updates -------------------------------------------------------------------
 
     def upsert(
-        self, articles: Iterable[ArticleInput], *, strict: bool = False, progress: bool = False
+        self,
+        articles: Iterable[ArticleInput],
+        *,
+        strict: bool = False,
+        progress: bool = False,
+        embeddings: str | os.PathLike[str] | None = None,
     ) -> UpdateReport:
         """Add new articles, re-embed changed ones, skip unchanged ones (no model call).
 
         The whole batch lands in one transaction: an interrupted upsert leaves
-        the index as it was before.
+        the index as it was before. ``embeddings`` (a directory written by
+        ``recommender embed``) supplies vectors instead of the model where the
+        text hash matches.
         """
+        self.precomputed = _precomputed(embeddings, self._embedder(), "this index")
         items = list(_validated(articles))
         rejected = [r for r in items if isinstance(r, Rejection)]
         if strict:
@@ -604,9 +626,14 @@ class Recommender:
         if not articles:
             return np.zeros((0, self.manifest["model"]["dimension"]), dtype=np.float32)
         parts = []
+        pre = self.precomputed
+
+        def embed(batch: Sequence[Article]) -> np.ndarray:
+            return self._embed([(a.title, a.body) for a in batch])
+
         with _progress(progress, len(articles), "embedding") as bar:
             for batch in _batched(iter(articles), _BATCH):
-                parts.append(self._embed([(a.title, a.body) for a in batch]))
+                parts.append(pre.vectors_for(batch, embed) if pre is not None else embed(batch))
                 bar.update(len(batch))
         return np.concatenate(parts)
 
@@ -766,6 +793,16 @@ def _write_rejects(layout: storage.IndexLayout, rejected: list[Rejection]) -> No
         for rejection in rejected:
             handle.write(json.dumps(rejection.to_dict(), ensure_ascii=False) + "\n")
     os.replace(tmp, layout.rejects_path)
+
+
+def _precomputed(
+    path: str | os.PathLike[str] | None, embedder: ArticleEmbedder, where: str
+) -> PrecomputedEmbeddings | None:
+    if path is None:
+        return None
+    pre = PrecomputedEmbeddings.open(path)
+    pre.check(embedder, where)
+    return pre
 
 
 def _replaced_collections(
