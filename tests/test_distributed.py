@@ -60,9 +60,11 @@ def test_vectors_of_another_model_are_refused(
     _write(corpus, HashingEncoder(64), tmp_path / "emb")
     with pytest.raises(ModelMismatchError, match="hashing:64"):
         Recommender.build(corpus, tmp_path / "b", encoder=encoder, embeddings=tmp_path / "emb")
-    with Recommender.build(corpus[:3], tmp_path / "c", encoder=encoder) as rec:
-        with pytest.raises(ModelMismatchError):
-            rec.upsert(corpus, embeddings=tmp_path / "emb")
+    with (
+        Recommender.build(corpus[:3], tmp_path / "c", encoder=encoder) as rec,
+        pytest.raises(ModelMismatchError),
+    ):
+        rec.upsert(corpus, embeddings=tmp_path / "emb")
 
 
 def test_ray_embedded_build_gives_the_same_related_lists(
@@ -78,8 +80,10 @@ def test_ray_embedded_build_gives_the_same_related_lists(
     runner = CliRunner()
     embedded = runner.invoke(
         main,
-        ["embed", str(source), "--output", str(tmp_path / "emb"), "--model", "hashing:256"]
-        + ["--actors", "2", "--cpus-per-actor", "0.5", "--json"],
+        [
+            *("embed", str(source), "--output", str(tmp_path / "emb"), "--model", "hashing:256"),
+            *("--actors", "2", "--cpus-per-actor", "0.5", "--json"),
+        ],
     )
     assert embedded.exit_code == 0, embedded.output
     assert json.loads(embedded.output.strip().splitlines()[-1])["articles"] == len(corpus)
