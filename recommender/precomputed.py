@@ -36,15 +36,20 @@ INFO = "embeddings.json"
 FORMAT_VERSION = 1
 
 
-def embedding_info(embedder: ArticleEmbedder, count: int) -> dict[str, Any]:
-    """What ``embeddings.json`` records: everything a vector depends on besides the text."""
+def embedding_info(
+    embedder: ArticleEmbedder, count: int, *, dimension: int | None = None
+) -> dict[str, Any]:
+    """What ``embeddings.json`` records: everything a vector depends on besides the text.
+
+    ``dimension``, when known, spares loading the model to ask it.
+    """
     encoder = embedder.encoder
     return {
         "format_version": FORMAT_VERSION,
         "model": {
             "id": encoder.model_id,
             "backend": getattr(encoder, "backend", LEGACY_BACKEND),
-            "dimension": encoder.dimension,
+            "dimension": dimension if dimension is not None else encoder.dimension,
         },
         "embedding": embedder.config(),
         "count": count,
@@ -74,7 +79,8 @@ def write_embeddings(
         table = _arrow_table([a.id for a in articles], [a.content_hash for a in articles], vectors)
         pq.write_table(table, tmp / "part-00000.parquet")
 
-    publish_directory(output, fill, embedding_info(embedder, len(articles)))
+    info = embedding_info(embedder, len(articles), dimension=int(vectors.shape[1]))
+    publish_directory(output, fill, info)
 
 
 def publish_directory(output: Path, fill: Callable[[Path], None], info: dict[str, Any]) -> None:
