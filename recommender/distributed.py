@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from .encoders import ArticleEmbedder, make_encoder
+from .encoders import ARTICLE_BATCH, ArticleEmbedder, make_encoder
 from .errors import InvalidArgumentError
 from .precomputed import _arrow_table, embedding_info, publish_directory
 from .types import Article
@@ -41,16 +39,26 @@ class EmbedReport:
 
 
 class EmbedActor:
-    """One Ray actor: holds the model, embeds batches of (id, title, body, content_hash)."""
+    """One Ray actor: holds the model; each row it gets is one group of articles to embed.
+
+    A row holds the ids, titles, bodies and text hashes of :data:`ARTICLE_BATCH`
+    consecutive input articles, embedded in one model call as an in-process
+    build embeds them (the int8 backend's vectors depend on their batch-mates).
+    """
 
     def __init__(self, model: str, backend: str | None, embedding: dict[str, Any]) -> None:
         encoder = make_encoder(model, backend=backend)
         self.embedder = ArticleEmbedder.from_config(encoder, embedding)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> Any:
-        pairs = list(zip(batch["title"].tolist(), batch["body"].tolist(), strict=True))
-        vectors = self.embedder.embed_texts(pairs)
-        return _arrow_table(batch["id"].tolist(), batch["content_hash"].tolist(), vectors)
+    def __call__(self, rows: Any) -> Any:
+        import pyarrow as pa
+
+        tables = []
+        for group in rows.to_pylist():
+            pairs = list(zip(group["titles"], group["bodies"], strict=True))
+            vectors = self.embedder.embed_texts(pairs)
+            tables.append(_arrow_table(group["ids"], group["hashes"], vectors))
+        return pa.concat_tables(tables)
 
 
 def embed_with_ray(
@@ -63,7 +71,6 @@ def embed_with_ray(
     actors: int = 2,
     cpus_per_actor: float = 0.5,
     gpus_per_actor: float = 0.0,
-    batch_size: int = 128,
 ) -> EmbedReport:
     """Embed ``articles`` with ``actors`` Ray actors and write Parquet to ``output``.
 
@@ -73,10 +80,10 @@ def embed_with_ray(
     """
     import time
 
-    if actors < 1 or cpus_per_actor <= 0 or gpus_per_actor < 0 or batch_size < 1:
+    if actors < 1 or cpus_per_actor <= 0 or gpus_per_actor < 0:
         raise InvalidArgumentError(
-            f"need actors >= 1, cpus_per_actor > 0, gpus_per_actor >= 0 and batch_size >= 1; "
-            f"got {actors}, {cpus_per_actor}, {gpus_per_actor}, {batch_size}"
+            f"need actors >= 1, cpus_per_actor > 0 and gpus_per_actor >= 0; "
+            f"got {actors}, {cpus_per_actor}, {gpus_per_actor}"
         )
     ray = _ray()
     started = time.monotonic()
@@ -84,8 +91,15 @@ def embed_with_ray(
     embedder = ArticleEmbedder(make_encoder(model, backend=backend))
     info = embedding_info(embedder, len(articles))
     records = [
-        {"id": a.id, "title": a.title, "body": a.body, "content_hash": a.content_hash}
-        for a in articles
+        {
+            "ids": [a.id for a in group],
+            "titles": [a.title for a in group],
+            "bodies": [a.body for a in group],
+            "hashes": [a.content_hash for a in group],
+        }
+        for group in (
+            articles[s : s + ARTICLE_BATCH] for s in range(0, len(articles), ARTICLE_BATCH)
+        )
     ]
     owned = not ray.is_initialized()
     if owned:
@@ -96,8 +110,9 @@ def embed_with_ray(
         def fill(tmp: Path) -> None:
             if not records:
                 return
-            # A few blocks per actor keeps every actor busy; Ray sizes large inputs itself.
-            blocks = min(len(records), actors * 4) if len(records) < 100_000 else None
+            # Rows are groups of ARTICLE_BATCH articles: one block per group up to a few
+            # per actor keeps every actor busy; Ray sizes large inputs itself.
+            blocks = min(len(records), actors * 4) if len(records) < 10_000 else None
             dataset = ray.data.from_items(records, override_num_blocks=blocks)
             resources: dict[str, float] = {"num_cpus": cpus_per_actor}
             if gpus_per_actor:
@@ -109,8 +124,8 @@ def embed_with_ray(
                     "backend": backend,
                     "embedding": info["embedding"],
                 },
-                batch_size=batch_size,
-                batch_format="numpy",
+                batch_size=1,
+                batch_format="pyarrow",
                 concurrency=actors,
                 **resources,
             )
@@ -121,7 +136,7 @@ def embed_with_ray(
     finally:
         if owned:
             ray.shutdown()
-    return EmbedReport(len(records), str(output), len(files), time.monotonic() - started)
+    return EmbedReport(len(articles), str(output), len(files), time.monotonic() - started)
 
 
 def _ray() -> Any:

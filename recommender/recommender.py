@@ -19,6 +19,7 @@ from . import storage
 from ._rwlock import RWLock
 from .catalog import Catalog, CatalogRow, lexical_text
 from .encoders import (
+    ARTICLE_BATCH,
     LEGACY_BACKEND,
     ArticleEmbedder,
     Encoder,
@@ -53,7 +54,7 @@ from .types import Article, Match, Rejection, UpdateReport
 __all__ = ["Recommender"]
 
 ArticleInput = Article | Mapping[str, Any] | Rejection
-_BATCH = 256
+_BATCH = ARTICLE_BATCH
 #: Replayable changes kept in the catalog before a new vector snapshot is written.
 _CHECKPOINT_CHANGES = 2_000
 

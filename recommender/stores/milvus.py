@@ -172,7 +172,14 @@ class MilvusStore(VectorStore):
                 f"Milvus collection {collection!r} is missing at {store.target.url}; "
                 f"rebuild the index with 'recommender build'"
             )
+        store._ensure_loaded()
         return store
+
+    def _ensure_loaded(self) -> None:
+        """Load the collection into memory if it is not (Milvus Lite, or a restarted server)."""
+        state = self._call("get_load_state", collection_name=self.collection)
+        if "Loaded" not in str(state.get("state", "")):
+            self._call("load_collection", collection_name=self.collection)
 
     def _create(self) -> None:
         from pymilvus import DataType, MilvusClient
