@@ -45,6 +45,7 @@ from .state import (
     compute_pool_stats,
     compute_pool_stats_in_workers,
     store_options,
+    with_catalog_vectors,
     write_snapshots,
 )
 from .stores import VectorMeta, VectorStore, check_store_url, new_store
@@ -191,6 +192,8 @@ class Recommender:
                 store, encoder.dimension, generation=gen, index_type=index_type
             )
             vectors_in.optimise()
+            # The pool statistics read many stored vectors: from the catalog, not the engine.
+            vectors_in = with_catalog_vectors(vectors_in, catalog)
             if vectors_in.single_process:
                 workers = 1
             config = ranking or RankingConfig()

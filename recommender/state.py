@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,11 +28,14 @@ from .catalog import Catalog, lexical_text
 from .errors import IndexFormatError
 from .lexical import LexicalIndex
 from .ranking import RankingConfig
-from .stores import VectorMeta, VectorStore, store_class
+from .stores import SearchResult, VectorMeta, VectorStore, store_class
 from .stores.faiss import FaissStore
 from .types import Article
 
-__all__ = ["IndexState"]
+if TYPE_CHECKING:
+    from .filters import Filters
+
+__all__ = ["CatalogVectors", "IndexState", "with_catalog_vectors"]
 
 
 @dataclass
@@ -170,6 +174,84 @@ def _write_shared(
         ids = np.array([i for i, _ in moved], dtype=np.int64)
         store.upsert(ids, store.get(ids), [VectorMeta.of(a) for _, a in moved])
     store.remove(np.array(touched[len(upserts) :], dtype=np.int64))
+
+
+class CatalogVectors(VectorStore):
+    """A shared store whose vectors are read back from the catalog instead of the engine.
+
+    The ranking reads stored vectors often (the query article's, the lexical-only
+    candidates'); each would be a round trip to Milvus, while the catalog holds
+    the same float32 vectors in a local file. Searches and writes go to the engine.
+    """
+
+    def __init__(self, store: VectorStore, catalog: Catalog) -> None:
+        super().__init__(store.dimension)
+        self.inner = store
+        self.catalog = catalog
+        self.name = store.name
+        self.shared = store.shared
+        self.keeps_metadata = store.keeps_metadata
+        self.single_process = store.single_process
+        self.snapshot_suffix = store.snapshot_suffix
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def add(
+        self, ids: np.ndarray, vectors: np.ndarray, meta: Sequence[VectorMeta] | None = None
+    ) -> None:
+        self.inner.add(ids, vectors, meta)
+
+    def upsert(
+        self, ids: np.ndarray, vectors: np.ndarray, meta: Sequence[VectorMeta] | None = None
+    ) -> None:
+        self.inner.upsert(ids, vectors, meta)
+
+    def remove(self, ids: np.ndarray) -> int:
+        return self.inner.remove(ids)
+
+    def get(self, ids: np.ndarray) -> np.ndarray:
+        found = self.catalog.vectors([int(i) for i in ids], self.dimension)
+        out = np.empty((len(ids), self.dimension), dtype=np.float32)
+        for row, int_id in enumerate(ids):
+            if int(int_id) not in found:
+                raise KeyError(int(int_id))
+            out[row] = found[int(int_id)]
+        return out
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        include: np.ndarray | None = None,
+        exclude: np.ndarray | None = None,
+        where: Filters | None = None,
+    ) -> SearchResult:
+        return self.inner.search(queries, k, include=include, exclude=exclude, where=where)
+
+    def save(self, path: Path) -> None:
+        self.inner.save(path)
+
+    @classmethod
+    def load(cls, path: Path, dimension: int, *, mmap: bool = False, **options: Any) -> VectorStore:
+        raise TypeError("CatalogVectors wraps an open store; load the store itself")
+
+    def options(self) -> dict[str, Any]:
+        return self.inner.options()
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.inner.describe(), "vectors_read_from": "catalog"}
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def with_catalog_vectors(store: VectorStore, catalog: Catalog) -> VectorStore:
+    """``store``, reading vectors from ``catalog`` when it is a shared engine."""
+    if store.shared and not isinstance(store, CatalogVectors):
+        return CatalogVectors(store, catalog)
+    return store
 
 
 class ArticleNumbers:
@@ -362,7 +444,7 @@ def _load_derived(
             break
         snap_seq, path = found
         try:
-            store = cls.load(path, dimension, mmap=True, **options)
+            store = with_catalog_vectors(cls.load(path, dimension, mmap=True, **options), catalog)
             lexical = _load_lexical(gen, snap_seq, catalog)
         except (FileNotFoundError, RuntimeError):
             continue
@@ -374,7 +456,8 @@ def _load_derived(
     if cls.shared:
         # No snapshot yet (an index whose build was interrupted is never published,
         # so this is rare): the engine holds the vectors, only the lexical side is derived.
-        return (*_rebuild(cls.load(gen, dimension, **options), catalog), 0)
+        store = with_catalog_vectors(cls.load(gen, dimension, **options), catalog)
+        return (*_rebuild(store, catalog), 0)
     return (*_rebuild(cls(dimension, **options), catalog), 0)
 
 
