@@ -14,6 +14,7 @@ the pipeline stalls.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,12 +72,13 @@ def embed_with_ray(
     actors: int = 2,
     cpus_per_actor: float = 0.5,
     gpus_per_actor: float = 0.0,
+    quiet: bool = False,
 ) -> EmbedReport:
     """Embed ``articles`` with ``actors`` Ray actors and write Parquet to ``output``.
 
     ``address`` is a Ray cluster (``ray://head:10001`` or ``auto``); without it
     a local Ray instance runs for the call. ``output`` is replaced whole once
-    every vector is written.
+    every vector is written. ``quiet`` keeps Ray's progress logs out of stderr.
     """
     import time
 
@@ -102,8 +104,16 @@ def embed_with_ray(
         )
     ]
     owned = not ray.is_initialized()
+    if quiet:
+        logging.getLogger("ray").setLevel(logging.WARNING)
+        ray.data.DataContext.get_current().enable_progress_bars = False
     if owned:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING if quiet else logging.INFO,
+        )
     files: list[str] = []
     try:
 
@@ -126,7 +136,7 @@ def embed_with_ray(
                 },
                 batch_size=1,
                 batch_format="pyarrow",
-                concurrency=actors,
+                compute=ray.data.ActorPoolStrategy(size=actors),
                 **resources,
             )
             vectors.write_parquet(str(tmp))

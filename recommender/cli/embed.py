@@ -95,6 +95,7 @@ def embed(output: Path, model: str | None, encoder_backend: str | None, **opts: 
         actors=opts["actors"],
         cpus_per_actor=opts["cpus_per_actor"],
         gpus_per_actor=opts["gpus_per_actor"],
+        quiet=opts["quiet"] or opts["as_json"],
     )
     if opts["as_json"]:
         click.echo(json.dumps({**report.__dict__, "rejected": rejected}))
@@ -122,6 +123,7 @@ def embed_for_build(
         actors=opts["actors"],
         cpus_per_actor=opts["cpus_per_actor"],
         gpus_per_actor=opts["gpus_per_actor"],
+        quiet=opts["quiet"],
     )
     if progress_enabled(opts["quiet"]):
         click.echo("embedded with Ray; building", err=True)
