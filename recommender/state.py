@@ -243,6 +243,9 @@ class CatalogVectors(VectorStore):
     def describe(self) -> dict[str, Any]:
         return {**self.inner.describe(), "vectors_read_from": "catalog"}
 
+    def saw_change(self) -> None:
+        self.inner.saw_change()
+
     def close(self) -> None:
         self.inner.close()
 
@@ -497,7 +500,9 @@ def _replay(
         return
     gone = np.array(changed, dtype=np.int64)
     # A shared store already holds the changes: the writer put them in the engine.
-    if not store.shared:
+    if store.shared:
+        store.saw_change()
+    else:
         store.remove(gone)
     lexical.remove(gone)
     vectors = catalog.vectors(changed, store.dimension)

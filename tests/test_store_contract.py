@@ -285,3 +285,23 @@ def test_the_manifest_never_holds_credentials(tmp_path: Path) -> None:
 def test_an_unreachable_engine_is_a_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=r"127\.0\.0\.1:9"):
         new_store("milvus://127.0.0.1:9", DIM, generation=tmp_path / "gen-x", index_type="auto")
+
+
+def test_reads_wait_for_the_engine_only_after_a_change(
+    filled: tuple[VectorStore, np.ndarray],
+) -> None:
+    """Strong reads (which wait for a server time tick) only after a change this process knows of."""
+    store, vectors = filled
+    if not store.shared:
+        pytest.skip("only a shared engine has read consistency levels")
+    from recommender.stores.milvus import MilvusStore
+
+    assert isinstance(store, MilvusStore)
+    assert store._consistency() == "Strong"  # just written to
+    store._strong_until = 0.0
+    assert store._consistency() == "Bounded"
+    store.saw_change()  # e.g. another process's write, seen through the catalog
+    assert store._consistency() == "Strong"
+    store._strong_until = 0.0
+    store.upsert(np.array([100]), vectors[:1], [_meta(0)])
+    assert store._consistency() == "Strong"

@@ -166,6 +166,9 @@ class VectorStore(ABC):
     def optimise(self) -> None:  # noqa: B027 - a hook: most stores have nothing to do
         """Called once a build has added every vector, before the first search."""
 
+    def saw_change(self) -> None:  # noqa: B027 - a hook: local stores replay changes instead
+        """Another process changed a shared store (the catalog says so): read the change."""
+
     def close(self) -> None:  # noqa: B027 - a hook: local stores hold no connection
         """Release connections; the store is not used afterwards."""
 

@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import re
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,9 @@ _WRITE_BATCH = 2_000
 # Ids per "id in [...]" expression, to keep expressions short.
 _ID_BATCH = 1_000
 _FIELD_LEN = 256
+#: Seconds of Strong reads after a change this process knows of (see MilvusStore.saw_change);
+#: above Milvus's default gracefulTime of 5 s, the staleness Bounded reads allow.
+STRONG_WINDOW_S = 10.0
 _NAME = re.compile(r"[^0-9A-Za-z_]")
 
 
@@ -154,6 +158,8 @@ class MilvusStore(VectorStore):
         # Milvus Lite serves a file to one process at a time.
         self.single_process = self.target.lite
         self._client = _connect(self.target)
+        self._strong_until = 0.0
+        self.saw_change()
 
     @classmethod
     def create(cls, url: str, dimension: int, *, collection: str) -> MilvusStore:
@@ -208,6 +214,24 @@ class MilvusStore(VectorStore):
             consistency_level="Strong",
         )
 
+    # -- consistency ------------------------------------------------------------------
+
+    def saw_change(self) -> None:
+        """A write happened (here, or in another process per the catalog): read it for a while.
+
+        ``Strong`` reads wait for the server's next time tick (~200 ms on 2.3);
+        ``Bounded`` reads may miss writes up to the server's ``gracefulTime``
+        (5 s by default) old. Reads use ``Strong`` for :data:`STRONG_WINDOW_S`
+        after a change this process knows of (its own writes, other processes'
+        seen through the catalog's sequence number, or opening the store), and
+        ``Bounded`` otherwise: a query that starts after a write was
+        acknowledged sees it, and the rest do not wait for time ticks.
+        """
+        self._strong_until = time.monotonic() + STRONG_WINDOW_S
+
+    def _consistency(self) -> str:
+        return "Strong" if time.monotonic() < self._strong_until else "Bounded"
+
     # -- the contract -----------------------------------------------------------------
 
     def __len__(self) -> int:
@@ -216,7 +240,7 @@ class MilvusStore(VectorStore):
             collection_name=self.collection,
             filter="",
             output_fields=["count(*)"],
-            consistency_level="Strong",
+            consistency_level=self._consistency(),
         )
         return int(rows[0]["count(*)"])
 
@@ -239,6 +263,7 @@ class MilvusStore(VectorStore):
         if meta is not None and len(meta) != len(ids):
             raise ValueError(f"{len(meta)} metadata rows for {len(ids)} vectors")
         fields = meta if meta is not None else [VectorMeta()] * len(ids)
+        self.saw_change()
         for start in range(0, len(ids), _WRITE_BATCH):
             end = start + _WRITE_BATCH
             rows = [
@@ -252,6 +277,8 @@ class MilvusStore(VectorStore):
     def remove(self, ids: np.ndarray) -> int:
         # Milvus deletes ids whether or not they exist: count the present ones first.
         present = list(self._present(np.asarray(ids, dtype=np.int64)))
+        if present:
+            self.saw_change()
         for chunk in _chunks(present, _ID_BATCH):
             self._call("delete", collection_name=self.collection, ids=chunk)
         return len(present)
@@ -263,7 +290,7 @@ class MilvusStore(VectorStore):
                 collection_name=self.collection,
                 filter=f"id in {chunk}",
                 output_fields=["id"],
-                consistency_level="Strong",
+                consistency_level=self._consistency(),
             )
             yield from (int(r["id"]) for r in rows)
 
@@ -276,7 +303,7 @@ class MilvusStore(VectorStore):
                 collection_name=self.collection,
                 filter=f"id in {chunk}",
                 output_fields=["id", "vector"],
-                consistency_level="Strong",
+                consistency_level=self._consistency(),
             )
             found.update((int(r["id"]), r["vector"]) for r in rows)
         out = np.empty((len(ids), self.dimension), dtype=np.float32)
@@ -303,17 +330,18 @@ class MilvusStore(VectorStore):
         hits = self._call(
             "search",
             collection_name=self.collection,
-            data=[q.tolist() for q in queries],
+            data=list(queries),
             limit=k,
             filter=filter_expression(include=include, exclude=exclude, where=where),
             output_fields=[],
             search_params={"metric_type": "IP", "params": INDEXES[self.target.index]},
-            consistency_level="Strong",
+            consistency_level=self._consistency(),
         )
         for row, found in enumerate(hits):
-            for col, hit in enumerate(list(found)[:k]):
-                ids[row, col] = int(hit["id"])
-                scores[row, col] = float(hit["distance"])
+            # pymilvus keeps each query's ids and distances as lists: no per-hit objects.
+            got = np.asarray(found.ids[:k], dtype=np.int64)
+            ids[row, : len(got)] = got
+            scores[row, : len(got)] = np.asarray(found.distances[:k], dtype=np.float32)
         return SearchResult(scores, ids)
 
     def save(self, path: Path) -> None:
