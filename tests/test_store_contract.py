@@ -290,7 +290,7 @@ def test_an_unreachable_engine_is_a_store_error(tmp_path: Path) -> None:
 def test_reads_wait_for_the_engine_only_after_a_change(
     filled: tuple[VectorStore, np.ndarray],
 ) -> None:
-    """Strong reads (which wait for a server time tick) only after a change this process knows of."""
+    """Strong reads (they wait for a server time tick) only after a change this process saw."""
     store, vectors = filled
     if not store.shared:
         pytest.skip("only a shared engine has read consistency levels")
