@@ -272,7 +272,9 @@ def info(index: Path, as_json: bool) -> None:
         f"model:      {data['model']['id']} ({data['model']['dimension']}-d, normalised, "
         f"{backend} backend)"
     )
-    click.echo(f"store:      {data['store']} ({data['metric']})")
+    where = data.get("store_options", {})
+    place = f", {where['url']}, collection {where['collection']}" if "collection" in where else ""
+    click.echo(f"store:      {data['store']} ({data['metric']}{place})")
     click.echo(f"embedding:  {data['embedding']['strategy']}")
     ranking = data.get("ranking", {})
     click.echo(
