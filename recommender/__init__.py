@@ -27,7 +27,15 @@ from .errors import (
     RejectedRecordsError,
     StoreError,
 )
-from .types import Article, Match, Rejection, UpdateReport
+from .types import (
+    Article,
+    ArticleListing,
+    ArticleSummary,
+    Explanation,
+    Match,
+    Rejection,
+    UpdateReport,
+)
 
 if TYPE_CHECKING:
     from .encoders import Encoder, SentenceTransformerEncoder
@@ -37,9 +45,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Article",
+    "ArticleListing",
     "ArticleNotFoundError",
+    "ArticleSummary",
     "Encoder",
     "EncoderError",
+    "Explanation",
     "FieldMap",
     "IndexDirectoryError",
     "IndexFormatError",

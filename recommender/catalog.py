@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .dateline import lead_date
 from .types import Article
 
 __all__ = ["Catalog", "CatalogRow", "StoredHash", "lexical_text"]
@@ -35,6 +36,7 @@ CREATE TABLE IF NOT EXISTS articles (
     url TEXT,
     published_at TEXT,
     published_ts REAL,
+    lead_ts REAL,
     section TEXT COLLATE NOCASE,
     language TEXT COLLATE NOCASE,
     tags TEXT NOT NULL,
@@ -183,6 +185,40 @@ class Catalog:
             metadata=json.loads(metadata),
         )
 
+    def browse(
+        self, *, query: str = "", offset: int = 0, limit: int = 20
+    ) -> tuple[list[CatalogRow], int]:
+        """Articles whose title holds every word of ``query``, newest first; and how many match.
+
+        Undated articles come after dated ones; ties go to the most recently added.
+        Matching is SQLite's ``LIKE``: case-insensitive for ASCII letters only.
+        """
+        clauses: list[str] = []
+        params: list[Any] = []
+        for word in query.split():
+            clauses.append("title LIKE ? ESCAPE '\\'")
+            params.append(f"%{_like_escaped(word)}%")
+        where = " AND ".join(clauses) or "1"
+        conn = self._conn()
+        total = int(
+            conn.execute(f"SELECT count(*) FROM articles WHERE {where}", params).fetchone()[0]
+        )
+        sql = (
+            "SELECT int_id, id, title, url, published_at, section FROM articles"
+            f" WHERE {where} ORDER BY published_ts IS NULL, published_ts DESC, int_id DESC"
+            " LIMIT ? OFFSET ?"
+        )
+        rows = [CatalogRow(*row) for row in conn.execute(sql, [*params, limit, offset])]
+        return rows, total
+
+    def sections(self) -> dict[str, int]:
+        """Each section (as first written; case-insensitive) and how many articles it has."""
+        rows = self._conn().execute(
+            "SELECT min(section), count(*) FROM articles WHERE section IS NOT NULL"
+            " AND section != '' GROUP BY section ORDER BY section"
+        )
+        return {str(name): int(n) for name, n in rows}
+
     def published_ts(self, int_id: int) -> float | None:
         row = (
             self._conn()
@@ -235,6 +271,16 @@ class Catalog:
                 out[int(iid)] = lexical_text(title, body)
         return out
 
+    def stories(self, int_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """(title, body) of each id, for explanations."""
+        out: dict[int, tuple[str, str]] = {}
+        for chunk in _chunks([int(i) for i in int_ids], 500):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT int_id, title, body FROM articles WHERE int_id IN ({marks})"
+            for iid, title, body in self._conn().execute(sql, chunk):
+                out[int(iid)] = (title, body)
+        return out
+
     def iter_texts(self, batch: int = 5_000) -> Iterator[tuple[np.ndarray, list[str]]]:
         cursor = self._conn().execute("SELECT int_id, title, body FROM articles ORDER BY int_id")
         while rows := cursor.fetchmany(batch):
@@ -245,25 +291,35 @@ class Catalog:
 
     def numbers(
         self, int_ids: Sequence[int] | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(int ids, publication times, pool statistics) of ``int_ids``, or of every article.
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(int ids, publication times, lead times, pool statistics) of ``int_ids``, or all.
+
+        The lead time is the publication time, or for an undated article the
+        date written in its lead (recommender.dateline); NaN when neither exists.
 
         The ranking reads both for every candidate; the state keeps them in arrays.
         """
-        sql = "SELECT int_id, published_ts, pool_stats FROM articles"
-        found: list[tuple[int, float | None, bytes | None]] = []
+        # Catalogs written before lead dates existed lack the column until their next write.
+        lead = "lead_ts" if self._has_lead_dates() else "published_ts"
+        sql = f"SELECT int_id, published_ts, {lead}, pool_stats FROM articles"
+        parts = []
         if int_ids is None:
-            found.extend(self._conn().execute(sql))
+            # In slices: a million rows as Python tuples would cost ~250 MB at once.
+            cursor = self._conn().execute(sql)
+            while rows := cursor.fetchmany(20_000):
+                parts.append(_number_arrays(rows))
         for chunk in _chunks([int(i) for i in int_ids or ()], 500):
             marks = ",".join("?" * len(chunk))
-            found.extend(self._conn().execute(f"{sql} WHERE int_id IN ({marks})", chunk))
-        ids = np.array([r[0] for r in found], dtype=np.int64)
-        times = np.array([np.nan if r[1] is None else r[1] for r in found], dtype=np.float64)
-        stats = np.full((len(found), 4), np.nan, dtype=np.float64)
-        for n, (_, _, blob) in enumerate(found):
-            if blob is not None:
-                stats[n] = np.frombuffer(blob, dtype=np.float64, count=4)
-        return ids, times, stats
+            rows = self._conn().execute(f"{sql} WHERE int_id IN ({marks})", chunk).fetchall()
+            parts.append(_number_arrays(rows))
+        if not parts:
+            parts.append(_number_arrays([]))
+        ids, times, leads, stats = (np.concatenate(arrays) for arrays in zip(*parts, strict=True))
+        return ids, times, leads, stats
+
+    def _has_lead_dates(self) -> bool:
+        columns = self._conn().execute("PRAGMA table_info(articles)").fetchall()
+        return any(column[1] == "lead_ts" for column in columns)
 
     def published_times(self) -> dict[int, float]:
         rows = self._conn().execute(
@@ -340,6 +396,8 @@ class Catalog:
         touched: list[int] = []
         now = datetime.now(timezone.utc).isoformat()
         with conn:  # one transaction: all of it lands or none of it does
+            if not self._has_lead_dates():
+                conn.execute("ALTER TABLE articles ADD COLUMN lead_ts REAL")
             seq = int(conn.execute("SELECT value FROM meta WHERE key='seq'").fetchone()[0]) + 1
             for article, vector in upserts:
                 touched.append(self._upsert(conn, article, vector, now))
@@ -367,16 +425,16 @@ class Catalog:
             if vector is None:
                 raise ValueError(f"new article {article.id!r} needs a vector")
             cursor = conn.execute(
-                "INSERT INTO articles (id, title, body, url, published_at, published_ts, section,"
-                " language, tags, metadata, content_hash, record_hash, updated_at, vector)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO articles (id, title, body, url, published_at, published_ts, lead_ts,"
+                " section, language, tags, metadata, content_hash, record_hash, updated_at,"
+                " vector) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (*values, _blob(vector)),
             )
             return int(cursor.lastrowid or 0)
         int_id = int(existing[0])
         conn.execute(
             "UPDATE articles SET id=?, title=?, body=?, url=?, published_at=?, published_ts=?,"
-            " section=?, language=?, tags=?, metadata=?, content_hash=?, record_hash=?,"
+            " lead_ts=?, section=?, language=?, tags=?, metadata=?, content_hash=?, record_hash=?,"
             " updated_at=? WHERE int_id=?",
             (*values, int_id),
         )
@@ -403,6 +461,7 @@ def lexical_text(title: str, body: str) -> str:
 
 def _row_values(article: Article) -> tuple[Any, ...]:
     published = article.published_at
+    lead = published or lead_date(article.title, article.body)
     return (
         article.id,
         article.title,
@@ -410,6 +469,7 @@ def _row_values(article: Article) -> tuple[Any, ...]:
         article.url,
         published.isoformat() if published else None,
         published.timestamp() if published else None,
+        lead.timestamp() if lead else None,
         article.section,
         article.language,
         json.dumps(list(article.tags), ensure_ascii=False),
@@ -417,6 +477,24 @@ def _row_values(article: Article) -> tuple[Any, ...]:
         article.content_hash,
         article.record_hash,
     )
+
+
+def _number_arrays(
+    rows: Sequence[tuple[int, float | None, float | None, bytes | None]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    times = np.array([r[1] for r in rows], dtype=np.float64)  # None becomes NaN
+    leads = np.array([r[2] for r in rows], dtype=np.float64)
+    stats = np.full((len(rows), 4), np.nan, dtype=np.float64)
+    for n, row in enumerate(rows):
+        if row[3] is not None:
+            stats[n] = np.frombuffer(row[3], dtype=np.float64, count=4)
+    return ids, times, leads, stats
+
+
+def _like_escaped(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern (with ESCAPE '\\')."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _blob(vector: np.ndarray) -> bytes:

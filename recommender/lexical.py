@@ -35,6 +35,8 @@ import scipy.sparse as sp
 __all__ = ["LexicalIndex"]
 
 N_FEATURES = 2**20
+#: Terms in fewer indexed articles than this get no weight.
+MIN_DF = 2
 #: Weight multiplier of entity-ish terms.
 ENTITY_BOOST = 1.5
 #: Keeps 6.1, 1,200 and 10:30 whole; otherwise words of two or more characters.
@@ -88,7 +90,7 @@ class LexicalIndex:
     """
 
     def __init__(
-        self, *, bigrams: bool = True, entity_boost: float = ENTITY_BOOST, min_df: int = 2
+        self, *, bigrams: bool = True, entity_boost: float = ENTITY_BOOST, min_df: int = MIN_DF
     ) -> None:
         self.entity_boost = entity_boost
         self.min_df = min_df
@@ -193,12 +195,28 @@ class LexicalIndex:
     def idf(self) -> np.ndarray:
         """Smoothed IDF; zero for terms found in fewer than two indexed articles."""
         if self._idf is None:
-            n = self._live
-            out = (np.log((1.0 + n) / (1.0 + self._df)) + 1.0).astype(np.float32)
-            out[self._df < self.min_df] = 0.0
-            out.flags.writeable = False  # shared by every query until the next write
-            self._idf = out
+            self._idf = _idf(self._df, self._live, self.min_df)
         return self._idf
+
+    def analyze(self, text: str) -> list[str]:
+        """The terms the index counts in ``text`` (lower-cased words and bigrams, no stop words)."""
+        terms: list[str] = self._tools()[1](text)
+        return terms
+
+    def term_idf(self, terms: Sequence[str]) -> np.ndarray:
+        """Smoothed IDF of each term, hashed as the index hashes it.
+
+        Unlike :meth:`idf`, terms seen in one article keep their weight: a story
+        that is not indexed (``similar``) may share a term with that one article.
+        """
+        if not len(terms):
+            return np.zeros(0, dtype=np.float32)
+        marker = self._tools()[2]
+        # One term per row: each row's only column is that term's hash bucket.
+        columns = sp.csr_matrix(marker.transform([[t] for t in terms])).indices
+        df = self._df[columns].astype(np.float64)
+        out: np.ndarray = (np.log((1.0 + self._live) / (1.0 + df)) + 1.0).astype(np.float32)
+        return out
 
     def weigh(self, counts: sp.csr_matrix, *, max_terms: int | None = None) -> sp.csr_matrix:
         """Term weights x idf, L2-normalised rows; optionally only each row's top terms."""
@@ -318,7 +336,7 @@ class LexicalIndex:
                     np.concatenate([rows, more + n_base]),
                     np.concatenate([values, extra]),
                 )
-            yield _summed(rows, values)
+            yield _summed(rows, values, self.width)
             return
         base = sp.csr_matrix(weighted @ self.postings())
         delta = sp.csr_matrix(weighted @ self._delta_postings()) if self._delta.shape[0] else None
@@ -371,13 +389,10 @@ class LexicalIndex:
     def _norms(self, idf: np.ndarray) -> np.ndarray:
         """1 / |row x idf| per position; 0 for dead or empty rows."""
         if self._inv_norms is None:
-            squared = (idf.astype(np.float64)) ** 2
-            norms = np.concatenate(
-                [_squared_row_sums(self._base, squared), _squared_row_sums(self._delta, squared)]
+            inv = np.concatenate(
+                [_inverse_norms(self._base, idf), _inverse_norms(self._delta, idf)]
             )
-            inv = np.zeros(len(norms), dtype=np.float32)
-            usable = (norms > 0) & (self._ids >= 0)
-            inv[usable] = 1.0 / np.sqrt(norms[usable])
+            inv[self._ids < 0] = 0.0
             self._inv_norms = inv
         return self._inv_norms
 
@@ -388,6 +403,12 @@ class LexicalIndex:
         live = self._ids[:n_base] >= 0
         counts = sp.vstack([self._base[live], self._delta], format="csr", dtype=np.float32)
         postings = sp.csr_matrix(counts.T, dtype=np.float32)
+        # Stored so that opening the snapshot reads neither all counts (for the
+        # document frequencies) nor all entries (for the norms): at 1M articles
+        # that is about 1 GB of the file a query by id never otherwise touches.
+        # load() reads with the default min_df, so the norms are computed with it.
+        df = np.diff(postings.indptr).astype(np.int32)
+        inv_norms = _inverse_norms(counts, _idf(df, counts.shape[0], MIN_DF))
         with open(path, "wb") as handle:
             np.savez(
                 handle,
@@ -398,6 +419,7 @@ class LexicalIndex:
                 postings_data=postings.data,
                 postings_indices=postings.indices,
                 postings_indptr=postings.indptr,
+                inv_norms=inv_norms,
             )
             handle.flush()
             os.fsync(handle.fileno())
@@ -425,7 +447,13 @@ class LexicalIndex:
             )
         index._ids = np.array(arrays["ids"], dtype=np.int64)
         index._live = n
-        index._df = _document_counts(index._base)
+        if index._postings is not None:
+            # The length of each term's inverted list is its document frequency.
+            index._df = np.diff(index._postings.indptr).astype(np.int32)
+        else:
+            index._df = _document_counts(index._base)
+        if "inv_norms" in arrays:  # valid until the first write (_invalidate drops it)
+            index._inv_norms = np.asarray(arrays["inv_norms"])
         return index
 
 
@@ -447,10 +475,37 @@ def _gather(
     return rows, values
 
 
-def _summed(rows: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Add up the values of equal rows."""
-    unique, where = np.unique(rows, return_inverse=True)
-    return unique, np.bincount(where, weights=values, minlength=len(unique)).astype(np.float32)
+def _summed(rows: np.ndarray, values: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Add up the (positive) values of equal rows (row positions below ``width``).
+
+    No sort: a popular query term's lists hold tens of thousands of entries at
+    100k articles, and sorting them cost more than the rest of the query.
+    Few entries go into a per-thread accumulator (cost follows the entries);
+    many into one bincount over the positions (cost follows the width).
+    """
+    if len(rows) * 8 > width:
+        sums = np.bincount(rows, weights=values, minlength=width)
+        hit = np.flatnonzero(sums)
+        return hit, sums[hit].astype(np.float32)
+    acc, slot = _accumulators(width)
+    np.add.at(acc, rows, values)
+    order = np.arange(len(rows), dtype=np.int32)
+    slot[rows] = order  # one entry per row survives: the row's last
+    hit = rows[slot[rows] == order]
+    out = acc[hit].astype(np.float32)
+    acc[hit] = 0.0  # leave the accumulator clean for the next query
+    return hit, out
+
+
+def _accumulators(width: int) -> tuple[np.ndarray, np.ndarray]:
+    """This thread's zeroed sum and slot arrays over at least ``width`` positions."""
+    acc: np.ndarray | None = getattr(_SCRATCH, "acc", None)
+    if acc is None or len(acc) < width:
+        # np.zeros maps untouched pages lazily: only positions queries hit cost memory.
+        _SCRATCH.acc = acc = np.zeros(width, dtype=np.float64)
+        _SCRATCH.slot = np.zeros(width, dtype=np.int32)
+    slot: np.ndarray = _SCRATCH.slot
+    return acc, slot
 
 
 def _dots(matrix: sp.csr_matrix, rows: np.ndarray, query: sp.csr_matrix) -> np.ndarray:
@@ -505,6 +560,22 @@ def _normalised(weighted: sp.csr_matrix, max_terms: int | None) -> sp.csr_matrix
         ((weighted.data * scale).astype(np.float32), weighted.indices, weighted.indptr),
         shape=weighted.shape,
     )
+
+
+def _idf(df: np.ndarray, n: int, min_df: int) -> np.ndarray:
+    out = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
+    out[df < min_df] = 0.0
+    out.flags.writeable = False  # shared by every query until the next write
+    return out
+
+
+def _inverse_norms(counts: sp.csr_matrix, idf: np.ndarray) -> np.ndarray:
+    """1 / |row x idf| per row of ``counts``; 0 for rows with no weighted term."""
+    norms = _squared_row_sums(counts, idf.astype(np.float64) ** 2)
+    inv = np.zeros(len(norms), dtype=np.float32)
+    usable = norms > 0
+    inv[usable] = 1.0 / np.sqrt(norms[usable])
+    return inv
 
 
 def _squared_row_sums(counts: sp.csr_matrix, weights: np.ndarray) -> np.ndarray:

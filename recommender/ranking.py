@@ -46,6 +46,9 @@ class RankingConfig:
     #: Time prior: weight * exp(-|days apart| / scale), added in normalised units; 0 is off.
     time_weight: float = 1.0
     time_scale_days: float = 7.0
+    #: An article without a publication date is placed in time by the full date
+    #: written in its lead (dateline), if any; False leaves it undated.
+    lead_dates: bool = True
     #: A candidate whose dense cosine to a better-ranked one reaches this is a copy; None is off.
     dedupe_threshold: float | None = None
     #: MMR trade-off: 0 is off; 0.3 gives 30% weight to being unlike the items above.

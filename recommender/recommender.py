@@ -7,6 +7,7 @@ import os
 import secrets
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from itertools import islice
@@ -18,6 +19,7 @@ import numpy as np
 from . import storage
 from ._rwlock import RWLock
 from .catalog import Catalog, CatalogRow, lexical_text
+from .dateline import lead_date
 from .encoders import (
     ARTICLE_BATCH,
     LEGACY_BACKEND,
@@ -50,7 +52,7 @@ from .state import (
 )
 from .stores import VectorMeta, VectorStore, check_store_url, new_store
 from .stores.faiss import check_index_type
-from .types import Article, Match, Rejection, UpdateReport
+from .types import Article, ArticleListing, ArticleSummary, Match, Rejection, UpdateReport
 
 __all__ = ["Recommender"]
 
@@ -85,6 +87,7 @@ class Recommender:
         self.report: UpdateReport | None = None
         #: The precomputed embeddings the last build/upsert read, with what it used of them.
         self.precomputed: PrecomputedEmbeddings | None = None
+        self._sections: tuple[tuple[int, int], dict[str, int]] | None = None
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -256,8 +259,14 @@ class Recommender:
         language: str | Iterable[str] | None = None,
         exclude: str | Iterable[str] = (),
         ranking: RankingConfig | None = None,
+        explain: bool = False,
     ) -> list[Match]:
-        """The related list of an indexed article, best first, never the article itself."""
+        """The related list of an indexed article, best first, never the article itself.
+
+        With ``explain``, each match carries an :class:`Explanation` (shared
+        names, terms and the closest pair of sentences); it costs a few
+        milliseconds per match and is computed only when asked.
+        """
         _check_k(k)
         filters = Filters.make(
             section=section, since=since, until=until, language=language, exclude=exclude
@@ -270,7 +279,11 @@ class Recommender:
                 raise ArticleNotFoundError(str(article_id))
             ids = np.array([int_id], dtype=np.int64)
             batch = QueryBatch(state.store.get(ids), state.lexical.stored_counts(ids), [int_id])
-            return self._ranked(batch, k, filters, ranking)[0]
+            matches = self._ranked(batch, k, filters, ranking)[0]
+            if explain:
+                title, body = state.catalog.stories([int_id])[int_id]
+                matches = self._explained(title, body, matches)
+            return matches
 
     def related_all(
         self,
@@ -346,12 +359,14 @@ class Recommender:
         exclude: str | Iterable[str] = (),
         published_at: DateLike | None = None,
         ranking: RankingConfig | None = None,
+        explain: bool = False,
     ) -> list[Match]:
         """Related articles for a story that need not be in the index.
 
         Give ``text`` (a whole story), or ``title`` and/or ``body``, or an
         ``article``. ``published_at`` (or the article's date) turns on the
-        time prior for the query, as for indexed articles.
+        time prior for the query, as for indexed articles. ``explain`` adds an
+        :class:`Explanation` to each match, as for :meth:`related`.
         """
         _check_k(k)
         title, body = _query_text(text=text, title=title, body=body, article=article)
@@ -361,13 +376,45 @@ class Recommender:
         when = Filters.make(since=published_at).since if published_at is not None else None
         if article is not None and article.published_at is not None:
             when = article.published_at.timestamp()
+        if when is None and (ranking or self.ranking).lead_dates:
+            lead = lead_date(title, body)
+            when = lead.timestamp() if lead else None
         vectors = self._embed([(title, body)])
         self.refresh()
         with self._lock.read():
             counts = self._state.lexical.counts([lexical_text(title, body)])
             batch = QueryBatch(vectors, counts, [None])
             times = np.array([np.nan if when is None else when])
-            return self._ranked(batch, k, filters, ranking, times=times)[0]
+            matches = self._ranked(batch, k, filters, ranking, times=times)[0]
+            return self._explained(title, body, matches) if explain else matches
+
+    def _explained(self, title: str, body: str, matches: list[Match]) -> list[Match]:
+        """``matches`` with explanations against the query story; the caller holds the read lock."""
+        from .explain import Story, explain, prepare
+
+        state = self._state
+        lexical = state.lexical
+        int_ids = state.catalog.int_ids([m.id for m in matches])
+        stories = state.catalog.stories(list(int_ids.values()))
+        query = prepare(Story(title, body), lexical.analyze)
+        sides = {
+            m.id: prepare(Story(*stories[int_ids[m.id]]), lexical.analyze)
+            for m in matches
+            if int_ids.get(m.id) in stories  # not removed since it was ranked
+        }
+        # Every term of every story, hashed and weighed in one pass.
+        vocabulary = sorted(set(query.terms).union(*(s.terms for s in sides.values())))
+        weights = dict(zip(vocabulary, lexical.term_idf(vocabulary).tolist(), strict=True))
+
+        def idf(terms: Sequence[str]) -> list[float]:
+            return [weights.get(t, 0.0) for t in terms]
+
+        return [
+            replace(m, explanation=explain(query, sides[m.id], idf=idf, analyze=lexical.analyze))
+            if m.id in sides
+            else m
+            for m in matches
+        ]
 
     def get(self, article_id: str) -> Article:
         """The stored record of one article."""
@@ -375,6 +422,31 @@ class Recommender:
         if found is None:
             raise ArticleNotFoundError(str(article_id))
         return found
+
+    def browse(self, *, query: str = "", offset: int = 0, limit: int = 20) -> ArticleListing:
+        """A page of indexed articles whose titles hold every word of ``query``, newest first.
+
+        Undated articles come last. ``query`` matches case-insensitively (ASCII letters).
+        """
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidArgumentError(f"offset must be an integer >= 0, got {offset!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InvalidArgumentError(f"limit must be an integer in 1-1000, got {limit!r}")
+        self.refresh()
+        rows, total = self._state.catalog.browse(query=query, offset=offset, limit=limit)
+        articles = tuple(
+            ArticleSummary(r.id, r.title, r.url, r.published_at, r.section) for r in rows
+        )
+        return ArticleListing(articles=articles, total=total, offset=offset, limit=limit)
+
+    def sections(self) -> dict[str, int]:
+        """Every section in the index, with its number of articles, sorted by name."""
+        self.refresh()
+        # A scan of the whole catalog; every page of the web UI asks, so keep it until a write.
+        key = (id(self._state), self._state.seq)
+        if self._sections is None or self._sections[0] != key:
+            self._sections = (key, self._state.catalog.sections())
+        return dict(self._sections[1])
 
     def field_values(self, field: str) -> dict[str, str | None]:
         """Article id -> a column (section, language, ...) or metadata field, as text."""
@@ -415,7 +487,10 @@ class Recommender:
         if times is None:
             times = np.full(len(batch.skip), np.nan)
             if config.time_weight:
-                times = state.published(np.array([s or -1 for s in batch.skip], dtype=np.int64))
+                times = state.published(
+                    np.array([s or -1 for s in batch.skip], dtype=np.int64),
+                    lead_dates=config.lead_dates,
+                )
         include = (
             state.catalog.filter_ids(
                 sections=filters.sections,
@@ -461,7 +536,7 @@ class Recommender:
         out = []
         for pool, when in zip(pools, times, strict=True):
             if config.time_weight:
-                pool.published = state.published(pool.ids)
+                pool.published = state.published(pool.ids, lead_dates=config.lead_dates)
             if config.method == "hybrid":
                 pool.stats = state.pool_stats(pool.ids)
             query_time = None if np.isnan(when) else float(when)

@@ -90,6 +90,9 @@ MAX_K = 100
 _log = logging.getLogger("recommender.service")
 T = TypeVar("T")
 ArticleId = Annotated[str, Path(description="The article id.")]
+Explain = Annotated[
+    bool, Query(description="Add each item's explanation: shared names, terms, sentences.")
+]
 Many = Annotated[list[str] | None, Query(description="Repeatable: ?name=a&name=b matches either.")]
 
 # Most specific class first: the first isinstance match wins.
@@ -137,6 +140,19 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+class ExplanationOut(BaseModel):
+    """Why an item is in the list (``explain=true``), strongest evidence first."""
+
+    terms: list[str] = Field(description="Shared terms, weighted by the index's IDF.")
+    people: list[str]
+    places: list[str]
+    organisations: list[str]
+    passages: list[str] | None = Field(
+        description="[sentence of the query story, sentence of this item] most alike, or null."
+    )
+    summary: str = Field(description='A short reason, e.g. "shared people: ...; terms: ...".')
+
+
 class RelatedItem(BaseModel):
     id: str
     title: str
@@ -144,6 +160,9 @@ class RelatedItem(BaseModel):
     published_at: str | None = Field(description="ISO 8601, or null when the article has none.")
     section: str | None
     score: float = Field(description="Higher is closer; compares items within one list only.")
+    explanation: ExplanationOut | None = Field(
+        None, description="Only with explain=true; null otherwise."
+    )
 
 
 class RelatedList(BaseModel):
@@ -415,6 +434,7 @@ def _build(
         ] = None,
         language: Many = None,
         exclude: Many = None,
+        explain: Explain = False,
     ) -> dict[str, Any]:
         """The related list of an indexed article, best first, never the article itself.
 
@@ -429,11 +449,15 @@ def _build(
             until=until,
             language=language,
             exclude=exclude or (),
+            explain=explain,
         )
         return {"id": article_id, "related": [m.to_dict() for m in matches]}
 
     @app.post("/v1/similar", response_model=RelatedList, responses=_ERRORS, tags=["queries"])
-    def similar(query: Annotated[SimilarQuery, Body()]) -> dict[str, Any]:  # type: ignore[valid-type]
+    def similar(
+        query: Annotated[SimilarQuery, Body()],  # type: ignore[valid-type]
+        explain: Explain = False,
+    ) -> dict[str, Any]:
         """Related articles for a story not in the index: ``text``, or ``title``/``body``."""
         options: dict[str, Any] = query.model_dump()  # type: ignore[attr-defined]
         _check_similar(options)
@@ -448,6 +472,7 @@ def _build(
             until=options["until"],
             language=options["language"],
             exclude=options["exclude"] or (),
+            explain=explain,
         )
         return {"id": None, "related": [m.to_dict() for m in matches]}
 
@@ -501,6 +526,11 @@ def _build(
             raise ArticleNotFoundError(article_id)
         return report.to_dict()
 
+    from .web import add_web_ui
+
+    # The HTML pages for people (browse, a story's Related list, paste a story): read-only
+    # queries like the JSON ones, so the token and --read-only leave them as they are.
+    add_web_ui(app, rec, status_of=_status_of, max_k=max_k)
     return app
 
 

@@ -144,9 +144,12 @@ class IndexState:
             self._numbers = ArticleNumbers(self.catalog)
         return self._numbers
 
-    def published(self, ids: np.ndarray) -> np.ndarray:
-        """Epoch seconds of each id's publication, NaN when unknown."""
-        return self.numbers.times(ids)
+    def published(self, ids: np.ndarray, *, lead_dates: bool = False) -> np.ndarray:
+        """Epoch seconds of each id's publication, NaN when unknown.
+
+        With ``lead_dates``, an undated article's time is the date written in its lead.
+        """
+        return self.numbers.times(ids, lead_dates=lead_dates)
 
     def pool_stats(self, ids: np.ndarray) -> np.ndarray:
         """Each id's score statistics over its own candidate pool (NaN rows when unknown)."""
@@ -269,16 +272,20 @@ class ArticleNumbers:
 
     def __init__(self, catalog: Catalog) -> None:
         self._catalog = catalog
-        ids, times, stats = catalog.numbers()
+        ids, times, leads, stats = catalog.numbers()
         size = int(ids.max()) + 1 if len(ids) else 0
         self._times = np.full(size, np.nan)
+        self._leads = np.full(size, np.nan)
         self._stats = np.full((size, 4), np.nan)
         self._known = np.zeros(size, dtype=bool)
-        self._set(ids, times, stats)
+        self._set(ids, times, leads, stats)
 
-    def _set(self, ids: np.ndarray, times: np.ndarray, stats: np.ndarray) -> None:
+    def _set(
+        self, ids: np.ndarray, times: np.ndarray, leads: np.ndarray, stats: np.ndarray
+    ) -> None:
         self._known[ids] = True
         self._times[ids] = times
+        self._leads[ids] = leads
         self._stats[ids] = stats
 
     def forget(self, ids: np.ndarray) -> None:
@@ -292,6 +299,7 @@ class ArticleNumbers:
         if top > len(self._known):
             grow = top - len(self._known)
             self._times = np.concatenate([self._times, np.full(grow, np.nan)])
+            self._leads = np.concatenate([self._leads, np.full(grow, np.nan)])
             self._stats = np.concatenate([self._stats, np.full((grow, 4), np.nan)])
             self._known = np.concatenate([self._known, np.zeros(grow, dtype=bool)])
         valid = ids >= 0
@@ -301,13 +309,15 @@ class ArticleNumbers:
         if len(missing):
             self._known[missing] = True
             self._times[missing] = np.nan
+            self._leads[missing] = np.nan
             self._stats[missing] = np.nan
             self._set(*self._catalog.numbers(np.unique(missing).tolist()))
         return np.where(valid, ids, 0)
 
-    def times(self, ids: np.ndarray) -> np.ndarray:
+    def times(self, ids: np.ndarray, *, lead_dates: bool = False) -> np.ndarray:
         rows = self._fetch(ids)
-        out: np.ndarray = np.where(np.asarray(ids) >= 0, self._times[rows], np.nan)
+        source = self._leads if lead_dates else self._times
+        out: np.ndarray = np.where(np.asarray(ids) >= 0, source[rows], np.nan)
         return out
 
     def stats(self, ids: np.ndarray) -> np.ndarray:

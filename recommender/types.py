@@ -9,7 +9,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Article", "Match", "Rejection", "UpdateReport"]
+__all__ = [
+    "Article",
+    "ArticleListing",
+    "ArticleSummary",
+    "Explanation",
+    "Match",
+    "Rejection",
+    "UpdateReport",
+]
 
 
 @dataclass(frozen=True)
@@ -56,8 +64,55 @@ class Article:
 
 
 @dataclass(frozen=True)
+class Explanation:
+    """Why a match is in a related list, one field per kind of evidence, strongest first.
+
+    ``terms`` are shared terms weighted as the lexical ranking weighs them (by
+    IDF); ``people``, ``places`` and ``organisations`` are names both stories
+    mention; ``passages`` is (sentence of the query story, sentence of the
+    match) with the most telling words in common, or None.
+    """
+
+    terms: tuple[str, ...] = ()
+    people: tuple[str, ...] = ()
+    places: tuple[str, ...] = ()
+    organisations: tuple[str, ...] = ()
+    passages: tuple[str, str] | None = None
+
+    def summary(self) -> str:
+        """A short reason for people, e.g. "shared people: Lindsay Lohan; terms: rehab"."""
+        parts = [
+            f"{label}: {', '.join(values[:3])}"
+            for label, values in (
+                ("people", self.people),
+                ("places", self.places),
+                ("organisations", self.organisations),
+                ("terms", self.terms[:5]),
+            )
+            if values
+        ]
+        if parts:
+            return "shared " + "; ".join(parts)
+        # A dense-only match can share no names and no weighted term: say so, never "".
+        return "close in meaning; no shared names or telling terms"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "terms": list(self.terms),
+            "people": list(self.people),
+            "places": list(self.places),
+            "organisations": list(self.organisations),
+            "passages": list(self.passages) if self.passages else None,
+            "summary": self.summary(),
+        }
+
+
+@dataclass(frozen=True)
 class Match:
-    """One entry of a related list, best first; ``score`` is higher for closer matches."""
+    """One entry of a related list, best first; ``score`` is higher for closer matches.
+
+    ``explanation`` is set only when the query asked for one (``explain=True``).
+    """
 
     id: str
     score: float
@@ -65,9 +120,47 @@ class Match:
     url: str | None
     published_at: str | None
     section: str | None
+    explanation: Explanation | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f: getattr(self, f) for f in _MATCH_FIELDS}
+        data["explanation"] = self.explanation.to_dict() if self.explanation else None
+        return data
+
+
+_MATCH_FIELDS = ("id", "score", "title", "url", "published_at", "section")
+
+
+@dataclass(frozen=True)
+class ArticleSummary:
+    """One indexed article as a list of articles shows it (no body)."""
+
+    id: str
+    title: str
+    url: str | None
+    published_at: str | None
+    section: str | None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ArticleListing:
+    """One page of indexed articles, newest first, and how many matched in all."""
+
+    articles: tuple[ArticleSummary, ...]
+    total: int
+    offset: int
+    limit: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "articles": [a.to_dict() for a in self.articles],
+            "total": self.total,
+            "offset": self.offset,
+            "limit": self.limit,
+        }
 
 
 @dataclass(frozen=True)

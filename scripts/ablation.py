@@ -39,6 +39,7 @@ VARIANTS: dict[str, dict[str, object]] = {
     "lexical weight 0.5": {"lexical_weight": 0.5},
     "lexical weight 1.5": {"lexical_weight": 1.5},
     "time prior off": {"time_weight": 0.0},
+    "lead dates off (undated articles stay undated)": {"lead_dates": False},
     "time prior weight 2": {"time_weight": 2.0},
     "time prior scale 3 days": {"time_scale_days": 3.0},
     "time prior scale 14 days": {"time_scale_days": 14.0},

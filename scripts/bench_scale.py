@@ -66,11 +66,18 @@ def main() -> None:
     parser.add_argument("--all-sizes", default="100000", help="sizes to time related --all on")
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--rss", action="store_true", help="peak RSS serving the largest index")
-    parser.add_argument("--workdir", type=Path, default=None, help="keep the indexes here")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="build the indexes in this directory and keep them; an index already there (with "
+        "the build time recorded when it was built) is reused, so latency can be re-measured "
+        "on a quiet machine without rebuilding 1M articles",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     all_sizes = {int(s) for s in args.all_sizes.split(",") if s}
-    run(args.source, sizes, all_sizes, args.queries, rss=args.rss, workdir=args.workdir)
+    run(args.source, sizes, all_sizes, args.queries, rss=args.rss, keep=args.keep)
 
 
 def run(
@@ -80,7 +87,7 @@ def run(
     queries: int = 500,
     *,
     rss: bool = False,
-    workdir: Path | None = None,
+    keep: Path | None = None,
 ) -> list[dict[str, Any]]:
     if not (source / "manifest.json").is_file():
         sys.exit(f"no index at {source}: build it with scripts/evaluate.sh reuters")
@@ -91,7 +98,10 @@ def run(
         f"{'recall@10':>9} {'related --all s':>15}"
     )
     results = []
-    with tempfile.TemporaryDirectory(prefix="bench-scale-", dir=workdir) as tmp:
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:
+        tmp = keep or Path(scratch)
         for n in sizes:
             path = Path(tmp) / f"scale-{n}"
             result = _measure(real, path, n, queries, n in all_sizes)
@@ -206,9 +216,7 @@ def _phase(what: str) -> None:
 def _measure(
     real: dict[str, Any], path: Path, n: int, queries: int, time_all: bool
 ) -> dict[str, Any]:
-    started = time.perf_counter()
-    build_synthetic(real, path, n)
-    build_s = time.perf_counter() - started
+    build_s = _built(real, path, n)
     rec = Recommender.open(path)
     rng = np.random.default_rng(1)
     picks = [f"s{i}" for i in rng.choice(n, size=min(n, queries + 50), replace=False)]
@@ -236,6 +244,20 @@ def _measure(
         result["related_all_lists"] = count
     rec.close()
     return result
+
+
+def _built(real: dict[str, Any], path: Path, n: int) -> float:
+    """Build the n-article index at ``path`` unless a kept one is there; its build seconds."""
+    record = path.parent / f"{path.name}.build.json"
+    if (path / "manifest.json").is_file() and record.is_file():
+        build = json.loads(record.read_text())
+        _phase(f"{n}: reusing {path}, built {build['built_at']} in {build['build_s']:.0f} s")
+        return float(build["build_s"])
+    started = time.perf_counter()
+    build_synthetic(real, path, n)
+    build_s = time.perf_counter() - started
+    record.write_text(json.dumps({"build_s": build_s, "built_at": time.strftime("%Y-%m-%d %H:%M")}))
+    return build_s
 
 
 def _recall(rec: Recommender, picks: list[str]) -> float:

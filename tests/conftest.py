@@ -13,6 +13,15 @@ from recommender import Article
 from recommender.encoders import HashingEncoder
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+#: Files tests saved for people to look at (browser screenshots); listed after the run.
+ARTIFACTS: list[Path] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if ARTIFACTS:
+        terminalreporter.write_sep("-", "artefacts saved")
+        for path in ARTIFACTS:
+            terminalreporter.write_line(str(path))
 
 
 @pytest.fixture(autouse=True)

@@ -68,8 +68,9 @@ def test_related_json(index: Path, runner: CliRunner) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert [set(d) for d in data] == [
-        {"id", "title", "url", "published_at", "section", "score"}
+        {"id", "title", "url", "published_at", "section", "score", "explanation"}
     ] * 2
+    assert all(d["explanation"] is None for d in data)  # only with --explain
     assert {d["id"] for d in data} == {"port-1", "port-2"}
 
 

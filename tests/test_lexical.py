@@ -226,3 +226,33 @@ def test_snapshots_carry_the_inverted_lists(index: LexicalIndex, tmp_path: Path)
     postings = mapped.postings()
     for array in (postings.data, postings.indices, postings.indptr):
         assert _is_mapped(array)
+
+
+def test_snapshots_carry_norms_and_document_frequencies(
+    index: LexicalIndex, tmp_path: Path
+) -> None:
+    # Opening a snapshot must not read every count to rebuild them (1 GB at 1M articles).
+    index.save(tmp_path / "lex.npz")
+    mapped = LexicalIndex.load(tmp_path / "lex.npz", mmap=True)
+    stored = mapped._norms(mapped.idf())
+    assert _is_mapped(stored)
+    assert mapped._df.tolist() == index._df.tolist()
+    mapped._inv_norms = None  # recompute from the counts
+    assert stored == pytest.approx(mapped._norms(mapped.idf()))
+    assert stored == pytest.approx(index._norms(index.idf()))
+
+
+@pytest.mark.parametrize("entries", [5, 100, 5_000])  # accumulator, accumulator, bincount
+def test_summed_adds_equal_rows_whichever_way_it_counts(entries: int) -> None:
+    from recommender.lexical import _summed
+
+    rng = np.random.default_rng(entries)
+    rows = rng.integers(0, 1_000, entries)
+    values = rng.random(entries).astype(np.float32)
+    expected_rows, where = np.unique(rows, return_inverse=True)
+    expected = np.bincount(where, weights=values)
+    for _ in range(2):  # the per-thread accumulator must come back clean
+        got_rows, got = _summed(rows, values, 1_000)
+        order = np.argsort(got_rows)
+        assert got_rows[order].tolist() == expected_rows.tolist()
+        assert got[order] == pytest.approx(expected, rel=1e-6)

@@ -86,3 +86,25 @@ def test_ecbplus_acceptance(tmp_path: Path) -> None:
     assert len(related) == 10
     assert "1_10ecb" not in [r["id"] for r in related]
     assert sum(clusters[r["id"]] == "1_ecb" for r in related) >= 8
+    _check_web_page(index, [r["id"] for r in related], clusters)
+
+
+def _check_web_page(index: Path, related: list[str], clusters: dict[str, str]) -> None:
+    """/articles/1_10ecb, server-rendered: the same list, each item with its fields."""
+    import lxml.html
+    from fastapi.testclient import TestClient
+
+    from recommender.service import create_app
+
+    with Recommender.open(index) as rec, TestClient(create_app(rec, token=None)) as client:
+        response = client.get("/articles/1_10ecb")
+    assert response.status_code == 200
+    items = lxml.html.fromstring(response.text).xpath('//ol[@class="related"]/li')
+    shown = [item.xpath("string(.//a/@href)").removeprefix("/articles/") for item in items]
+    assert shown == related
+    assert sum(clusters[aid] == "1_ecb" for aid in shown) >= 8
+    for item in items:
+        meta = item.xpath("string(.//p[@class='meta'])")
+        # ecbplus records carry neither dates nor sections: the page says so.
+        assert "No date" in meta and "No section" in meta and "score" in meta
+        assert item.xpath("string(.//p[@class='reason'])").startswith("Why: ")

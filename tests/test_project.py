@@ -14,9 +14,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_public_api_is_locked() -> None:
     assert recommender.__all__ == [
         "Article",
+        "ArticleListing",
         "ArticleNotFoundError",
+        "ArticleSummary",
         "Encoder",
         "EncoderError",
+        "Explanation",
         "FieldMap",
         "IndexDirectoryError",
         "IndexFormatError",

@@ -42,7 +42,16 @@ def test_match_carries_display_fields(built: Path) -> None:
     assert top.title.startswith("Quake update")
     assert top.section == "world"
     assert top.published_at is not None and top.published_at.startswith("2026-03-1")
-    assert set(top.to_dict()) == {"id", "title", "url", "published_at", "section", "score"}
+    assert set(top.to_dict()) == {
+        "id",
+        "title",
+        "url",
+        "published_at",
+        "section",
+        "score",
+        "explanation",
+    }
+    assert top.explanation is None  # only when asked
 
 
 def test_k_larger_than_index_returns_everything_but_self(

@@ -100,7 +100,16 @@ def test_related_shape_and_filters(client: TestClient) -> None:
     body = response.json()
     assert body["id"] == "port-0"
     assert sorted(item["id"] for item in body["related"]) == ["port-1", "port-2", "port-3"]
-    assert set(body["related"][0]) == {"id", "title", "url", "published_at", "section", "score"}
+    assert set(body["related"][0]) == {
+        "id",
+        "title",
+        "url",
+        "published_at",
+        "section",
+        "score",
+        "explanation",
+    }
+    assert body["related"][0]["explanation"] is None
 
     english = _ids(client.get("/v1/articles/port-0/related", params={"language": "en"}))
     assert english and "port-3" not in english  # port-3 is in French
@@ -625,6 +634,19 @@ def test_refuses_open_writes_on_a_public_address(built: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def _wait_connected(port: int, timeout: float = 60.0) -> None:
+    """Wait until a TCP connection to 127.0.0.1:``port`` is established."""
+    deadline = time.monotonic() + timeout
+    remote = f"0100007F:{port:04X}"
+    while time.monotonic() < deadline:
+        with open("/proc/net/tcp") as table:
+            # Columns: sl, local address, remote address, state (01 = ESTABLISHED).
+            if any(f[2] == remote and f[3] == "01" for f in (line.split() for line in table)):
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"no connection to port {port} within {timeout} s")
+
+
 @pytest.mark.usefixtures("loopback_only")
 def test_sigterm_lets_an_in_flight_write_finish(built: Path) -> None:
     _several_processes(built)
@@ -645,7 +667,10 @@ def test_sigterm_lets_an_in_flight_write_finish(built: Path) -> None:
             _wait_ready(http, proc)
         writer = threading.Thread(target=put)
         writer.start()
-        time.sleep(0.25)  # the batch is sent; storing it takes about a second
+        # On a loaded machine the thread may take seconds to connect: signal only once
+        # its connection is up and the batch had time to be sent (storing takes ~1 s).
+        _wait_connected(port)
+        time.sleep(0.25)
         signalled = time.monotonic()
         output = _stop(proc)
         writer.join(timeout=120)

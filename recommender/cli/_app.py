@@ -127,6 +127,11 @@ def query_options(f: F) -> F:
             help="Collapse results whose cosine to a better one reaches this (copies).",
         ),
         click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table."),
+        click.option(
+            "--explain",
+            is_flag=True,
+            help="Say why each match is there: shared names, terms, closest sentences.",
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -203,6 +208,12 @@ def print_matches(matches: Sequence[Match], as_json: bool) -> None:
             f"{rank:>2}  {m.score:6.3f}  {m.id:<{id_width}}  {date:<10}"
             f"  {(m.section or '-')[:sec_width]:<{sec_width}}  {title}"
         )
+        if m.explanation is not None:
+            reason = m.explanation.summary()
+            room = max(20, width - 12)
+            click.echo(
+                f"{'':>10}why: {reason if len(reason) <= room else reason[: room - 1] + '…'}"
+            )
 
 
 # -- serve -------------------------------------------------------------------------------

@@ -55,6 +55,7 @@ def related(
     output: Path | None,
     quiet: bool,
     workers: int | None,
+    explain: bool,
     **filters: Any,
 ) -> None:
     """The related list of an indexed article (never the article itself).
@@ -70,6 +71,8 @@ def related(
         raise InvalidArgumentError("--output goes with --all")
     if workers is not None and not all_:
         raise InvalidArgumentError("--workers goes with --all")
+    if explain and all_:
+        raise InvalidArgumentError("--explain goes with one ARTICLE_ID, not --all")
     with Recommender.open(index) as rec:
         ranking = ranking_options(rec, filters)
         if all_:
@@ -87,7 +90,7 @@ def related(
                 workers=workers or os.cpu_count() or 1,
             )
             return
-        matches = rec.related(article_id or "", k=k, ranking=ranking, **filters)
+        matches = rec.related(article_id or "", k=k, ranking=ranking, explain=explain, **filters)
     print_matches(matches, as_json)
 
 
@@ -190,6 +193,7 @@ def similar(
     article_json: Any,
     k: int,
     as_json: bool,
+    explain: bool,
     **filters: Any,
 ) -> None:
     """Related articles for a story that is not in the index."""
@@ -200,7 +204,7 @@ def similar(
     )
     with Recommender.open(index, model=model) as rec:
         ranking = ranking_options(rec, filters)
-        matches = rec.similar(**query, k=k, ranking=ranking, **filters)
+        matches = rec.similar(**query, k=k, ranking=ranking, explain=explain, **filters)
     print_matches(matches, as_json)
 
 

@@ -22,8 +22,27 @@ from ._app import index_option, main, print_matches, progress_enabled
 @click.option("--story", "story_id", default=None, help="Article to show the related list of.")
 @click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 100))
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def demo(index: Path, story_id: str | None, k: int, quiet: bool) -> None:
-    """Build an index of the bundled demo corpus and print a story's related list."""
+@click.option(
+    "--serve",
+    "serve_ui",
+    is_flag=True,
+    help="Then serve the web UI and API over the demo index (read-only) until Ctrl-C.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="With --serve: address.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+def demo(
+    index: Path,
+    story_id: str | None,
+    k: int,
+    quiet: bool,
+    serve_ui: bool,
+    host: str,
+    port: int,
+) -> None:
+    """Build an index of the bundled demo corpus and print a story's related list.
+
+    With --serve, then serve the web UI over it and print its address.
+    """
     from ..demo import DEFAULT_STORY, demo_articles
     from ..recommender import Recommender
 
@@ -34,7 +53,25 @@ def demo(index: Path, story_id: str | None, k: int, quiet: bool) -> None:
         story = rec.get(story_id or DEFAULT_STORY)
         click.echo(f"\nRelated to: {story.title} [{story.id}, {story.section}]\n")
         print_matches(rec.related(story.id, k=k), as_json=False)
-    click.echo(f"\nTry: recommender related {story.id} --index {index}", err=True)
+    if not serve_ui:
+        click.echo(f"\nTry: recommender related {story.id} --index {index}", err=True)
+        click.echo(
+            f"     recommender demo --serve   (the web UI at http://{host}:{port}/)", err=True
+        )
+        return
+    from .. import service
+
+    url = f"http://{_url_host(host)}:{port}/"
+    click.echo(f"\nWeb UI: {url}   this story: {url}articles/{story.id}   (Ctrl-C stops)")
+    # Read-only: a demo server never needs a write token, whatever address it binds.
+    service.serve(index, host=host, port=port, read_only=True, access_log=False)
+
+
+def _url_host(host: str) -> str:
+    """``host`` as it goes in a URL: IPv6 in brackets, any-address as loopback (to click)."""
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
 
 # -- output ------------------------------------------------------------------------------

@@ -1,0 +1,365 @@
+"""The web UI end to end: the real service process, driven by a real headless chromium.
+
+Debian's chromium and chromedriver (``apt-get install chromium chromium-driver``;
+.ci/run installs them): nothing downloads a browser. Without them these tests skip,
+except under CI (``CI`` set), where they fail. Screenshots are saved under
+``$RECOMMENDER_ARTIFACTS_DIR/browser`` (default: a pytest temporary directory);
+the run's summary says where.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import httpx
+import pytest
+
+from recommender import Recommender
+from recommender.demo import DEFAULT_STORY, demo_articles
+from recommender.encoders import HashingEncoder
+
+from . import conftest
+
+pytestmark = pytest.mark.browser
+
+# Taken at import, before the autouse fixture forbids network access.
+_REAL_CONNECT = socket.socket.connect
+# Without the background-networking flags chromium tries to reach update and
+# metrics services first, and on a closed network its connections then fail.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
+WAIT_S = 20
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test talks to the service and to chromedriver on localhost, nothing else."""
+
+    def connect(sock: socket.socket, address: Any) -> None:
+        assert address[0] in ("127.0.0.1", "::1", "localhost"), address
+        _REAL_CONNECT(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+
+
+def _browser_binaries() -> tuple[str, str]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        driver = None
+    if chromium and driver:
+        return chromium, driver
+    message = (
+        "the browser tests need chromium, chromedriver and selenium "
+        "(apt-get install -y chromium chromium-driver; pip install -e '.[test]')"
+    )
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set but {message}")
+    pytest.skip(message)
+
+
+# -- the service -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("browser") / "demo"
+    Recommender.build(demo_articles(), path, encoder=HashingEncoder(256)).close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(index: Path) -> Iterator[str]:
+    """``recommender serve`` over the demo index (hashing encoder), on a free port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "recommender", "serve", "--index", str(index)]
+    command += ["--port", str(port), "--read-only", "--no-access-log"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("RECOMMENDER_API_TOKEN", None)
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, proc)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    with httpx.Client(base_url=url, timeout=2) as http:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                output = proc.stdout.read().decode() if proc.stdout else ""
+                raise AssertionError(f"server exited with {proc.returncode}:\n{output}")
+            try:
+                if http.get("/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+    raise AssertionError("server did not become ready in 60 s")
+
+
+# -- the browser -----------------------------------------------------------------------
+
+
+def _driver(*, javascript: bool = True) -> Any:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver = _browser_binaries()
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    # A fresh profile each time: nothing cached or remembered between runs.
+    profile = tempfile.mkdtemp(prefix="recommender-chromium-")
+    options.add_argument(f"--user-data-dir={profile}")
+    options.add_argument("--window-size=1280,900")
+    if not javascript:
+        options.add_experimental_option(
+            "prefs", {"profile.managed_default_content_settings.javascript": 2}
+        )
+    browser = webdriver.Chrome(options=options, service=Service(executable_path=driver))
+    browser.implicitly_wait(0)
+    browser.set_page_load_timeout(WAIT_S)
+    browser._recommender_profile = profile  # removed by _quit
+    return browser
+
+
+def _quit(browser: Any) -> None:
+    try:
+        browser.quit()
+    finally:
+        shutil.rmtree(browser._recommender_profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    _browser_binaries()
+    driver = _driver()
+    try:
+        yield driver
+    finally:
+        _quit(driver)
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    configured = os.environ.get("RECOMMENDER_ARTIFACTS_DIR")
+    folder = Path(configured) / "browser" if configured else tmp_path_factory.mktemp("artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _screenshot(browser: Any, folder: Path, name: str) -> Path:
+    path = folder / f"{name}.png"
+    assert browser.save_screenshot(str(path)), path
+    assert path.stat().st_size > 5_000
+    conftest.ARTIFACTS.append(path)
+    return path
+
+
+def _wait(browser: Any, condition: Any) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, WAIT_S).until(condition)
+
+
+def _related_ids(browser: Any) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    links = browser.find_elements(By.CSS_SELECTOR, "ol.related > li a.related-title")
+    return [_id_of(a.get_attribute("href")) for a in links]
+
+
+def _id_of(href: str) -> str:
+    return unquote(href.split("/articles/", 1)[1])
+
+
+@pytest.fixture(scope="module")
+def expected(index: Path) -> Iterator[Recommender]:
+    """The library over the same index: what the pages must show."""
+    with Recommender.open(index, encoder=HashingEncoder(256)) as rec:
+        yield rec
+
+
+# -- tests -----------------------------------------------------------------------------
+
+
+def test_home_article_and_related_list(
+    server: str, browser: Any, artifacts: Path, expected: Recommender
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(server + "/")
+    assert browser.title == "Articles · recommender"
+    titles = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "ol.articles > li > a")]
+    assert titles == [a.title for a in expected.browse(limit=20).articles]
+    _screenshot(browser, artifacts, "home")
+
+    search = browser.find_element(By.ID, "q")
+    search.send_keys("serevan")
+    search.submit()
+    _wait(browser, lambda b: "q=serevan" in b.current_url)
+    story = expected.get(DEFAULT_STORY)
+    browser.find_element(By.LINK_TEXT, story.title).click()
+    _wait(browser, lambda b: b.current_url.endswith(f"/articles/{DEFAULT_STORY}"))
+    assert browser.find_element(By.TAG_NAME, "h1").text == story.title
+
+    top = expected.related(DEFAULT_STORY, k=10)
+    assert _related_ids(browser) == [m.id for m in top]
+    # The expected top item: the same quake's follow-up, with its date, section and score.
+    assert top[0].id == "demo-081"
+    first = browser.find_element(By.CSS_SELECTOR, "ol.related > li")
+    assert top[0].title in first.text and "6 Mar 2026" in first.text
+    assert "World" in first.text and f"score {top[0].score:.2f}" in first.text
+    reason = expected.related(DEFAULT_STORY, k=1, explain=True)[0].explanation
+    assert reason is not None
+    assert first.find_element(By.CLASS_NAME, "reason").text == f"Why: {reason.summary()}"
+    # The matching sentences open from the keyboard or the mouse.
+    passages = first.find_element(By.TAG_NAME, "details")
+    assert not passages.get_attribute("open")
+    passages.find_element(By.TAG_NAME, "summary").click()
+    assert reason.passages and reason.passages[1] in passages.text
+    _screenshot(browser, artifacts, "article-wide")
+    browser.set_window_size(390, 844)
+    try:
+        assert _related_ids(browser) == [m.id for m in top]
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth > window.innerWidth"
+        )
+        assert not overflow, "the page scrolls sideways on a phone-sized viewport"
+        _screenshot(browser, artifacts, "article-phone")
+    finally:
+        browser.set_window_size(1280, 900)
+
+
+def test_controls_update_the_list_in_place(
+    server: str, browser: Any, expected: Recommender
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(f"{server}/articles/{DEFAULT_STORY}")
+    browser.execute_script("window.__sameDocument = true")
+    k = browser.find_element(By.ID, "k")
+    k.send_keys(Keys.CONTROL, "a")
+    k.send_keys("3", Keys.TAB)
+    _wait(browser, lambda b: len(_related_ids(b)) == 3)
+    assert "k=3" in browser.current_url
+    status = browser.find_element(By.ID, "live-status")
+    assert status.get_attribute("textContent") == "Related list updated: 3 articles."
+    Select(browser.find_element(By.ID, "section")).select_by_value("business")
+    want = [m.id for m in expected.related(DEFAULT_STORY, k=3, section="business")]
+    _wait(browser, lambda b: _related_ids(b) == want)
+    # Swapped in place by app.js: the page itself never reloaded.
+    assert browser.execute_script("return window.__sameDocument === true")
+    assert "section=business" in browser.current_url
+
+
+def test_controls_work_without_javascript(server: str, expected: Recommender) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    browser = _driver(javascript=False)
+    try:
+        browser.get(f"{server}/articles/{DEFAULT_STORY}")
+        Select(browser.find_element(By.ID, "section")).select_by_value("sports")
+        browser.find_element(By.CSS_SELECTOR, "form.controls-form button[type=submit]").click()
+        _wait(browser, lambda b: "section=sports" in b.current_url)
+        want = [m.id for m in expected.related(DEFAULT_STORY, k=10, section="sports")]
+        assert _related_ids(browser) == want
+    finally:
+        _quit(browser)
+
+
+def test_paste_a_story(server: str, browser: Any, artifacts: Path, expected: Recommender) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    text = "Dockworkers at Valdora port stay on strike as wage talks stall; the cranes are idle."
+    browser.get(server + "/similar")
+    browser.find_element(By.ID, "story").send_keys(text)
+    browser.find_element(By.CSS_SELECTOR, "form.paste-form button[type=submit]").click()
+    _wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "ol.related > li"))
+    want = [m.id for m in expected.similar(text=text, k=10)]
+    assert _related_ids(browser) == want
+    assert "port" in browser.find_element(By.CSS_SELECTOR, "ol.related > li").text.lower()
+    assert "Read as plain story text" in browser.find_element(By.CLASS_NAME, "read-as").text
+    _screenshot(browser, artifacts, "paste-results")
+    # The options re-run the pasted story in place too.
+    k = browser.find_element(By.ID, "k")
+    k.send_keys(Keys.CONTROL, "a")
+    k.send_keys("2", Keys.TAB)
+    _wait(browser, lambda b: _related_ids(b) == want[:2])
+
+
+def test_keyboard_navigation(server: str, browser: Any, expected: Recommender) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(f"{server}/articles/{DEFAULT_STORY}")
+    keys = ActionChains(browser)
+
+    def active() -> Any:
+        return browser.switch_to.active_element
+
+    keys.send_keys(Keys.TAB).perform()
+    assert active().text == "Skip to main content"
+    assert active().value_of_css_property("top") == "8px"  # on screen while focused
+    keys.send_keys(Keys.ENTER).perform()
+    _wait(browser, lambda b: b.switch_to.active_element.get_attribute("id") == "main")
+    # Onward by Tab alone: the story's links, every control, the button, then the list.
+    first_related = expected.related(DEFAULT_STORY, k=1)[0]
+    seen: list[str] = []
+    for _ in range(30):
+        keys.send_keys(Keys.TAB).perform()
+        element = active()
+        seen.append(element.get_attribute("id") or element.text)
+        if "related-title" in (element.get_attribute("class") or ""):
+            break
+    else:
+        raise AssertionError(f"Tab never reached the related list; focus went {seen}")
+    assert {"k", "section", "window", "diversity"} <= set(seen), seen
+    assert element.text == first_related.title
+    outline = element.value_of_css_property("outline-style")
+    assert outline != "none", "no visible focus indicator"
+    keys.send_keys(Keys.ENTER).perform()
+    _wait(browser, lambda b: b.current_url.endswith(f"/articles/{first_related.id}"))
+    # "/" jumps to the title search on the home page.
+    browser.get(server + "/")
+    browser.find_element(By.TAG_NAME, "body").send_keys("/")
+    assert active().get_attribute("id") == "q"
