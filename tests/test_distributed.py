@@ -113,3 +113,22 @@ def test_ray_embedded_build_gives_the_same_related_lists(
     )
     assert added.exit_code == 0, added.output
     assert "0 vector(s) from precomputed embeddings, 1 embedded here (1 stale" in added.output
+
+
+def test_build_distributed_embeds_with_ray_then_builds(
+    corpus: list[Article], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("ray")
+    monkeypatch.undo()  # Ray's driver talks to its local cluster over sockets
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    source = tmp_path / "corpus.jsonl"
+    source.write_text("".join(json.dumps(a.to_dict()) + "\n" for a in corpus))
+    build = ["build", str(source), "--model", "hashing:256"]
+    result = CliRunner().invoke(main, [*build, "--index", str(tmp_path / "b"), "--distributed"])
+    assert result.exit_code == 0, result.output
+    assert f"{len(corpus)} vector(s) from precomputed embeddings, 0 embedded here" in result.output
+    with (
+        Recommender.build(corpus, tmp_path / "a", encoder=HashingEncoder(256)) as direct,
+        Recommender.open(tmp_path / "b") as rec,
+    ):
+        assert _lists(rec) == _lists(direct)
