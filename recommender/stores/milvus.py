@@ -14,6 +14,8 @@ its next query. Credentials never reach the manifest: the token comes from
 
 Search is exact inner product (``FLAT``) unless the URL asks for an
 approximate index (``?index=HNSW`` or ``?index=IVF_FLAT``); see docs/scaling.md.
+The ranking reads stored vectors from the catalog (``state.CatalogVectors``),
+so a query costs one search round trip.
 """
 
 from __future__ import annotations
@@ -142,8 +144,9 @@ class MilvusStore(VectorStore):
     """One Milvus collection: int64 id, the vector, and the filterable fields.
 
     Use :meth:`create` for a new (empty) collection and :meth:`connect` for an
-    existing one; every read uses ``Strong`` consistency, so a query sees every
-    write acknowledged before it, from any process.
+    existing one. Reads are ``Strong`` for a while after any change this process
+    knows of and ``Bounded`` otherwise (:meth:`saw_change`), so a query sees
+    every write acknowledged before it, from any process.
     """
 
     name = "milvus"
