@@ -25,6 +25,7 @@ from .errors import (
     ModelMismatchError,
     RecommenderError,
     RejectedRecordsError,
+    StoreError,
 )
 from .types import (
     Article,
@@ -65,6 +66,7 @@ __all__ = [
     "RejectedRecordsError",
     "Rejection",
     "SentenceTransformerEncoder",
+    "StoreError",
     "UpdateReport",
     "read_records",
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -417,10 +417,14 @@ class Catalog:
         self,
         upserts: Sequence[tuple[Article, np.ndarray | None]],
         removals: Sequence[str] = (),
+        *,
+        before_commit: Callable[[list[int]], None] | None = None,
     ) -> tuple[int, list[int]]:
         """Apply upserts and removals in one transaction; return (new seq, touched int ids).
 
         A ``None`` vector keeps the stored one (metadata-only change).
+        ``before_commit`` gets the touched int ids (upserts first, in order, then
+        removals) inside the transaction: if it raises, nothing is committed.
         """
         conn = self._conn()
         touched: list[int] = []
@@ -440,6 +444,8 @@ class Catalog:
                     touched.append(int(row[0]))
             conn.executemany("INSERT INTO changes VALUES (?, ?)", [(seq, i) for i in touched])
             conn.execute("UPDATE meta SET value = ? WHERE key = 'seq'", (str(seq),))
+            if before_commit is not None:
+                before_commit(touched)
         return seq, touched
 
     def _upsert(

@@ -10,7 +10,9 @@
     │   └── IndexLockedError         another writer holds the index
     ├── RejectedRecordsError         --strict and some input records were rejected
     ├── InputError                   an input file cannot be read at all
-    └── EncoderError                 the embedding model cannot be loaded or run
+    ├── EncoderError                 the embedding model cannot be loaded or run
+    └── StoreError                   the vector engine (a Milvus server) cannot be reached or
+                                     refused a request; retry later
 
 The CLI maps every RecommenderError to a one-line message and a non-zero exit
 code; the HTTP service maps them to 4xx/5xx JSON errors. Nothing else should
@@ -36,6 +38,7 @@ __all__ = [
     "ModelMismatchError",
     "RecommenderError",
     "RejectedRecordsError",
+    "StoreError",
 ]
 
 
@@ -111,3 +114,12 @@ class EncoderError(RecommenderError):
     """The embedding model cannot be loaded or run."""
 
     exit_code = 7
+
+
+class StoreError(RecommenderError):
+    """The vector engine outside the index directory (Milvus) failed or cannot be reached.
+
+    Catch it to retry: the index itself is intact, the engine was unavailable.
+    """
+
+    exit_code = 8

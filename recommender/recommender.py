@@ -21,6 +21,7 @@ from ._rwlock import RWLock
 from .catalog import Catalog, CatalogRow, StoredLists, lexical_text
 from .dateline import lead_date
 from .encoders import (
+    ARTICLE_BATCH,
     LEGACY_BACKEND,
     ArticleEmbedder,
     Encoder,
@@ -31,12 +32,14 @@ from .errors import (
     ArticleNotFoundError,
     InvalidArgumentError,
     ModelMismatchError,
+    RecommenderError,
     RejectedRecordsError,
 )
 from .feedback import EventLog
 from .filters import DateLike, Filters
 from .ingest import article_from_mapping
 from .lexical import LexicalIndex
+from .precomputed import PrecomputedEmbeddings
 from .ranking import RankingConfig, rank
 from .retrieval import QueryBatch, Retriever
 from .rules import RULES_FILE, Editorial, QueryStory, Rules
@@ -45,16 +48,18 @@ from .state import (
     IndexState,
     compute_pool_stats,
     compute_pool_stats_in_workers,
+    store_options,
+    with_catalog_vectors,
     write_snapshots,
 )
-from .stores import VectorStore
-from .stores.faiss import FaissStore, check_index_type
+from .stores import VectorMeta, VectorStore, check_store_url, new_store
+from .stores.faiss import check_index_type
 from .types import Article, ArticleListing, ArticleSummary, Match, Rejection, UpdateReport
 
 __all__ = ["Recommender"]
 
 ArticleInput = Article | Mapping[str, Any] | Rejection
-_BATCH = 256
+_BATCH = ARTICLE_BATCH
 #: How far under a stored list's k-th score a changed article may score and still be
 #: checked for entering it (stored scores drift a little as the index changes).
 _ENTRY_MARGIN = 0.05
@@ -91,6 +96,8 @@ class Recommender:
         self._editorial_cache: tuple[int, IndexState, Editorial] | None = None
         #: What the last build/upsert/remove did.
         self.report: UpdateReport | None = None
+        #: The precomputed embeddings the last build/upsert read, with what it used of them.
+        self.precomputed: PrecomputedEmbeddings | None = None
         self._sections: tuple[tuple[int, int], dict[str, int]] | None = None
 
     @property
@@ -179,8 +186,20 @@ class Recommender:
         index_type: str = "auto",
         encoder_backend: str | None = None,
         workers: int | None = None,
+        store: str = "faiss",
+        embeddings: str | os.PathLike[str] | None = None,
     ) -> Recommender:
         """Build a new index at ``path`` and swap it in atomically; return it opened.
+
+        ``store`` says where the vectors live: ``faiss`` (files in the index
+        directory), ``milvus:///path/file.db`` (Milvus Lite) or
+        ``milvus://HOST:PORT`` (a Milvus server; token from
+        ``$RECOMMENDER_MILVUS_TOKEN``). A Milvus build writes a new collection,
+        so the live one is untouched until the build is published.
+
+        ``embeddings`` is a directory written by ``recommender embed``: articles
+        found there with the same text hash take their vector from it; the
+        others are embedded here.
 
         ``encoder_backend`` (``torch``, ``onnx``, ``onnx-int8``; default
         ``DEFAULT_BACKEND``) runs the model when no ``encoder`` is given; it is
@@ -199,9 +218,11 @@ class Recommender:
         layout = storage.IndexLayout(path)
         layout.check_writable_target()
         check_index_type(index_type)
+        check_store_url(store)
         workers = workers or os.cpu_count() or 1
         encoder = encoder or make_encoder(model, backend=encoder_backend)
         embedder = ArticleEmbedder(encoder)
+        pre = _precomputed(embeddings, embedder, "this build")
         items: Iterable[Article | Rejection] = _validated(articles)
         if strict:
             items = list(items)
@@ -210,28 +231,40 @@ class Recommender:
         with layout.writer_lock():
             gen = layout.new_generation()
             catalog = Catalog.create(gen / storage.CATALOG)
-            store: FaissStore | None = None
+            vectors_in: VectorStore | None = None
             lexical = LexicalIndex()
             with _progress(progress, total, "embedding") as bar:
                 for batch in _batched(_split(items, rejected), _BATCH):
-                    vectors = embedder.embed_articles(batch)
+                    vectors = (
+                        pre.vectors_for(batch, embedder.embed_articles)
+                        if pre is not None
+                        else embedder.embed_articles(batch)
+                    )
                     _, touched = catalog.write(list(zip(batch, vectors, strict=True)))
                     ids = np.array(touched, dtype=np.int64)
-                    store = store or FaissStore(vectors.shape[1], index_type=index_type)
-                    store.add(ids, vectors)
+                    vectors_in = vectors_in or new_store(
+                        store, vectors.shape[1], generation=gen, index_type=index_type
+                    )
+                    vectors_in.add(ids, vectors, [VectorMeta.of(a) for a in batch])
                     lexical.add(ids, [lexical_text(a.title, a.body) for a in batch])
                     bar.update(len(batch))
-            store = store or FaissStore(encoder.dimension, index_type=index_type)
-            store.optimise()
+            vectors_in = vectors_in or new_store(
+                store, encoder.dimension, generation=gen, index_type=index_type
+            )
+            vectors_in.optimise()
+            # The pool statistics read many stored vectors: from the catalog, not the engine.
+            vectors_in = with_catalog_vectors(vectors_in, catalog)
+            if vectors_in.single_process:
+                workers = 1
             config = ranking or RankingConfig()
             seq = catalog.seq()
-            write_snapshots(gen, store, lexical, seq)
+            write_snapshots(gen, vectors_in, lexical, seq)
             with _progress(progress, len(lexical), "normalising") as bar:
                 if workers > 1 and len(lexical) >= PARALLEL_STATS_MIN:
                     compute_pool_stats_in_workers(
                         gen,
                         seq,
-                        store,
+                        vectors_in,
                         catalog,
                         lexical.ids,
                         config=config,
@@ -240,7 +273,7 @@ class Recommender:
                     )
                 else:
                     compute_pool_stats(
-                        store, lexical, catalog, lexical.ids, config=config, progress=bar
+                        vectors_in, lexical, catalog, lexical.ids, config=config, progress=bar
                     )
             catalog.prune_changes(seq)
             count = catalog.count()
@@ -249,7 +282,7 @@ class Recommender:
             manifest = _new_manifest(
                 gen.name,
                 encoder.model_id,
-                store,
+                vectors_in,
                 embedder,
                 count,
                 config,
@@ -261,8 +294,12 @@ class Recommender:
                 buckets = layout.read_manifest().get("buckets")
                 if buckets:
                     manifest["buckets"] = buckets
+            replaced = _replaced_collections(layout, gen, vectors_in)
             layout.publish(manifest)
+            vectors_in.close()
+            _drop_collections(replaced)
         rec = cls.open(path, encoder=encoder)
+        rec.precomputed = pre
         rec.report = UpdateReport(
             added=count,
             rejected=tuple(rejected),
@@ -367,7 +404,7 @@ class Recommender:
             everything = [(i, aid) for i, aid in everything if aid in wanted]
         chunks = [everything[s : s + batch_size] for s in range(0, len(everything), batch_size)]
         config = ranking or self.ranking
-        if workers > 1 and len(chunks) > workers:
+        if workers > 1 and len(chunks) > workers and not self._state.store.single_process:
             lists = _parallel_lists(self._layout.root, chunks, k, config, workers, rules)
         else:
             lists = (self._lists(chunk, k, config, rules) for chunk in chunks)
@@ -655,8 +692,7 @@ class Recommender:
         data = dict(state.manifest)
         data["path"] = str(self._layout.root)
         data["counts"] = {"articles": state.catalog.count(), "vectors": len(state.store)}
-        if isinstance(state.store, FaissStore):
-            data["search"] = state.store.describe()
+        data["search"] = state.store.describe()
         return data
 
     def _ranked(
@@ -733,10 +769,10 @@ class Recommender:
         masks = (
             (lambda q, ids: editorial.allowed(stories[q], ids)) if editorial is not None else None
         )
-        ranked = self._rank_pools(batch, k, config, times, include, exclude, masks)
+        ranked = self._rank_pools(batch, k, config, times, include, exclude, filters, masks)
         if config.feedback_docs:
             batch = _with_feedback(batch, ranked, state.store, config)
-            ranked = self._rank_pools(batch, k, config, times, include, exclude, masks)
+            ranked = self._rank_pools(batch, k, config, times, include, exclude, filters, masks)
         if editorial is not None:
             passes = _passes(include, excluded)
             ranked = [
@@ -753,6 +789,7 @@ class Recommender:
         times: np.ndarray,
         include: np.ndarray | None,
         exclude: np.ndarray | None,
+        filters: Filters,
         masks: Callable[[int, np.ndarray], np.ndarray | None] | None = None,
     ) -> list[list[tuple[int, float]]]:
         state = self._state
@@ -764,6 +801,7 @@ class Recommender:
             max_query_terms=config.max_query_terms,
             candidate_terms=config.candidate_terms,
             use_lexical=config.method != "dense",
+            where=filters if state.store.keeps_metadata and filters.restricts else None,
             with_vectors=config.dedupe_threshold is not None or config.diversity > 0,
         )
         out = []
@@ -823,13 +861,21 @@ class Recommender:
     # -- updates -------------------------------------------------------------------
 
     def upsert(
-        self, articles: Iterable[ArticleInput], *, strict: bool = False, progress: bool = False
+        self,
+        articles: Iterable[ArticleInput],
+        *,
+        strict: bool = False,
+        progress: bool = False,
+        embeddings: str | os.PathLike[str] | None = None,
     ) -> UpdateReport:
         """Add new articles, re-embed changed ones, skip unchanged ones (no model call).
 
         The whole batch lands in one transaction: an interrupted upsert leaves
-        the index as it was before.
+        the index as it was before. ``embeddings`` (a directory written by
+        ``recommender embed``) supplies vectors instead of the model where the
+        text hash matches.
         """
+        self.precomputed = _precomputed(embeddings, self._embedder(), "this index")
         items = list(_validated(articles))
         rejected = [r for r in items if isinstance(r, Rejection)]
         if strict:
@@ -978,9 +1024,14 @@ class Recommender:
         if not articles:
             return np.zeros((0, self.manifest["model"]["dimension"]), dtype=np.float32)
         parts = []
+        pre = self.precomputed
+
+        def embed(batch: Sequence[Article]) -> np.ndarray:
+            return self._embed([(a.title, a.body) for a in batch])
+
         with _progress(progress, len(articles), "embedding") as bar:
             for batch in _batched(iter(articles), _BATCH):
-                parts.append(self._embed([(a.title, a.body) for a in batch]))
+                parts.append(pre.vectors_for(batch, embed) if pre is not None else embed(batch))
                 bar.update(len(batch))
         return np.concatenate(parts)
 
@@ -1159,6 +1210,52 @@ def _write_rejects(layout: storage.IndexLayout, rejected: list[Rejection]) -> No
     os.replace(tmp, layout.rejects_path)
 
 
+def _precomputed(
+    path: str | os.PathLike[str] | None, embedder: ArticleEmbedder, where: str
+) -> PrecomputedEmbeddings | None:
+    if path is None:
+        return None
+    pre = PrecomputedEmbeddings.open(path)
+    pre.check(embedder, where)
+    return pre
+
+
+def _replaced_collections(
+    layout: storage.IndexLayout, gen: Path, new: VectorStore
+) -> dict[str, list[str]]:
+    """Engine URL -> the collections that publishing ``gen`` leaves unused.
+
+    The live index's collection (if its store is shared) and those of other
+    generations on disk (builds that were killed before publishing).
+    """
+    out: dict[str, list[str]] = {}
+    others = [p.name for p in layout.root.iterdir() if p.is_dir() and p.name != gen.name]
+    if new.shared:
+        from .stores.milvus import collection_name
+
+        url = new.options()["url"]
+        out[url] = [collection_name(g) for g in others if g.startswith("gen-")]
+    if layout.exists():
+        try:
+            old = store_options(layout.read_manifest())
+        except RecommenderError:
+            return out  # a damaged index: nothing of it to clean up
+        if "collection" in old and "url" in old:
+            out.setdefault(str(old["url"]), []).append(str(old["collection"]))
+    return out
+
+
+def _drop_collections(collections: dict[str, list[str]]) -> None:
+    """Drop replaced collections; a failure only leaves an unused collection behind."""
+    from .stores.milvus import drop_collections
+
+    for url, names in collections.items():
+        try:
+            drop_collections(url, names)
+        except RecommenderError as exc:
+            print(f"warning: could not drop replaced collections {names}: {exc}", file=sys.stderr)
+
+
 def _new_manifest(
     generation: str,
     model_id: str,
@@ -1183,6 +1280,8 @@ def _new_manifest(
         "ranking": ranking.to_dict(),
         "store": store.name,
         "index_type": getattr(store, "index_type", None),
+        # Where the vectors are (a Milvus URL and collection); never credentials.
+        "store_options": store.options(),
         "metric": "inner_product",
         "counts": {"articles": count},
         "created_at": created,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from .filters import Filters
 from .lexical import LexicalIndex
 from .ranking import Candidates
 from .stores import VectorStore
@@ -42,6 +43,7 @@ class Retriever:
         candidate_terms: int | None = None,
         use_lexical: bool = True,
         with_vectors: bool = True,
+        where: Filters | None = None,
     ) -> list[Candidates]:
         """Each query's pool: its dense top ``candidates`` and lexical top ``candidates``.
 
@@ -49,9 +51,19 @@ class Retriever:
         are batched); every pool member then gets both scores. Candidates' vectors
         are read back only when ``with_vectors`` (duplicates, diversity) or when
         only the lexical side found them (for their dense score).
+
+        ``include`` (the ids passing the filters, from the catalog) restricts
+        both sides; a store that keeps metadata gets the filters themselves
+        (``where``) instead, evaluated in the engine.
         """
         # One extra so that dropping the query article itself still leaves N.
-        dense = self.store.search(batch.vectors, candidates + 1, include=include, exclude=exclude)
+        dense = self.store.search(
+            batch.vectors,
+            candidates + 1,
+            include=None if where is not None else include,
+            exclude=exclude,
+            where=where,
+        )
         lexical: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(batch.vectors)
         weights = self.lexical.query_weights(batch.counts, max_terms=max_query_terms)
         if use_lexical and len(batch.vectors):

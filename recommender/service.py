@@ -54,6 +54,7 @@ from .errors import (
     ModelMismatchError,
     RecommenderError,
     RejectedRecordsError,
+    StoreError,
 )
 from .filters import Filters
 from .ingest import parse_datetime
@@ -108,6 +109,8 @@ _STATUS: list[tuple[type[RecommenderError], int]] = [
     # Missing or damaged index directory, a model that cannot load: server-side faults.
     (IndexDirectoryError, 500),
     (EncoderError, 500),
+    # The vector engine (a Milvus server) is down or overloaded: worth a retry.
+    (StoreError, 503),
     (RecommenderError, 500),
 ]
 _RETRY_AFTER_S = "5"
@@ -621,7 +624,13 @@ def serve(
             "pass --token-file, add --read-only, or bind a loopback address such as 127.0.0.1"
         )
     # Fail here with a one-line error rather than in every worker.
-    IndexLayout(index).read_manifest()
+    manifest = IndexLayout(index).read_manifest()
+    url = str(manifest.get("store_options", {}).get("url", ""))
+    if workers > 1 and url.endswith(".db"):
+        raise InvalidArgumentError(
+            f"--workers {workers}: the index's vectors are in Milvus Lite ({url}), which serves "
+            "one process; use --workers 1, or build the index on a Milvus server"
+        )
     os.environ[ENV_INDEX] = str(FilePath(index).resolve())
     os.environ[ENV_READ_ONLY] = "1" if read_only else "0"
     if token is None:

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,11 +28,14 @@ from .catalog import Catalog, lexical_text
 from .errors import IndexFormatError
 from .lexical import LexicalIndex
 from .ranking import RankingConfig
-from .stores import VectorStore, store_class
+from .stores import SearchResult, VectorMeta, VectorStore, store_class
 from .stores.faiss import FaissStore
 from .types import Article
 
-__all__ = ["IndexState"]
+if TYPE_CHECKING:
+    from .filters import Filters
+
+__all__ = ["CatalogVectors", "IndexState", "with_catalog_vectors"]
 
 
 @dataclass
@@ -80,17 +84,29 @@ class IndexState:
         return True
 
     def apply(self, upserts: list[tuple[Article, np.ndarray | None]], removals: list[str]) -> None:
-        """Commit a write to the catalog, then mirror it in the store and lexical index."""
-        seq, touched = self.catalog.write(upserts, removals)
+        """Commit a write to the catalog, then mirror it in the store and lexical index.
+
+        A shared store (Milvus) is written inside the catalog transaction,
+        before it commits: if the engine fails, the catalog is unchanged too.
+        """
+        shared = self.store.shared
+
+        def write_engine(touched: list[int]) -> None:
+            if shared:
+                _write_shared(self.store, upserts, touched)
+
+        seq, touched = self.catalog.write(upserts, removals, before_commit=write_engine)
         upserted = touched[: len(upserts)]
         changed = [i for i, (_, v) in zip(upserted, upserts, strict=True) if v is not None]
         gone = np.array(changed + touched[len(upserts) :], dtype=np.int64)
-        self.store.remove(gone)
+        if not shared:
+            self.store.remove(gone)
         self.lexical.remove(gone)
         if changed:
             pairs = [(a, v) for a, v in upserts if v is not None]
             ids = np.array(changed, dtype=np.int64)
-            self.store.add(ids, np.stack([v for _, v in pairs]))
+            if not shared:
+                self.store.add(ids, np.stack([v for _, v in pairs]))
             self.lexical.add(ids, [lexical_text(a.title, a.body) for a, _ in pairs])
         self.seq = seq
         self._forget(touched)
@@ -111,9 +127,11 @@ class IndexState:
         self._reload()
 
     def _reload(self) -> None:
+        old = self.store
         self.store, self.lexical, self.seq, self.snapshot_seq = _load_derived(
             self.gen_dir, self.manifest, self.catalog
         )
+        old.close()
         self._numbers = None
 
     def _forget(self, int_ids: list[int]) -> None:
@@ -143,6 +161,107 @@ class IndexState:
 
     def close(self) -> None:
         self.catalog.close()
+        self.store.close()
+
+
+def _write_shared(
+    store: VectorStore, upserts: list[tuple[Article, np.ndarray | None]], touched: list[int]
+) -> None:
+    """Mirror a catalog write in a shared store: upsert in place, then delete."""
+    upserted = touched[: len(upserts)]
+    fresh = [(i, a, v) for i, (a, v) in zip(upserted, upserts, strict=True) if v is not None]
+    if fresh:
+        ids = np.array([i for i, _, _ in fresh], dtype=np.int64)
+        store.upsert(
+            ids, np.stack([v for _, _, v in fresh]), [VectorMeta.of(a) for _, a, _ in fresh]
+        )
+    # Metadata-only changes: the engine keeps the fields that filters read.
+    moved = [(i, a) for i, (a, v) in zip(upserted, upserts, strict=True) if v is None]
+    if moved:
+        ids = np.array([i for i, _ in moved], dtype=np.int64)
+        store.upsert(ids, store.get(ids), [VectorMeta.of(a) for _, a in moved])
+    store.remove(np.array(touched[len(upserts) :], dtype=np.int64))
+
+
+class CatalogVectors(VectorStore):
+    """A shared store whose vectors are read back from the catalog instead of the engine.
+
+    The ranking reads stored vectors often (the query article's, the lexical-only
+    candidates'); each would be a round trip to Milvus, while the catalog holds
+    the same float32 vectors in a local file. Searches and writes go to the engine.
+    """
+
+    def __init__(self, store: VectorStore, catalog: Catalog) -> None:
+        super().__init__(store.dimension)
+        self.inner = store
+        self.catalog = catalog
+        self.name = store.name
+        self.shared = store.shared
+        self.keeps_metadata = store.keeps_metadata
+        self.single_process = store.single_process
+        self.snapshot_suffix = store.snapshot_suffix
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def add(
+        self, ids: np.ndarray, vectors: np.ndarray, meta: Sequence[VectorMeta] | None = None
+    ) -> None:
+        self.inner.add(ids, vectors, meta)
+
+    def upsert(
+        self, ids: np.ndarray, vectors: np.ndarray, meta: Sequence[VectorMeta] | None = None
+    ) -> None:
+        self.inner.upsert(ids, vectors, meta)
+
+    def remove(self, ids: np.ndarray) -> int:
+        return self.inner.remove(ids)
+
+    def get(self, ids: np.ndarray) -> np.ndarray:
+        found = self.catalog.vectors([int(i) for i in ids], self.dimension)
+        out = np.empty((len(ids), self.dimension), dtype=np.float32)
+        for row, int_id in enumerate(ids):
+            if int(int_id) not in found:
+                raise KeyError(int(int_id))
+            out[row] = found[int(int_id)]
+        return out
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        include: np.ndarray | None = None,
+        exclude: np.ndarray | None = None,
+        where: Filters | None = None,
+    ) -> SearchResult:
+        return self.inner.search(queries, k, include=include, exclude=exclude, where=where)
+
+    def save(self, path: Path) -> None:
+        self.inner.save(path)
+
+    @classmethod
+    def load(cls, path: Path, dimension: int, *, mmap: bool = False, **options: Any) -> VectorStore:
+        raise TypeError("CatalogVectors wraps an open store; load the store itself")
+
+    def options(self) -> dict[str, Any]:
+        return self.inner.options()
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.inner.describe(), "vectors_read_from": "catalog"}
+
+    def saw_change(self) -> None:
+        self.inner.saw_change()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def with_catalog_vectors(store: VectorStore, catalog: Catalog) -> VectorStore:
+    """``store``, reading vectors from ``catalog`` when it is a shared engine."""
+    if store.shared and not isinstance(store, CatalogVectors):
+        return CatalogVectors(store, catalog)
+    return store
 
 
 class ArticleNumbers:
@@ -285,8 +404,7 @@ def compute_pool_stats_in_workers(
     chunks = [
         np.asarray(ids[s : s + batch_size], dtype=np.int64) for s in range(0, len(ids), batch_size)
     ]
-    options = {"index_type": getattr(store, "index_type", "auto")}
-    setup = (str(gen), seq, type(store).name, store.dimension, options)
+    setup = (str(gen), seq, type(store).name, store.dimension, store.options())
     # spawn, not fork: a forked child of a process that has run OpenMP (FAISS) can hang.
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, initializer=_open_snapshot, initargs=setup) as pool:
@@ -300,8 +418,9 @@ def compute_pool_stats_in_workers(
 def _open_snapshot(gen: str, seq: int, store: str, dimension: int, options: dict[str, Any]) -> None:
     global _SNAPSHOT
     path = Path(gen)
-    vectors = store_class(store).load(
-        storage.snapshot_path(path, seq), dimension, mmap=True, **options
+    cls = store_class(store)
+    vectors = cls.load(
+        storage.snapshot_path(path, seq, cls.snapshot_suffix), dimension, mmap=True, **options
     )
     _SNAPSHOT = (vectors, LexicalIndex.load(storage.lexical_path(path, seq), mmap=True))
 
@@ -329,7 +448,7 @@ def _snapshot_stats(job: tuple[np.ndarray, RankingConfig]) -> np.ndarray:
 def write_snapshots(gen: Path, store: VectorStore, lexical: LexicalIndex, seq: int) -> None:
     """Write both snapshots for ``seq``; the vector file last, as it marks the pair complete."""
     _atomic(storage.lexical_path(gen, seq), lexical.save)
-    _atomic(storage.snapshot_path(gen, seq), store.save)
+    _atomic(storage.snapshot_path(gen, seq, store.snapshot_suffix), store.save)
     storage.fsync_dir(gen)
 
 
@@ -356,7 +475,7 @@ def _load_derived(
             break
         snap_seq, path = found
         try:
-            store = cls.load(path, dimension, mmap=True, **options)
+            store = with_catalog_vectors(cls.load(path, dimension, mmap=True, **options), catalog)
             lexical = _load_lexical(gen, snap_seq, catalog)
         except (FileNotFoundError, RuntimeError):
             continue
@@ -365,6 +484,11 @@ def _load_derived(
         if changed is not None:
             _replay(store, lexical, catalog, changed)
             return store, lexical, seq, snap_seq
+    if cls.shared:
+        # No snapshot yet (an index whose build was interrupted is never published,
+        # so this is rare): the engine holds the vectors, only the lexical side is derived.
+        store = with_catalog_vectors(cls.load(gen, dimension, **options), catalog)
+        return (*_rebuild(store, catalog), 0)
     return (*_rebuild(cls(dimension, **options), catalog), 0)
 
 
@@ -380,14 +504,17 @@ def _load_lexical(gen: Path, seq: int, catalog: Catalog) -> LexicalIndex:
 
 def store_options(manifest: dict[str, Any]) -> dict[str, Any]:
     """The vector store's settings recorded in a manifest."""
+    if "store_options" in manifest:
+        return dict(manifest["store_options"])
     return {"index_type": manifest.get("index_type", "auto")}
 
 
 def _rebuild(store: VectorStore, catalog: Catalog) -> tuple[VectorStore, LexicalIndex, int]:
     """No usable snapshot: derive everything from the catalog."""
     seq = catalog.seq()
-    for ids, vectors in catalog.iter_vectors():
-        store.add(ids, vectors)
+    if not store.shared:
+        for ids, vectors in catalog.iter_vectors():
+            store.add(ids, vectors)
     lexical = LexicalIndex()
     for ids, texts in catalog.iter_texts():
         lexical.add(ids, texts)
@@ -400,11 +527,16 @@ def _replay(
     if not changed:
         return
     gone = np.array(changed, dtype=np.int64)
-    store.remove(gone)
+    # A shared store already holds the changes: the writer put them in the engine.
+    if store.shared:
+        store.saw_change()
+    else:
+        store.remove(gone)
     lexical.remove(gone)
     vectors = catalog.vectors(changed, store.dimension)
     if vectors:
         ids = np.array(list(vectors), dtype=np.int64)
-        store.add(ids, np.stack(list(vectors.values())))
+        if not store.shared:
+            store.add(ids, np.stack(list(vectors.values())))
         texts = catalog.texts(list(vectors))
         lexical.add(ids, [texts[int(i)] for i in ids])

@@ -48,7 +48,8 @@ LOCK = ".lock"
 RULES = "rules.json"
 EVENTS = "events.sqlite3"
 _GEN = re.compile(r"^gen-[0-9TZ]+-[0-9a-f]+$")
-_SNAPSHOT = re.compile(r"^vectors\.(\d+)\.faiss$")
+# A FAISS file, or (a shared store) a small file naming the engine's collection.
+_SNAPSHOT = re.compile(r"^vectors\.(\d+)\.(?:faiss|milvus)$")
 _LEXICAL = re.compile(r"^lexical\.(\d+)\.npz$")
 
 
@@ -171,8 +172,8 @@ def latest_snapshot(gen_dir: Path, max_seq: int) -> tuple[int, Path] | None:
     return best
 
 
-def snapshot_path(gen_dir: Path, seq: int) -> Path:
-    return gen_dir / f"vectors.{seq}.faiss"
+def snapshot_path(gen_dir: Path, seq: int, suffix: str = "faiss") -> Path:
+    return gen_dir / f"vectors.{seq}.{suffix}"
 
 
 def lexical_path(gen_dir: Path, seq: int) -> Path:

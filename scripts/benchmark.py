@@ -1,6 +1,7 @@
 """Performance at archive scale, every figure in one run on one machine.
 
-    .venv/bin/python scripts/benchmark.py [--sections encoding,scale,build] [--json out.json]
+    .venv/bin/python scripts/benchmark.py [--sections encoding,scale,build,milvus] [--json out.json]
+    scripts/with_milvus_server.sh .venv/bin/python scripts/benchmark.py --sections milvus
 
 Sections (each prints its table as it finishes; ratios are always between
 figures measured in this run, since the machine's absolute speed varies):
@@ -17,6 +18,11 @@ figures measured in this run, since the machine's absolute speed varies):
    reuters21578 corpus (21,578 stories), and the same corpus and model through
    txtai (``pip install -c constraints.txt -e '.[bench]'``): build time,
    per-query latency, ratios.
+4. ``milvus`` (scripts/bench_milvus.py): related-by-id p50/p99 on a real Milvus
+   server and on Milvus Lite next to FAISS, over the same index (``--milvus-source``,
+   default indexes/ecbplus) copied into each store without the model, and how many
+   lists are identical. Needs a server: run under scripts/with_milvus_server.sh
+   (which sets RECOMMENDER_MILVUS_URL); without one the section is skipped.
 
 Needs ../shared/data (or RECOMMENDER_DATA) and, for ``scale``, indexes/reuters
 (``scripts/evaluate.sh reuters``). The full run takes over an hour on 2 cores.
@@ -35,7 +41,7 @@ from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("encoding", "scale", "build")
+SECTIONS = ("encoding", "scale", "build", "milvus")
 
 
 def _module(name: str) -> ModuleType:
@@ -78,6 +84,7 @@ def main() -> None:
     parser.add_argument("--encoding-articles", type=int, default=2000)
     parser.add_argument("--build-limit", type=int, default=None, help="first N reuters stories")
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--milvus-source", type=Path, default=ROOT / "indexes" / "ecbplus")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     wanted = [s for s in args.sections.split(",") if s]
@@ -101,6 +108,13 @@ def main() -> None:
         figures["build"] = _module("bench_build").run(
             data, limit=args.build_limit, queries=args.queries
         )
+    if "milvus" in wanted:
+        print("\n== 6. related-by-id on a Milvus server and Milvus Lite next to FAISS", flush=True)
+        url = os.environ.get("RECOMMENDER_MILVUS_URL")
+        if url:
+            figures["milvus"] = _module("bench_milvus").run(args.milvus_source, url, args.queries)
+        else:
+            print("skipped: no Milvus server (run under scripts/with_milvus_server.sh)")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str))
 

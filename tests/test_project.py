@@ -35,6 +35,7 @@ def test_public_api_is_locked() -> None:
         "RejectedRecordsError",
         "Rejection",
         "SentenceTransformerEncoder",
+        "StoreError",
         "UpdateReport",
         "read_records",
     ]

@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from recommender import (
+    Article,
     ArticleNotFoundError,
     IndexLockedError,
     IndexNotFoundError,
@@ -29,11 +30,24 @@ from recommender import (
 from recommender.encoders import HashingEncoder
 from recommender.service import create_app, is_loopback
 
+from .milvus_support import store_url
+
 TOKEN = "test-token-123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 # Taken at import, before the autouse fixture forbids network access.
 _REAL_CONNECT = socket.socket.connect
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(params=["faiss", "milvus-lite"])
+def built(
+    request: pytest.FixtureRequest, tmp_path: Path, corpus: list[Article], encoder: HashingEncoder
+) -> Path:
+    """The test index on FAISS and on Milvus Lite: the service runs unchanged on either."""
+    path = tmp_path / "idx"
+    store = store_url(str(request.param), tmp_path)
+    Recommender.build(corpus, path, encoder=encoder, store=store).close()
+    return path
 
 
 @pytest.fixture
@@ -46,6 +60,14 @@ def rec(built: Path, encoder: HashingEncoder) -> Iterator[Recommender]:
 def client(rec: Recommender) -> Iterator[TestClient]:
     with TestClient(create_app(rec, token=TOKEN, max_body_bytes=4096, max_k=20)) as c:
         yield c
+
+
+def _several_processes(index: Path) -> None:
+    """Skip on Milvus Lite: its file is served to one process (tests and server here are two)."""
+    if "milvus.db" in json.loads((index / "manifest.json").read_text())["store_options"].get(
+        "url", ""
+    ):
+        pytest.skip("Milvus Lite serves one process; FAISS and a Milvus server serve several")
 
 
 def _error(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -495,6 +517,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> str:
 
 @pytest.mark.usefixtures("loopback_only")
 def test_real_server_keeps_every_acknowledged_write_through_kill_9(built: Path) -> None:
+    _several_processes(built)
     port = _free_port()
     env = {**os.environ, "RECOMMENDER_API_TOKEN": TOKEN}
     acknowledged: list[str] = []
@@ -543,6 +566,7 @@ def test_real_server_keeps_every_acknowledged_write_through_kill_9(built: Path) 
 
 @pytest.mark.usefixtures("loopback_only")
 def test_every_worker_sees_every_acknowledged_write(built: Path, tmp_path: Path) -> None:
+    _several_processes(built)
     port = _free_port()
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
@@ -626,6 +650,7 @@ def _wait_connected(port: int, timeout: float = 60.0) -> None:
 
 @pytest.mark.usefixtures("loopback_only")
 def test_sigterm_lets_an_in_flight_write_finish(built: Path) -> None:
+    _several_processes(built)
     port = _free_port()
     env = {**os.environ, "RECOMMENDER_API_TOKEN": TOKEN}
     base = f"http://127.0.0.1:{port}"

@@ -23,9 +23,18 @@ from ._app import (
     progress_enabled,
     read_inputs,
 )
+from .embed import embed_for_build, ray_options
 
 if TYPE_CHECKING:
+    from ..recommender import Recommender
     from ..types import UpdateReport
+
+embeddings_option = click.option(
+    "--embeddings",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Vectors written by `recommender embed`: articles found there (same text) are not "
+    "encoded again.",
+)
 
 _MAX_LISTED_REJECTS = 20
 
@@ -56,8 +65,30 @@ _MAX_LISTED_REJECTS = 20
     help="How the model runs: torch, onnx (onnxruntime, fp32) or onnx-int8 (onnxruntime, "
     "int8 weights) [default: onnx-int8]. Recorded in the index: add and similar use it.",
 )
+@click.option(
+    "--store",
+    default="faiss",
+    show_default=True,
+    help="Where the vectors live: faiss (files in the index), milvus:///path/file.db "
+    "(Milvus Lite) or milvus://HOST:19530 (a Milvus server; token from "
+    "$RECOMMENDER_MILVUS_TOKEN or the file in $RECOMMENDER_MILVUS_TOKEN_FILE).",
+)
+@embeddings_option
+@click.option(
+    "--distributed",
+    is_flag=True,
+    help="Embed with a Ray Data pipeline first (as `recommender embed`), then build.",
+)
+@ray_options
 def build(
-    index: Path, model: str | None, index_type: str, encoder_backend: str | None, **opts: Any
+    index: Path,
+    model: str | None,
+    index_type: str,
+    encoder_backend: str | None,
+    store: str,
+    embeddings: Path | None,
+    distributed: bool,
+    **opts: Any,
 ) -> None:
     """Build a new index from JSONL/CSV/JSON files, saved pages or folders of them.
 
@@ -66,36 +97,63 @@ def build(
 
     The new index replaces any index at --index atomically, only once it is complete.
     """
+    from ..errors import InvalidArgumentError
     from ..recommender import Recommender
+    from ..stores import check_store_url
     from ..types import Article
 
     started = time.monotonic()
+    check_store_url(store)
+    if distributed and embeddings is not None:
+        raise InvalidArgumentError("give --distributed or --embeddings, not both")
     items = read_inputs(opts["inputs"], opts)
-    rec = Recommender.build(
-        items,
-        index,
-        model=model,
-        strict=opts["strict"],
-        progress=progress_enabled(opts["quiet"]),
-        total=sum(isinstance(i, Article) for i in items),
-        index_type=index_type,
-        encoder_backend=encoder_backend,
-    )
+    scratch = embed_for_build(items, model, encoder_backend, opts) if distributed else None
+    if scratch is not None:
+        embeddings = Path(scratch.name) / "embeddings"
+    try:
+        rec = Recommender.build(
+            items,
+            index,
+            model=model,
+            strict=opts["strict"],
+            progress=progress_enabled(opts["quiet"]),
+            total=sum(isinstance(i, Article) for i in items),
+            index_type=index_type,
+            encoder_backend=encoder_backend,
+            store=store,
+            embeddings=embeddings,
+        )
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
+    _print_precomputed(rec, opts)
     _print_update("built", index, rec.report, opts, time.monotonic() - started)
+
+
+def _print_precomputed(rec: Recommender, opts: dict[str, Any]) -> None:
+    if rec.precomputed is not None and not opts["quiet"] and not opts["as_json"]:
+        click.echo(rec.precomputed.summary(), err=True)
 
 
 @main.command()
 @input_options
 @index_option
 @model_check_option
-def add(index: Path, model: str | None, **opts: Any) -> None:
+@embeddings_option
+def add(index: Path, model: str | None, embeddings: Path | None, **opts: Any) -> None:
     """Add or update articles: new and changed ones are embedded, unchanged ones skipped."""
     from ..recommender import Recommender
 
     started = time.monotonic()
     items = read_inputs(opts["inputs"], opts)
     with Recommender.open(index, model=model) as rec:
-        report = rec.upsert(items, strict=opts["strict"], progress=progress_enabled(opts["quiet"]))
+        report = rec.upsert(
+            items,
+            strict=opts["strict"],
+            progress=progress_enabled(opts["quiet"]),
+            embeddings=embeddings,
+        )
+        _print_precomputed(rec, opts)
     _print_update("updated", index, report, opts, time.monotonic() - started)
 
 
@@ -214,7 +272,9 @@ def info(index: Path, as_json: bool) -> None:
         f"model:      {data['model']['id']} ({data['model']['dimension']}-d, normalised, "
         f"{backend} backend)"
     )
-    click.echo(f"store:      {data['store']} ({data['metric']})")
+    where = data.get("store_options", {})
+    place = f", {where['url']}, collection {where['collection']}" if "collection" in where else ""
+    click.echo(f"store:      {data['store']} ({data['metric']}{place})")
     click.echo(f"embedding:  {data['embedding']['strategy']}")
     ranking = data.get("ranking", {})
     click.echo(

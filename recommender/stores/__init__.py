@@ -1,16 +1,35 @@
-"""Vector stores, picked by the name recorded in an index manifest."""
+"""Vector stores, picked by the name recorded in an index manifest.
+
+A build chooses one with a store URL (``--store``): ``faiss`` (the embedded
+default: files in the index directory), ``milvus:///path/file.db`` (Milvus
+Lite, a local file) or ``milvus://HOST:PORT`` (a Milvus server or cluster).
+"""
 
 from __future__ import annotations
 
-from .base import SearchResult, VectorStore
+from typing import TYPE_CHECKING
 
-__all__ = ["STORES", "SearchResult", "VectorStore", "store_class"]
+from .base import SearchResult, VectorMeta, VectorStore
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = [
+    "STORES",
+    "SearchResult",
+    "VectorMeta",
+    "VectorStore",
+    "check_store_url",
+    "new_store",
+    "store_class",
+]
 
 #: Store name -> "module:Class", imported only when used.
 STORES = {
     "faiss": "recommender.stores.faiss:FaissStore",
     # The name indexes written before the IVF index type recorded.
     "faiss-flat": "recommender.stores.faiss:FaissStore",
+    "milvus": "recommender.stores.milvus:MilvusStore",
 }
 
 
@@ -29,3 +48,31 @@ def store_class(name: str) -> type[VectorStore]:
     module, _, attr = target.partition(":")
     cls: type[VectorStore] = getattr(import_module(module), attr)
     return cls
+
+
+def check_store_url(url: str) -> str:
+    """``url`` if it names a store (``faiss`` or a Milvus URL), else InvalidArgumentError."""
+    from ..errors import InvalidArgumentError
+
+    if url == "faiss":
+        return url
+    if url.startswith("milvus:"):
+        from .milvus import parse_url
+
+        parse_url(url)
+        return url
+    raise InvalidArgumentError(
+        f"unknown store {url!r}; expected 'faiss', 'milvus:///path/file.db' (Milvus Lite) "
+        f"or 'milvus://HOST:PORT' (a Milvus server)"
+    )
+
+
+def new_store(url: str, dimension: int, *, generation: Path, index_type: str) -> VectorStore:
+    """An empty store for a new build of ``generation`` (a Milvus collection of its own)."""
+    if check_store_url(url) == "faiss":
+        from .faiss import FaissStore
+
+        return FaissStore(dimension, index_type=index_type)
+    from .milvus import MilvusStore, collection_name
+
+    return MilvusStore.create(url, dimension, collection=collection_name(generation.name))

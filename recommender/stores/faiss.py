@@ -19,14 +19,18 @@ works like deleting from a flat one: hidden at once, gone at the next snapshot.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
 
 from ..errors import InvalidArgumentError
-from .base import SearchResult, VectorStore
+from .base import SearchResult, VectorMeta, VectorStore
+
+if TYPE_CHECKING:
+    from ..filters import Filters
 
 __all__ = ["INDEX_TYPES", "IVF_THRESHOLD", "TARGET_RECALL", "FaissStore"]
 
@@ -91,6 +95,9 @@ class FaissStore(VectorStore):
     def __len__(self) -> int:
         return int(self.index.ntotal) - len(self._dead) + int(self._delta.ntotal)
 
+    def options(self) -> dict[str, Any]:
+        return {"index_type": self.index_type}
+
     def describe(self) -> dict[str, Any]:
         """What ``info`` shows of the search structure in use."""
         out: dict[str, Any] = {"index_type": self.index_type, "kind": self.kind}
@@ -104,7 +111,10 @@ class FaissStore(VectorStore):
         """Vectors added or removed since the mapped snapshot (held privately)."""
         return int(self._delta.ntotal) + len(self._dead)
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def add(
+        self, ids: np.ndarray, vectors: np.ndarray, meta: Sequence[VectorMeta] | None = None
+    ) -> None:
+        # Filters reach FAISS as id selectors (resolved by the catalog): no metadata here.
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self._check(ids, vectors)
@@ -149,8 +159,11 @@ class FaissStore(VectorStore):
         *,
         include: np.ndarray | None = None,
         exclude: np.ndarray | None = None,
+        where: Filters | None = None,
         nprobe: int | None = None,
     ) -> SearchResult:
+        if where is not None:
+            raise TypeError("FaissStore keeps no metadata: resolve filters to include ids")
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         k = max(0, min(k, len(self)))
         if k == 0:
