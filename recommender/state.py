@@ -29,6 +29,7 @@ from .errors import IndexFormatError
 from .lexical import LexicalIndex
 from .ranking import RankingConfig
 from .stores import SearchResult, VectorMeta, VectorStore, store_class
+from .stores.base import in_order
 from .stores.faiss import FaissStore
 from .types import Article
 
@@ -219,12 +220,7 @@ class CatalogVectors(VectorStore):
 
     def get(self, ids: np.ndarray) -> np.ndarray:
         found = self.catalog.vectors([int(i) for i in ids], self.dimension)
-        out = np.empty((len(ids), self.dimension), dtype=np.float32)
-        for row, int_id in enumerate(ids):
-            if int(int_id) not in found:
-                raise KeyError(int(int_id))
-            out[row] = found[int(int_id)]
-        return out
+        return in_order(ids, found, self.dimension)
 
     def search(
         self,

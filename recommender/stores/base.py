@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ..filters import Filters
     from ..types import Article
 
-__all__ = ["SearchResult", "VectorMeta", "VectorStore"]
+__all__ = ["SearchResult", "VectorMeta", "VectorStore", "in_order"]
 
 
 @dataclass(frozen=True)
@@ -179,3 +179,13 @@ class VectorStore(ABC):
             )
         if len(ids) != len(vectors):
             raise ValueError(f"{len(ids)} ids for {len(vectors)} vectors")
+
+
+def in_order(ids: np.ndarray, found: dict[int, Any], dimension: int) -> np.ndarray:
+    """The vectors of ``ids`` in that order, from an id -> vector lookup (KeyError if absent)."""
+    out = np.empty((len(ids), dimension), dtype=np.float32)
+    for row, int_id in enumerate(ids):
+        if int(int_id) not in found:
+            raise KeyError(int(int_id))
+        out[row] = found[int(int_id)]
+    return out

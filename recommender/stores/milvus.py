@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from ..errors import InvalidArgumentError, StoreError
-from .base import SearchResult, VectorMeta, VectorStore
+from .base import SearchResult, VectorMeta, VectorStore, in_order
 
 if TYPE_CHECKING:
     from ..filters import Filters
@@ -309,12 +309,7 @@ class MilvusStore(VectorStore):
                 consistency_level=self._consistency(),
             )
             found.update((int(r["id"]), r["vector"]) for r in rows)
-        out = np.empty((len(ids), self.dimension), dtype=np.float32)
-        for row, int_id in enumerate(ids):
-            if int(int_id) not in found:
-                raise KeyError(int(int_id))
-            out[row] = found[int(int_id)]
-        return out
+        return in_order(ids, found, self.dimension)
 
     def search(
         self,
