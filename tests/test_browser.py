@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from recommender.demo import DEFAULT_STORY, demo_articles
 from recommender.encoders import HashingEncoder
 
 from . import conftest
+from .test_service import _free_port, _wait_ready
 
 pytestmark = pytest.mark.browser
 
@@ -93,9 +93,7 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(index: Path) -> Iterator[str]:
     """``recommender serve`` over the demo index (hashing encoder), on a free port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = _free_port()
     command = [sys.executable, "-m", "recommender", "serve", "--index", str(index)]
     command += ["--port", str(port), "--read-only", "--no-access-log"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -103,7 +101,8 @@ def server(index: Path) -> Iterator[str]:
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, proc)
+        with httpx.Client(base_url=url, timeout=2) as http:
+            _wait_ready(http, proc)
         yield url
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -112,25 +111,6 @@ def server(index: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    with httpx.Client(base_url=url, timeout=2) as http:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                output = proc.stdout.read().decode() if proc.stdout else ""
-                raise AssertionError(f"server exited with {proc.returncode}:\n{output}")
-            try:
-                if http.get("/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-    raise AssertionError("server did not become ready in 60 s")
-
-
-# -- the browser -----------------------------------------------------------------------
 
 
 def _driver(*, javascript: bool = True) -> Any:
