@@ -31,7 +31,7 @@ class RankingConfig:
     #: ``hybrid`` fuses dense and lexical; ``dense`` and ``lexical`` use one side only.
     method: str = "hybrid"
     #: Candidates taken from each side before fusion.
-    candidates: int = 200
+    candidates: int = 100
     #: ``symmetric-z`` standardises each side over the query's and the candidate's own
     #: pools; ``query-z`` over the query's only; ``rrf`` is reciprocal rank fusion (k=60);
     #: ``sum`` adds raw cosines (the naive baseline).

@@ -444,6 +444,8 @@ def _snapshot_stats(job: tuple[np.ndarray, RankingConfig]) -> np.ndarray:
 def write_snapshots(gen: Path, store: VectorStore, lexical: LexicalIndex, seq: int) -> None:
     """Write both snapshots for ``seq``; the vector file last, as it marks the pair complete."""
     _atomic(storage.lexical_path(gen, seq), lexical.save)
+    if store.writes_rows:
+        _atomic(storage.rows_path(gen, seq), store.save_rows)
     _atomic(storage.snapshot_path(gen, seq, store.snapshot_suffix), store.save)
     storage.fsync_dir(gen)
 

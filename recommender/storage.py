@@ -51,6 +51,8 @@ _GEN = re.compile(r"^gen-[0-9TZ]+-[0-9a-f]+$")
 # A FAISS file, or (a shared store) a small file naming the engine's collection.
 _SNAPSHOT = re.compile(r"^vectors\.(\d+)\.(?:faiss|milvus)$")
 _LEXICAL = re.compile(r"^lexical\.(\d+)\.npz$")
+# A vector snapshot's vectors as rows in id order (an IVF store reads them back from here).
+_ROWS = re.compile(r"^rows\.(\d+)\.npy$")
 
 
 class IndexLayout:
@@ -180,9 +182,19 @@ def lexical_path(gen_dir: Path, seq: int) -> Path:
     return gen_dir / f"lexical.{seq}.npz"
 
 
+def rows_path(gen_dir: Path, seq: int) -> Path:
+    return gen_dir / f"rows.{seq}.npy"
+
+
+def rows_path_for(snapshot: Path) -> Path | None:
+    """The row file written with the vector snapshot at ``snapshot`` (None: not a snapshot name)."""
+    match = _SNAPSHOT.match(snapshot.name)
+    return rows_path(snapshot.parent, int(match.group(1))) if match else None
+
+
 def remove_old_snapshots(gen_dir: Path, keep_seq: int) -> None:
     for path in gen_dir.iterdir():
-        match = _SNAPSHOT.match(path.name) or _LEXICAL.match(path.name)
+        match = _SNAPSHOT.match(path.name) or _LEXICAL.match(path.name) or _ROWS.match(path.name)
         if match and int(match.group(1)) < keep_seq:
             path.unlink(missing_ok=True)
 

@@ -176,7 +176,8 @@ def build_synthetic(real: dict[str, Any], path: Path, n: int, seed: int = 0) -> 
     _phase(f"{n}: catalog, vectors and term counts written")
     store.optimise()  # as Recommender.build does: IVF from 50k vectors
     _phase(f"{n}: {store.kind} index ready")
-    config = RankingConfig.from_dict(real["manifest"].get("ranking"))
+    # This version's default ranking, not the one the source index was built with.
+    config = RankingConfig()
     seq = catalog.seq()
     write_snapshots(gen, store, lexical, seq)
     # As Recommender.build does: one process per core from PARALLEL_STATS_MIN articles.

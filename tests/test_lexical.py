@@ -242,20 +242,25 @@ def test_snapshots_carry_norms_and_document_frequencies(
     assert stored == pytest.approx(index._norms(index.idf()))
 
 
-@pytest.mark.parametrize("entries", [5, 100, 5_000])  # accumulator, accumulator, bincount
-def test_summed_adds_equal_rows_whichever_way_it_counts(entries: int) -> None:
-    from recommender.lexical import _summed
+@pytest.mark.parametrize("rows", [3, 40, 2_000])
+def test_accumulated_sums_each_row_over_every_list_and_segment(rows: int) -> None:
+    import scipy.sparse as sp
 
-    rng = np.random.default_rng(entries)
-    rows = rng.integers(0, 1_000, entries)
-    values = rng.random(entries).astype(np.float32)
-    expected_rows, where = np.unique(rows, return_inverse=True)
-    expected = np.bincount(where, weights=values)
-    for _ in range(2):  # the per-thread accumulator must come back clean
-        got_rows, got = _summed(rows, values, 1_000)
-        order = np.argsort(got_rows)
-        assert got_rows[order].tolist() == expected_rows.tolist()
-        assert got[order] == pytest.approx(expected, rel=1e-6)
+    from recommender.lexical import _accumulated
+
+    rng = np.random.default_rng(rows)
+    # Two segments of inverted lists (the snapshot's and the overlay's), 6 terms.
+    base = sp.random(6, rows, density=0.4, format="csr", dtype=np.float32, random_state=1)
+    delta = sp.random(6, 7, density=0.5, format="csr", dtype=np.float32, random_state=2)
+    terms = np.array([0, 2, 3, 5])
+    weights = rng.random(4).astype(np.float32)
+    dense = np.hstack([base.toarray(), delta.toarray()])
+    expected = weights @ dense[terms]
+    for _ in range(2):  # the per-thread scratch must come back clean
+        got_rows, got = _accumulated([(base, 0), (delta, rows)], terms, weights, rows + 7)
+        assert len(set(got_rows.tolist())) == len(got_rows)  # each row once
+        assert sorted(got_rows.tolist()) == np.flatnonzero(dense[terms].any(axis=0)).tolist()
+        assert got == pytest.approx(expected[got_rows], rel=1e-6)
 
 
 @pytest.mark.parametrize("max_terms", [None, 3])

@@ -122,9 +122,10 @@ def test_ivf_snapshot_is_tuned_to_the_target_recall(
     found = ivf.search(queries, 10).ids
     truth = exact.search(queries, 10).ids
     assert recall_at(found, truth) >= TARGET_RECALL - 0.02  # tuned on another sample
-    # Scanning every list is exact (half-precision vectors: scores within 1e-3).
+    # Scanning every list is exact up to half precision: scores within 1e-3, and only
+    # neighbours tied to ~1e-5 may trade places.
     full = ivf.search(queries, 10, nprobe=info["lists"])
-    assert recall_at(full.ids, truth) >= 0.999
+    assert recall_at(full.ids, truth) >= 0.995
     assert full.scores == pytest.approx(exact.search(queries, 10).scores, abs=1e-3)
 
 
@@ -191,3 +192,38 @@ def test_unknown_index_type_names_the_valid_ones() -> None:
 
     with pytest.raises(InvalidArgumentError, match=r"'hnsw'.*'auto', 'flat', 'ivf'"):
         FaissStore(DIM, index_type="hnsw")
+
+
+def test_an_ivf_snapshot_reads_vectors_back_from_its_row_file(tmp_path: Path) -> None:
+    from recommender import storage
+    from recommender.stores.faiss import _reconstruct
+
+    rng = np.random.default_rng(6)
+    vectors = _clustered(rng, 3_000)
+    ids = np.arange(100, 3_100)[::-1].copy()  # not in id order
+    store = FaissStore(DIM, index_type="ivf")
+    store.add(ids, vectors)
+    assert store.writes_rows
+    store.save_rows(storage.rows_path(tmp_path, 7))
+    store.save(storage.snapshot_path(tmp_path, 7))
+    mapped = FaissStore.load(storage.snapshot_path(tmp_path, 7), DIM, mmap=True, index_type="ivf")
+    assert mapped._rows is not None
+    picked = np.array([100, 3_099, 1_234, 555])
+    got = mapped.get(picked)
+    # Exactly what the index holds (its fp16 codes), so scores agree with FAISS's own.
+    assert np.array_equal(got, _reconstruct(mapped.index, picked))
+    assert got == pytest.approx(vectors[3_099 - picked], abs=1e-3)
+    hits = mapped.search(vectors[:2], 5, nprobe=mapped.index.nlist)
+    for q in range(2):
+        assert hits.scores[q] == pytest.approx(mapped.get(hits.ids[q]) @ vectors[q], abs=1e-5)
+    # Removed and added vectors still come back right over the row file.
+    mapped.remove(np.array([1_234]))
+    mapped.add(np.array([9_000]), vectors[:1])
+    assert mapped.get(np.array([9_000, 555])) == pytest.approx(vectors[[0, 3_099 - 555]], abs=1e-3)
+    with pytest.raises(KeyError):
+        mapped.get(np.array([1_234]))
+    # A row file that does not match its snapshot is ignored, never misread.
+    np.save(storage.rows_path(tmp_path, 7), np.zeros((10, DIM), dtype=np.float16))
+    again = FaissStore.load(storage.snapshot_path(tmp_path, 7), DIM, mmap=True, index_type="ivf")
+    assert again._rows is None
+    assert again.get(np.array([555])) == pytest.approx(vectors[[3_099 - 555]], abs=1e-3)

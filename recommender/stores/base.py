@@ -145,6 +145,18 @@ class VectorStore(ABC):
         A shared store writes only where its vectors are: the engine holds them.
         """
 
+    @property
+    def writes_rows(self) -> bool:
+        """Whether its snapshot comes with a row file (:meth:`save_rows`)."""
+        return False
+
+    def save_rows(self, path: Path) -> None:
+        """Write the snapshot's vectors as rows in id order, for :meth:`get` to read back.
+
+        Called before :meth:`save` for the same snapshot, only when :attr:`writes_rows`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} writes no row file")
+
     @classmethod
     @abstractmethod
     def load(cls, path: Path, dimension: int, *, mmap: bool = False, **options: Any) -> VectorStore:

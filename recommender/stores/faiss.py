@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import faiss
 import numpy as np
 
+from .. import storage
 from ..errors import InvalidArgumentError
 from .base import SearchResult, VectorMeta, VectorStore
 
@@ -86,6 +87,10 @@ class FaissStore(VectorStore):
         self._delta = _flat(dimension)
         self._base_ids = np.sort(_index_ids(self.index)) if mapped else None
         self._dead = np.zeros(0, dtype=np.int64)  # sorted base ids removed since the snapshot
+        #: The mapped base's vectors in ``_base_ids`` order (float16), when the snapshot has them.
+        self._rows: np.ndarray | None = None
+        #: The index the snapshot being written holds (built once for its rows and its file).
+        self._pending: Any = None
 
     @property
     def kind(self) -> str:
@@ -119,12 +124,14 @@ class FaissStore(VectorStore):
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self._check(ids, vectors)
         if len(ids):
+            self._pending = None
             (self._delta if self.mapped else self.index).add_with_ids(vectors, ids)
 
     def remove(self, ids: np.ndarray) -> int:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         if not len(ids):
             return 0
+        self._pending = None
         if not self.mapped:
             return int(self.index.remove_ids(faiss.IDSelectorBatch(ids)))
         removed = int(self._delta.remove_ids(faiss.IDSelectorBatch(ids)))
@@ -147,10 +154,19 @@ class FaissStore(VectorStore):
         out = np.empty((len(ids), self.dimension), dtype=np.float32)
         in_base = self._in_base(ids)
         if in_base.any():
-            out[in_base] = _reconstruct(self.index, ids[in_base])
+            out[in_base] = self._base_vectors(ids[in_base])
         if (~in_base).any():
             out[~in_base] = _reconstruct(self._delta, ids[~in_base])
         return out
+
+    def _base_vectors(self, ids: np.ndarray) -> np.ndarray:
+        if self._rows is None:
+            return _reconstruct(self.index, ids)
+        # A row gather from the mapped file: an IVF reconstruct goes through a
+        # hash map and a decode per id (~2 us each, the largest cost of ranking
+        # the lexical side's ~100 candidates).
+        assert self._base_ids is not None
+        return np.asarray(self._rows[np.searchsorted(self._base_ids, ids)], dtype=np.float32)
 
     def search(
         self,
@@ -217,14 +233,39 @@ class FaissStore(VectorStore):
             ids, vectors = self.live()
             self.index = build_index(kind, self.dimension, ids, vectors)
 
+    def _snapshot(self) -> Any:
+        """The index the next snapshot holds: this one, or a new one built whole."""
+        if self._pending is None:
+            kind = self.target_kind()
+            if not self.mapped and self.kind == kind and not _residual(self.index):
+                self._pending = self.index
+            else:
+                # A new file, written whole (overlay folded in), for the next mapping.
+                ids, vectors = self.live()
+                self._pending = build_index(kind, self.dimension, ids, vectors)
+        return self._pending
+
+    @property
+    def writes_rows(self) -> bool:
+        # A flat index reads a vector back cheaply; an IVF one does not.
+        return self.target_kind() == "ivf"
+
+    def save_rows(self, path: Path) -> None:
+        """The snapshot's vectors in id order, float16: exactly its fp16 codes."""
+        index = self._snapshot()
+        ids = np.sort(_index_ids(index))
+        rows = np.lib.format.open_memmap(
+            path, mode="w+", dtype=np.float16, shape=(len(ids), self.dimension)
+        )
+        for start in range(0, len(ids), 65_536):
+            chunk = ids[start : start + 65_536]
+            rows[start : start + len(chunk)] = _reconstruct(index, chunk)
+        rows.flush()
+        del rows
+
     def save(self, path: Path) -> None:
-        kind = self.target_kind()
-        if not self.mapped and self.kind == kind:
-            faiss.write_index(self.index, str(path))
-            return
-        # A new file, written whole (overlay folded in), for the next mapping.
-        ids, vectors = self.live()
-        faiss.write_index(build_index(kind, self.dimension, ids, vectors), str(path))
+        index, self._pending = self._snapshot(), None
+        faiss.write_index(index, str(path))
 
     @classmethod
     def load(cls, path: Path, dimension: int, *, mmap: bool = False, **options: Any) -> FaissStore:
@@ -236,7 +277,18 @@ class FaissStore(VectorStore):
         index = faiss.read_index(str(path), flags)
         if index.d != dimension:
             raise ValueError(f"{path} holds {index.d}-d vectors, expected {dimension}")
-        return cls(dimension, index, mapped=mmap, index_type=index_type)
+        store = cls(dimension, index, mapped=mmap, index_type=index_type)
+        rows = storage.rows_path_for(path)
+        if mmap and rows is not None and rows.is_file() and not _residual(index):
+            store._attach_rows(np.load(rows, mmap_mode="r"))
+        return store
+
+    def _attach_rows(self, rows: np.ndarray) -> None:
+        # A row file that does not match the index (e.g. left by an older
+        # version) is ignored: vectors are then read back from the index.
+        assert self._base_ids is not None
+        if rows.dtype == np.float16 and rows.shape == (len(self._base_ids), self.dimension):
+            self._rows = rows
 
 
 def build_index(kind: str, dimension: int, ids: np.ndarray, vectors: np.ndarray) -> Any:
@@ -253,6 +305,10 @@ def build_index(kind: str, dimension: int, ids: np.ndarray, vectors: np.ndarray)
     index = faiss.IndexIVFScalarQuantizer(
         quantizer, dimension, nlist, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
     )
+    # Codes of the vectors themselves, not of their offsets from the list's centroid:
+    # fp16 is precise either way, and then a vector read back is exactly its float16
+    # row, so the snapshot's row file (save_rows) agrees with the scores FAISS gives.
+    index.by_residual = False
     # The index owns its quantizer (freed with it, written with it).
     index.own_fields = True
     quantizer.this.disown()  # type: ignore[attr-defined]
@@ -295,6 +351,11 @@ def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
 
 def _is_ivf(index: Any) -> bool:
     return isinstance(index, faiss.IndexIVF)
+
+
+def _residual(index: Any) -> bool:
+    """Whether an IVF index encodes vectors as offsets from centroids (older snapshots)."""
+    return _is_ivf(index) and bool(index.by_residual)
 
 
 def _index_ids(index: Any) -> np.ndarray:
