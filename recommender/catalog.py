@@ -140,6 +140,10 @@ class Catalog:
     def seq(self) -> int:
         return int(self._meta("seq"))
 
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (SQLite ``PRAGMA data_version``)."""
+        return int(self._conn().execute("PRAGMA data_version").fetchone()[0])
+
     def pruned_through(self) -> int:
         return int(self._meta("pruned_through"))
 

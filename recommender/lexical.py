@@ -452,7 +452,9 @@ class LexicalIndex:
         else:
             index._df = _document_counts(index._base)
         if "inv_norms" in arrays:  # valid until the first write (_invalidate drops it)
-            index._inv_norms = np.asarray(arrays["inv_norms"])
+            # Copied (4 bytes an article): every query reads it at thousands of random
+            # rows, which through the mapping cost ~1 ms a query at 1M articles.
+            index._inv_norms = np.array(arrays["inv_norms"])
         return index
 
 
@@ -490,17 +492,22 @@ def _gather(
     postings: sp.csr_matrix, terms: np.ndarray, weights: np.ndarray, first: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """The entries of the inverted lists of ``terms`` (row + ``first``), each times its weight."""
-    starts = postings.indptr[terms].astype(np.int64)
-    lengths = postings.indptr[terms + 1].astype(np.int64) - starts
-    total = int(lengths.sum())
-    if not total:
+    indptr, indices, data = postings.indptr, postings.indices, postings.data
+    row_runs: list[np.ndarray] = []
+    value_runs: list[np.ndarray] = []
+    # Each list is one contiguous run: copying the runs is ~5x faster at 1M
+    # articles than one fancy-indexed gather over all their entries.
+    for term, weight in zip(terms.tolist(), weights.astype(np.float32).tolist(), strict=True):
+        start, stop = int(indptr[term]), int(indptr[term + 1])
+        if stop > start:
+            row_runs.append(indices[start:stop])
+            value_runs.append(data[start:stop] * np.float32(weight))
+    if not row_runs:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    entries = np.arange(total) + np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
-    rows = postings.indices[entries].astype(np.int64)
+    rows = np.concatenate(row_runs).astype(np.int64)
     if first:
         rows += first
-    values = postings.data[entries] * np.repeat(weights.astype(np.float32), lengths)
-    return rows, values
+    return rows, np.concatenate(value_runs)
 
 
 def _slots(width: int) -> np.ndarray:

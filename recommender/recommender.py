@@ -956,6 +956,8 @@ class Recommender:
                 compute_pool_stats(
                     state.store, state.lexical, state.catalog, ids, config=self.ranking
                 )
+                # This connection's own commits leave its data version as it was.
+                state._forget(ids.tolist())
             pending = self._state.pending_changes()
             if pending is None or pending >= _CHECKPOINT_CHANGES:
                 self._state.checkpoint()

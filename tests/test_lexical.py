@@ -229,13 +229,20 @@ def test_snapshots_carry_the_inverted_lists(index: LexicalIndex, tmp_path: Path)
 
 
 def test_snapshots_carry_norms_and_document_frequencies(
-    index: LexicalIndex, tmp_path: Path
+    index: LexicalIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from recommender import lexical as module
+
     # Opening a snapshot must not read every count to rebuild them (1 GB at 1M articles).
     index.save(tmp_path / "lex.npz")
     mapped = LexicalIndex.load(tmp_path / "lex.npz", mmap=True)
-    stored = mapped._norms(mapped.idf())
-    assert _is_mapped(stored)
+    with monkeypatch.context() as patch:
+
+        def recomputed(*args: object) -> None:
+            raise AssertionError("norms recomputed from the counts")
+
+        patch.setattr(module, "_inverse_norms", recomputed)
+        stored = mapped._norms(mapped.idf())
     assert mapped._df.tolist() == index._df.tolist()
     mapped._inv_norms = None  # recompute from the counts
     assert stored == pytest.approx(mapped._norms(mapped.idf()))

@@ -402,6 +402,37 @@ def test_pool_statistics_are_stored_for_new_articles(built: Path) -> None:
     assert np.isfinite(stats).all() and (stats[:, 1] > 0).all()
 
 
+def test_statistics_not_stored_yet_are_read_again_only_after_a_commit(built: Path) -> None:
+    from recommender.catalog import Catalog
+    from recommender.state import ArticleNumbers
+    from recommender.storage import IndexLayout
+
+    layout = IndexLayout(built)
+    path = layout.generation_dir(layout.read_manifest()) / "catalog.sqlite3"
+    reader, writer = Catalog(path), Catalog(path)
+    try:
+        ids = np.array(sorted(reader.int_ids(["port-0", "port-1"]).values()), dtype=np.int64)
+        writer.set_pool_stats(ids.tolist(), np.full((2, 4), np.nan))  # as if not computed yet
+        numbers = ArticleNumbers(reader)
+        reads: list[int] = []
+        original = reader.numbers
+
+        def counted(*args: object) -> object:
+            reads.append(1)
+            return original(*args)  # type: ignore[arg-type]
+
+        reader.numbers = counted  # type: ignore[method-assign]
+        assert np.isnan(numbers.stats(ids)).all()
+        assert np.isnan(numbers.stats(ids)).all()
+        assert len(reads) <= 1  # nothing committed since: no query per request
+        # Another process stores them: the next request reads them.
+        writer.set_pool_stats(ids.tolist(), np.ones((2, 4)))
+        assert numbers.stats(ids) == pytest.approx(np.ones((2, 4)))
+    finally:
+        reader.close()
+        writer.close()
+
+
 def test_pool_statistics_from_worker_processes_equal_one_process(
     tmp_path: Path, corpus: list[Article], monkeypatch: pytest.MonkeyPatch
 ) -> None:
