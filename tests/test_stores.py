@@ -194,8 +194,11 @@ def test_unknown_index_type_names_the_valid_ones() -> None:
         FaissStore(DIM, index_type="hnsw")
 
 
-def test_an_ivf_snapshot_reads_vectors_back_from_its_row_file(tmp_path: Path) -> None:
+def test_an_ivf_snapshot_reads_vectors_back_from_its_row_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from recommender import storage
+    from recommender.stores import faiss as faiss_module
     from recommender.stores.faiss import _reconstruct
 
     rng = np.random.default_rng(6)
@@ -222,6 +225,9 @@ def test_an_ivf_snapshot_reads_vectors_back_from_its_row_file(tmp_path: Path) ->
     assert mapped.get(np.array([9_000, 555])) == pytest.approx(vectors[[0, 3_099 - 555]], abs=1e-3)
     with pytest.raises(KeyError):
         mapped.get(np.array([1_234]))
+    # Past ROWS_MAX_VECTORS the second copy costs more memory than it saves time.
+    monkeypatch.setattr(faiss_module, "ROWS_MAX_VECTORS", 2_999)
+    assert not store.writes_rows
     # A row file that does not match its snapshot is ignored, never misread.
     np.save(storage.rows_path(tmp_path, 7), np.zeros((10, DIM), dtype=np.float16))
     again = FaissStore.load(storage.snapshot_path(tmp_path, 7), DIM, mmap=True, index_type="ivf")

@@ -40,6 +40,12 @@ INDEX_TYPES = ("auto", "flat", "ivf")
 #: From this many vectors, ``auto`` writes an IVF index. Exact search of 50k
 #: 384-d vectors takes ~2 ms per query on one core; the IVF index ~0.3 ms.
 IVF_THRESHOLD = 50_000
+#: Up to this many vectors an IVF snapshot also keeps its vectors as float16 rows
+#: (``rows.<seq>.npy``), read back by a row gather instead of an IVF reconstruct.
+#: It is a second copy of the vectors: at 100k articles (77 MB) it buys ~0.2 ms a
+#: query and most of ``related --all``'s vector reads; at 1M (768 MB) the copy
+#: costs more memory than the reconstructs cost time (measured: +731 MiB RSS).
+ROWS_MAX_VECTORS = 500_000
 #: recall@10 against exact search that the tuned ``nprobe`` must reach.
 TARGET_RECALL = 0.99
 #: Fewer queries than this search on one thread: with OpenMP's threads
@@ -248,7 +254,7 @@ class FaissStore(VectorStore):
     @property
     def writes_rows(self) -> bool:
         # A flat index reads a vector back cheaply; an IVF one does not.
-        return self.target_kind() == "ivf"
+        return self.target_kind() == "ivf" and len(self) <= ROWS_MAX_VECTORS
 
     def save_rows(self, path: Path) -> None:
         """The snapshot's vectors in id order, float16: exactly its fp16 codes."""
