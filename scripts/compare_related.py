@@ -7,6 +7,10 @@ alternately, twice each, in fresh processes on the same index: for each, the mea
 ``related(id, k=10)`` over the same random ids of the index's ``s<n>`` articles (as
 scripts/bench_scale.py writes them), best of 3 passes after one warm-up pass. On a shared,
 noisy machine only the ratio of the two is meaningful.
+
+``--other-index`` gives OTHER_CHECKOUT its own copy of the index (the same articles and
+files), e.g. one whose manifest keeps an earlier default ranking, so that a change of
+code and of defaults is measured together.
 """
 
 from __future__ import annotations
@@ -42,12 +46,14 @@ def main() -> None:
     parser.add_argument("other", type=Path)
     parser.add_argument("index", type=Path)
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--other-index", type=Path, default=None)
     args = parser.parse_args()
+    indexes = {"other": args.other_index or args.index, "this": args.index}
     times: dict[str, list[float]] = {"other": [], "this": []}
     for _ in range(2):
         for name, root in (("other", args.other.resolve()), ("this", ROOT)):
             out = subprocess.run(
-                [sys.executable, "-c", _CHILD, str(root), str(args.index), str(args.queries)],
+                [sys.executable, "-c", _CHILD, str(root), str(indexes[name]), str(args.queries)],
                 check=True,
                 capture_output=True,
                 text=True,
