@@ -294,7 +294,7 @@ class FaissStore(VectorStore):
         # version) is ignored: vectors are then read back from the index.
         assert self._base_ids is not None
         if rows.dtype == np.float16 and rows.shape == (len(self._base_ids), self.dimension):
-            self._rows = rows
+            self._rows = rows.view(np.ndarray)  # without np.memmap's per-index overhead
 
 
 def build_index(kind: str, dimension: int, ids: np.ndarray, vectors: np.ndarray) -> Any:
