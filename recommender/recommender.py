@@ -1078,6 +1078,9 @@ def _parallel_lists(
 
 def _open_worker(root: str) -> None:
     global _WORKER
+    from .stores.faiss import use_threads
+
+    use_threads(1)  # the pool is the parallelism
     _WORKER = Recommender.open(root)
 
 

@@ -422,6 +422,9 @@ def compute_pool_stats_in_workers(
 
 def _open_snapshot(gen: str, seq: int, store: str, dimension: int, options: dict[str, Any]) -> None:
     global _SNAPSHOT
+    from .stores.faiss import use_threads
+
+    use_threads(1)  # the pool is the parallelism
     path = Path(gen)
     cls = store_class(store)
     vectors = cls.load(

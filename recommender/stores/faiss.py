@@ -55,6 +55,17 @@ _PARALLEL_QUERIES = 32
 _THREADS = faiss.omp_get_max_threads()
 
 
+def use_threads(count: int) -> None:
+    """The OpenMP threads batch searches and index builds use in this process.
+
+    A worker of a process pool sets 1: the pool is the parallelism, and each
+    worker's idle OpenMP threads would otherwise spin on the cores the others use.
+    """
+    global _THREADS
+    _THREADS = max(1, int(count))
+    faiss.omp_set_num_threads(_THREADS)
+
+
 def _flat(dimension: int) -> Any:
     return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
 
