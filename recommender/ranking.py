@@ -108,6 +108,11 @@ class Candidates:
     #: Per candidate: mean and std of its dense scores, then of its lexical
     #: scores, over its own pool when it was the query (NaN when unknown).
     stats: np.ndarray | None = None
+    #: The lowest dense score and lexical search score that made the pool (-inf
+    #: and 0 when the pool was open: fewer hits than asked); an article scoring
+    #: at least that against the query would enter it (stored lists use this).
+    dense_entry: float = -np.inf
+    lexical_entry: float = 0.0
 
 
 def rank(
