@@ -67,10 +67,13 @@ CREATE TABLE IF NOT EXISTS related_lists (
 CREATE TABLE IF NOT EXISTS related_members (member INTEGER NOT NULL, owner INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS related_members_member ON related_members (member);
 CREATE INDEX IF NOT EXISTS related_members_owner ON related_members (owner);
-CREATE TABLE IF NOT EXISTS related_entries (
+CREATE TABLE IF NOT EXISTS related_bounds (
     int_id INTEGER PRIMARY KEY,
-    dense REAL NOT NULL,
-    lexical REAL NOT NULL
+    dense_entry REAL NOT NULL,
+    lexical_entry REAL NOT NULL,
+    dense_room REAL NOT NULL,
+    lexical_room REAL NOT NULL,
+    hits_floor REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS lexical_pin (
     token TEXT PRIMARY KEY,
@@ -80,9 +83,9 @@ CREATE TABLE IF NOT EXISTS lexical_pin (
 );
 """
 
-#: One stored list: owner int id, its (int id, score) items, and its pool's entry
-#: scores (dense, lexical search): what a new article must reach to join the pool.
-ListRow = tuple[int, list[tuple[int, float]], tuple[float, float]]
+#: One stored list: owner int id, its (int id, score) items, and its pool's bounds
+#: (:class:`~recommender.ranking.PoolBounds` as a tuple): what a write must reach to change it.
+ListRow = tuple[int, list[tuple[int, float]], tuple[float, float, float, float, float]]
 
 
 @dataclass(frozen=True)
@@ -543,7 +546,7 @@ class Catalog:
         with conn:
             conn.execute("DELETE FROM related_lists")
             conn.execute("DELETE FROM related_members")
-            conn.execute("DELETE FROM related_entries")
+            conn.execute("DELETE FROM related_bounds")
             count = self._put_lists(conn, lists)
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('lists', ?)", (info.to_json(),))
         return count
@@ -559,22 +562,35 @@ class Catalog:
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('lists', ?)", (value,))
             self._bump_lists_version(conn)
 
-    def update_lists(self, lists: Sequence[ListRow], removed: Sequence[int] = ()) -> None:
-        """Replace the lists of some owners and drop those of ``removed``, in one transaction."""
+    def update_lists(
+        self,
+        lists: Sequence[ListRow],
+        removed: Sequence[int] = (),
+        bounds: Sequence[tuple[int, Sequence[float] | np.ndarray]] = (),
+    ) -> None:
+        """Replace the lists of some owners and drop those of ``removed``, in one transaction.
+
+        ``bounds`` (owner, bounds) updates the bounds of lists that keep their items.
+        """
         conn = self._lists_conn()
         with conn:
+            conn.executemany(
+                "UPDATE related_bounds SET dense_entry = ?, lexical_entry = ?, dense_room = ?,"
+                " lexical_room = ?, hits_floor = ? WHERE int_id = ?",
+                [(*map(float, b), int(owner)) for owner, b in bounds],
+            )
             gone = [int(i) for i in removed] + [owner for owner, _, _ in lists]
             for chunk in _chunks(gone, 500):
                 marks = ",".join("?" * len(chunk))
                 conn.execute(f"DELETE FROM related_lists WHERE int_id IN ({marks})", chunk)
                 conn.execute(f"DELETE FROM related_members WHERE owner IN ({marks})", chunk)
-                conn.execute(f"DELETE FROM related_entries WHERE int_id IN ({marks})", chunk)
+                conn.execute(f"DELETE FROM related_bounds WHERE int_id IN ({marks})", chunk)
             self._put_lists(conn, lists)
 
     def _put_lists(self, conn: sqlite3.Connection, lists: Iterable[ListRow]) -> int:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         count = 0
-        for owner, items, (dense, lexical) in lists:
+        for owner, items, bounds in lists:
             conn.execute(
                 "INSERT OR REPLACE INTO related_lists VALUES (?, ?, ?)",
                 (int(owner), json.dumps([[int(i), float(s)] for i, s in items]), now),
@@ -584,8 +600,8 @@ class Catalog:
                 [(int(i), int(owner)) for i, _ in items],
             )
             conn.execute(
-                "INSERT OR REPLACE INTO related_entries VALUES (?, ?, ?)",
-                (int(owner), float(dense), float(lexical)),
+                "INSERT OR REPLACE INTO related_bounds VALUES (?, ?, ?, ?, ?, ?)",
+                (int(owner), *map(float, bounds)),
             )
             count += 1
         self._bump_lists_version(conn)
@@ -597,13 +613,14 @@ class Catalog:
             (str(self.lists_version() + 1),),
         )
 
-    def list_entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Owner int ids of every stored list, with their pools' dense and lexical entry scores."""
+    def list_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Owner int ids of every stored list, and their pools' bounds (one row of five each)."""
         rows = self._lists_conn().execute(
-            "SELECT int_id, dense, lexical FROM related_entries ORDER BY int_id"
+            "SELECT int_id, dense_entry, lexical_entry, dense_room, lexical_room, hits_floor"
+            " FROM related_bounds ORDER BY int_id"
         )
-        data = np.array(rows.fetchall(), dtype=np.float64).reshape(-1, 3)
-        return data[:, 0].astype(np.int64), data[:, 1], data[:, 2]
+        data = np.array(rows.fetchall(), dtype=np.float64).reshape(-1, 6)
+        return data[:, 0].astype(np.int64), data[:, 1:]
 
     def set_lexical_pin(self, token: str, live: int, df: np.ndarray) -> None:
         """Store the document frequencies stored lists are computed with (replacing any)."""

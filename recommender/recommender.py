@@ -40,7 +40,7 @@ from .filters import DateLike, Filters
 from .ingest import article_from_mapping
 from .lexical import LexicalIndex, PinnedStats
 from .precomputed import PrecomputedEmbeddings
-from .ranking import RankingConfig, rank
+from .ranking import Candidates, PoolBounds, RankingConfig, pair_scores, pool_bounds, rank
 from .retrieval import QueryBatch, Retriever
 from .rules import RULES_FILE, Editorial, QueryStory, Rules
 from .state import (
@@ -52,7 +52,7 @@ from .state import (
     with_catalog_vectors,
     write_snapshots,
 )
-from .stored import ListOwners, Written
+from .stored import ListOwners, Reach, Written
 from .stores import VectorMeta, VectorStore, check_store_url, new_store
 from .stores.faiss import FaissStore, check_index_type
 from .types import Article, ArticleListing, ArticleSummary, Match, Rejection, UpdateReport
@@ -63,6 +63,9 @@ ArticleInput = Article | Mapping[str, Any] | Rejection
 _BATCH = ARTICLE_BATCH
 #: Replayable changes kept in the catalog before a new vector snapshot is written.
 _CHECKPOINT_CHANGES = 2_000
+#: How far under a list's k-th score a newcomer is still tested as entering it: stored
+#: scores are rounded to 6 decimals, and the test's cosines are summed another way.
+_SCORE_EPSILON = 1e-4
 
 
 class Recommender:
@@ -520,13 +523,14 @@ class Recommender:
         """Compute every article's related list and store it in the catalog; return the count.
 
         This pins the lexical statistics (document frequencies, article count)
-        to their current values: while lists are stored, every ranking of the
-        index uses them, so that a write changes only the lists whose candidate
-        pools it enters or leaves, and :meth:`upsert` and :meth:`remove` refresh
-        exactly those. Stored lists then stay equal to a recompute
-        (:meth:`related_all`). Terms first seen after the pin carry no weight
-        until the next ``store_lists``. Holds the writer lock meanwhile, so no
-        write can land between the lists.
+        to their current values, and while lists are stored an indexed article's
+        own stored pool statistics standardise its side of the hybrid score: every
+        ranking of the index does so, so that a write changes only the lists it
+        enters high enough or whose candidate pools it leaves, and :meth:`upsert`
+        and :meth:`remove` refresh exactly those. Stored lists then stay equal to a
+        recompute (:meth:`related_all`). Terms first seen after the pin carry no
+        weight until the next ``store_lists``. Holds the writer lock meanwhile, so
+        no write can land between the lists.
         """
         _check_k(k)
         config = ranking or self.ranking
@@ -640,9 +644,12 @@ class Recommender:
 
     def _before_write(self, article_ids: Sequence[str]) -> Written | None:
         """The touched articles as the index holds them before a write (None: no usable lists)."""
-        if self._usable_lists() is None:
+        info = self._usable_lists()
+        if info is None:
             return None
         state = self._state
+        # The reverse tests read every list's owner: build them while all are indexed.
+        self._owners_index(RankingConfig.from_dict(info.ranking))
         ids = np.array(sorted(state.catalog.int_ids(article_ids).values()), dtype=np.int64)
         with self._lock.read():
             before = Written.read(state.store, state.lexical, ids)
@@ -654,12 +661,14 @@ class Recommender:
     ) -> None:
         """Recompute exactly the stored lists a write changed. Caller holds the writer lock.
 
-        Affected: the touched articles' own lists, the lists holding one, and the
-        lists whose candidate pool one of them was in before the write or is in
-        after it (see :mod:`recommender.stored`), plus those editorial rules tie
-        to them (pins, backfill). Every other list is a function of an unchanged
-        pool, under pinned lexical statistics, so it is unchanged.
+        Affected: the touched articles' own lists, the lists holding one, the
+        lists whose candidate pool one of them left, the lists a newcomer enters
+        high enough or crowds a listed item out of (see :mod:`recommender.stored`),
+        and those editorial rules tie to them (pins, backfill). Every other list
+        keeps its items and scores: under pinned statistics an item's score
+        depends on the two articles alone.
         """
+        self.refreshed_lists = 0
         info = self._usable_lists() if before is not None else None
         if before is None or info is None or not (touched or removed):
             return
@@ -668,31 +677,106 @@ class Recommender:
         with self._lock.read():
             after = Written.read(self._state.store, self._state.lexical, np.array(touched))
             after.sections = set(self._state.sections(after.ids).tolist())
-            owners = self._affected(before, after, config) - set(removed)
+            owners, roomier = self._affected(before, after, config)
+            owners -= set(removed)
             ordered = np.array(sorted(owners), dtype=np.int64)
             lists = [
                 row
                 for start in range(0, len(ordered), _BATCH)
                 for row in self._hit_lists(ordered[start : start + _BATCH], info.k, config)
             ]
-        catalog.update_lists(lists, removed)
-        self._patch_owners(lists, removed, config)
+        bounds = [(o, b) for o, b in roomier.items() if o not in owners and o not in removed]
+        catalog.update_lists(lists, removed, bounds)
+        self._patch_owners(lists, removed, bounds, config)
         self.refreshed_lists = len(lists)
 
-    def _affected(self, before: Written, after: Written, config: RankingConfig) -> set[int]:
-        """Owners of the stored lists a write may change; the caller holds the read lock."""
+    def _affected(
+        self, before: Written, after: Written, config: RankingConfig
+    ) -> tuple[set[int], dict[int, np.ndarray]]:
+        """Owners of the stored lists a write may change, and the new bounds of lists that
+        newcomers enter without changing them; the caller holds the read lock."""
         state = self._state
         catalog = state.catalog
         touched = {int(i) for i in before.ids} | {int(i) for i in after.ids}
         owners = touched | catalog.owners_of(sorted(touched))
         if config.feedback_docs:
             # Neighbour feedback re-queries from the top hits: no pool bound holds.
-            return owners | {int(i) for i in catalog.stored_lists()}
+            return owners | {int(i) for i in catalog.stored_lists()}, {}
         reverse = self._owners_index(config)
         use_lexical = config.method != "dense"
-        owners |= reverse.reached_by(before, state.lexical, use_lexical=use_lexical)
-        owners |= reverse.reached_by(after, state.lexical, use_lexical=use_lexical)
-        return owners | self._ruled_owners(touched, before.sections | after.sections)
+        kept = before.unmoved(after)
+        # Leaving a pool lets an unknown next candidate in: those lists are all recomputed.
+        gone = before.subset(~np.isin(before.ids, kept))
+        owners.update(reverse.reach(gone, state.lexical, use_lexical=use_lexical).owners.tolist())
+        reach = reverse.reach(after, state.lexical, use_lexical=use_lexical)
+        entered, roomier = self._entered(reach, after, kept, config)
+        owners |= entered | self._ruled_owners(touched, before.sections | after.sections)
+        return owners, roomier
+
+    def _entered(
+        self, reach: Reach, after: Written, kept: np.ndarray, config: RankingConfig
+    ) -> tuple[set[int], dict[int, np.ndarray]]:
+        """Owners whose lists the ``after`` articles change from inside their pools, and
+        the new bounds of the others that newcomers entered.
+
+        A newcomer (not ``kept``) changes a list when more newcomers enter a side of
+        its pool than that side has room below its listed items (one would push a
+        listed item out), or when it scores at least the k-th item; an article that
+        stays in a pool (a metadata change), when its score reaches the k-th item.
+        Entry scores are left as they were: they only rise, so testing against
+        them stays a superset.
+        """
+        new = ~np.isin(after.ids, kept)
+        inside = reach.dense | reach.lexical
+        b = reach.bounds
+        dense_new = (reach.dense & new).sum(axis=1)
+        lexical_new = (reach.lexical & new).sum(axis=1)
+        affected = (dense_new > b[:, 2]) | (lexical_new > b[:, 3]) | np.isneginf(b[:, 4])
+        for j in range(len(after.ids)):
+            check = inside[:, j] & ~affected
+            if check.any():
+                scores = self._scores_in(reach.owners[check], after, j, config)
+                affected[check] |= scores >= b[check, 4] - _SCORE_EPSILON
+        roomier = b.copy()
+        roomier[:, 2] -= dense_new
+        roomier[:, 3] -= lexical_new
+        moved = ~affected & ((dense_new > 0) | (lexical_new > 0))
+        updates = {int(o): row for o, row in zip(reach.owners[moved], roomier[moved], strict=True)}
+        return {int(o) for o in reach.owners[affected]}, updates
+
+    def _scores_in(
+        self, owners: np.ndarray, after: Written, j: int, config: RankingConfig
+    ) -> np.ndarray:
+        """The score article ``j`` of ``after`` gets in each owner's list (rules aside).
+
+        Owners without statistics of their own get +inf: their lists are recomputed.
+        """
+        state = self._state
+        lexical = state.lexical
+        article = np.repeat(after.ids[j], len(owners))
+        own = state.pool_stats(owners)
+        # The cosine from each owner's side, summed in another order than the ranking
+        # sums it (float32 rounding: _SCORE_EPSILON covers it).
+        weights = lexical.query_weights(
+            lexical.stored_counts(owners), max_terms=config.max_query_terms
+        )
+        counts = after.counts[j]
+        inv = lexical.inverse_norms(counts)[0]
+        cosines = np.asarray(weights @ counts.T.toarray()).ravel() * inv
+        dense = state.store.get(owners).astype(np.float64) @ after.vectors[j].astype(np.float64)
+        pairs = Candidates(
+            ids=article,
+            dense=dense.astype(np.float32),
+            lexical=cosines.astype(np.float32),
+            vectors=None,
+            published=state.published(article, lead_dates=config.lead_dates),
+            stats=state.pool_stats(article),
+            query_stats=own,
+        )
+        times = state.published(owners, lead_dates=config.lead_dates)
+        scores = pair_scores(pairs, config, query_times=times)
+        out: np.ndarray = np.where(np.isfinite(own).all(axis=1), scores, np.inf)
+        return out
 
     def _ruled_owners(self, touched: set[int], sections: set[str]) -> set[int]:
         """Owners whose lists editorial rules tie to the touched articles: pins, backfill."""
@@ -726,20 +810,24 @@ class Recommender:
         return self._list_owners
 
     def _patch_owners(
-        self, lists: list[ListRow], removed: list[int], config: RankingConfig
+        self,
+        lists: list[ListRow],
+        removed: list[int],
+        bounds: list[tuple[int, np.ndarray]],
+        config: RankingConfig,
     ) -> None:
-        """Bring the reverse-test index up to the lists just stored."""
+        """Bring the reverse-test index up to the lists and bounds just stored."""
         reverse = self._list_owners
         if reverse is None:
             return
         state = self._state
         reverse.drop(removed)
+        reverse.set_bounds(bounds)
         if lists:
             owners = np.array([o for o, _, _ in lists], dtype=np.int64)
-            dense = np.array([e[0] for _, _, e in lists])
-            lexical = np.array([e[1] for _, _, e in lists])
+            fresh = np.array([b for _, _, b in lists], dtype=np.float64)
             with self._lock.read():
-                reverse.put(owners, dense, lexical, state.store, state.lexical, config)
+                reverse.put(owners, fresh, state.store, state.lexical, config)
         reverse.version = state.catalog.lists_version()
 
     def _hit_lists(
@@ -756,10 +844,10 @@ class Recommender:
             state.lexical.stored_counts(present),
             [int(i) for i in present],
         )
-        entries: list[tuple[float, float]] = []
+        entries: list[PoolBounds] = []
         ranked = self._ranked_hits(batch, k, Filters(), ranking, rules=rules, entries=entries)
         return [
-            (int(i), [(h, round(s, 6)) for h, s in hits], entry)
+            (int(i), [(h, round(s, 6)) for h, s in hits], entry.as_tuple())
             for i, hits, entry in zip(present, ranked, entries, strict=True)
         ]
 
@@ -855,7 +943,7 @@ class Recommender:
         times: np.ndarray | None = None,
         sections: Sequence[str | None] | None = None,
         rules: bool = True,
-        entries: list[tuple[float, float]] | None = None,
+        entries: list[PoolBounds] | None = None,
     ) -> list[list[tuple[int, float]]]:
         """Rank a batch of queries into (int id, score) lists; the caller holds the read lock.
 
@@ -922,10 +1010,16 @@ class Recommender:
         exclude: np.ndarray | None,
         filters: Filters,
         masks: Callable[[int, np.ndarray], np.ndarray | None] | None = None,
-        entries: list[tuple[float, float]] | None = None,
+        entries: list[PoolBounds] | None = None,
     ) -> list[list[tuple[int, float]]]:
-        """Rank each query's pool; ``entries`` collects each pool's entry scores."""
+        """Rank each query's pool; ``entries`` collects each pool's bounds."""
         state = self._state
+        # While lists are stored, an indexed query's own statistics standardise its side.
+        own = (
+            state.pool_stats(np.array([-1 if s is None else s for s in batch.skip]))
+            if state.lexical.pinned is not None and _pool_free(config)
+            else None
+        )
         pools = Retriever(state.store, state.lexical).pools(
             batch,
             candidates=max(config.candidates, k),
@@ -943,11 +1037,13 @@ class Recommender:
                 pool.published = state.published(pool.ids, lead_dates=config.lead_dates)
             if config.method == "hybrid":
                 pool.stats = state.pool_stats(pool.ids)
+                if own is not None and np.isfinite(own[q]).all():
+                    pool.query_stats = own[q]
             query_time = None if np.isnan(when) else float(when)
             allowed = masks(q, pool.ids) if masks is not None else None
             out.append(rank(pool, k, config, query_time=query_time, allowed=allowed))
             if entries is not None:
-                entries.append((pool.dense_entry, pool.lexical_entry))
+                entries.append(pool_bounds(pool, out[-1], k, config))
         return out
 
     # -- editorial rules ---------------------------------------------------------------
@@ -1241,6 +1337,11 @@ def _worker_lists(
     if rows:
         return _WORKER._list_rows(chunk, k, ranking)
     return _WORKER._lists(chunk, k, ranking, rules)
+
+
+def _pool_free(config: RankingConfig) -> bool:
+    """Whether a candidate's score can be made independent of the rest of its pool."""
+    return config.method == "hybrid" and config.fusion == "symmetric-z"
 
 
 def _counted(chunks: Iterable[list[Any]], bar: Any) -> Iterator[list[Any]]:

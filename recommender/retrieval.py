@@ -140,7 +140,21 @@ class Retriever:
             published=np.full(len(ids), np.nan),
             dense_entry=float(dense_scores[-1]) if len(dense_ids) >= n else -np.inf,
             lexical_entry=_lexical_entry(lexical_scores, n, weights is not None),
+            dense_side=from_dense,
+            search=_search_of(ids, self.lexical.ids[lexical_rows], lexical_scores),
+            dense_top=dense_scores,
+            lexical_top=lexical_scores,
         )
+
+
+def _search_of(ids: np.ndarray, found: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Each of ``ids``' lexical search score (NaN where the search did not find it)."""
+    out = np.full(len(ids), np.nan)
+    where = np.searchsorted(ids, found)
+    hit = where < len(ids)
+    hit[hit] = ids[where[hit]] == found[hit]
+    out[where[hit]] = scores[hit]
+    return out
 
 
 def _lexical_entry(scores: np.ndarray, n: int, searched: bool) -> float:

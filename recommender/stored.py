@@ -6,9 +6,17 @@ lexical statistics pinned (:class:`~recommender.lexical.PinnedStats`), a write
 touching article Z moves nothing in owner X's list unless Z was in X's pool
 before the write or is in it after. Z is in X's pool when it scores at least
 the pool's entry score on either side (the lowest score that made the pool),
-so each list stores its two entry scores and every write tests the touched
-articles against every list: a matrix product on the dense side, one gather
-over each owner's search terms on the lexical side.
+so each list stores its pool's bounds (:class:`~recommender.ranking.PoolBounds`)
+and every write tests the touched articles against every list: a matrix
+product on the dense side, one gather over each owner's search terms on the
+lexical side.
+
+With the owner's own statistics standardising the query side (as while lists
+are stored), an item's score no longer depends on the rest of the pool, so a
+newcomer entering X's pool changes X's list only if it scores at least the
+list's k-th item, or pushes a listed item out of the pool (a listed item at
+the pool's entry score), or enters with another newcomer. An article leaving a
+pool lets an unknown next candidate in, so that list is always recomputed.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from .lexical import N_FEATURES, LexicalIndex
 from .ranking import RankingConfig
 from .stores import VectorStore
 
-__all__ = ["ENTRY_EPSILON", "ListOwners", "Written"]
+__all__ = ["ENTRY_EPSILON", "ListOwners", "Reach", "Written"]
 
 #: How far under a pool's entry score an article is still tested as entering it:
 #: the reverse tests sum in another order than the search (float32 rounding).
@@ -47,6 +55,30 @@ class Written:
         ids = ids[lexical.rows(ids) >= 0]
         return cls(ids, store.get(ids), lexical.stored_counts(ids), set())
 
+    def subset(self, keep: np.ndarray) -> Written:
+        return Written(self.ids[keep], self.vectors[keep], self.counts[keep], self.sections)
+
+    def unmoved(self, after: Written) -> np.ndarray:
+        """Ids with the same vector and term counts on both sides (a metadata-only change)."""
+        same = []
+        for j, i in enumerate(after.ids):
+            at = np.flatnonzero(self.ids == i)
+            if len(at) and np.array_equal(self.vectors[at[0]], after.vectors[j]):
+                difference = self.counts[at[0]] - after.counts[j]
+                if not difference.count_nonzero():
+                    same.append(int(i))
+        return np.array(same, dtype=np.int64)
+
+
+@dataclass
+class Reach:
+    """The stored lists whose pools written articles are in: per owner and article, by side."""
+
+    owners: np.ndarray  # (r,) int ids
+    dense: np.ndarray  # (r, m) bool: in the owner's dense top
+    lexical: np.ndarray  # (r, m) bool: in its lexical top
+    bounds: np.ndarray  # (r, 5): PoolBounds.as_tuple() of each owner
+
 
 class ListOwners:
     """Every stored list's owner vector, search terms and pool entry scores, for reverse tests.
@@ -64,31 +96,31 @@ class ListOwners:
         self._vectors = np.zeros((0, dimension), dtype=np.float32)
         self._terms = np.zeros((0, width), dtype=np.int64)
         self._weights = np.zeros((0, width), dtype=np.float32)
-        self._dense = np.zeros(0, dtype=np.float64)
-        self._lexical = np.zeros(0, dtype=np.float64)
+        self._bounds = np.zeros((0, 5), dtype=np.float64)
         self._size = 0
 
     @classmethod
     def load(
         cls, catalog: Catalog, store: VectorStore, lexical: LexicalIndex, config: RankingConfig
     ) -> ListOwners:
-        owners, dense, lex = catalog.list_entries()
+        owners, bounds = catalog.list_bounds()
+        indexed = lexical.rows(owners) >= 0  # another process may have removed some since
+        owners, bounds = owners[indexed], bounds[indexed]
         out = cls(catalog.lists_version(), store.dimension, config.candidate_terms or 1)
         for start in range(0, len(owners), _CHUNK):
             span = slice(start, start + _CHUNK)
-            out.put(owners[span], dense[span], lex[span], store, lexical, config)
+            out.put(owners[span], bounds[span], store, lexical, config)
         return out
 
     def put(
         self,
         owners: np.ndarray,
-        dense: np.ndarray,
-        lexical_entry: np.ndarray,
+        bounds: np.ndarray,
         store: VectorStore,
         lexical: LexicalIndex,
         config: RankingConfig,
     ) -> None:
-        """Add or replace the rows of ``owners`` with their entry scores."""
+        """Add or replace the rows of ``owners`` with their pools' bounds."""
         owners = np.asarray(owners, dtype=np.int64)
         weights = lexical.search_weights(
             lexical.query_weights(lexical.stored_counts(owners), max_terms=config.max_query_terms),
@@ -101,31 +133,36 @@ class ListOwners:
         rows = np.array([self._slot(int(o)) for o in owners], dtype=np.int64)
         self._vectors[rows] = store.get(owners)
         self._terms[rows], self._weights[rows] = terms, values
-        self._dense[rows], self._lexical[rows] = dense, lexical_entry
+        self._bounds[rows] = bounds
+
+    def set_bounds(self, bounds: list[tuple[int, np.ndarray]]) -> None:
+        """New bounds of lists whose items stay (newcomers took room in their pools)."""
+        for owner, row in bounds:
+            self._bounds[self._row[int(owner)]] = row
 
     def drop(self, owners: list[int]) -> None:
         """Forget lists that are gone (their rows are never reached again)."""
         for owner in owners:
             row = self._row.pop(int(owner), None)
             if row is not None:
-                self._dense[row] = self._lexical[row] = np.inf
+                self._bounds[row] = np.inf
                 self._owners[row] = -1
 
-    def reached_by(self, written: Written, lexical: LexicalIndex, *, use_lexical: bool) -> set[int]:
-        """Owners whose pool the ``written`` articles are in (a superset: within epsilon)."""
-        if not len(written.ids) or not self._size:
-            return set()
-        n = self._size
-        hit = np.zeros(n, dtype=bool)
-        for start in range(0, n, _CHUNK * 16):
+    def reach(self, written: Written, lexical: LexicalIndex, *, use_lexical: bool) -> Reach:
+        """The owners whose pool the ``written`` articles are in (a superset: within epsilon)."""
+        n, m = self._size, len(written.ids)
+        dense = np.zeros((n, m), dtype=bool)
+        for start in range(0, n if m else 0, _CHUNK * 16):
             span = slice(start, min(n, start + _CHUNK * 16))
             scores = self._vectors[span] @ written.vectors.T
-            hit[span] |= (scores >= self._dense[span, None] - ENTRY_EPSILON).any(axis=1)
-        if use_lexical:
+            dense[span] = scores >= self._bounds[span, 0, None] - ENTRY_EPSILON
+        lexical_side = np.zeros((n, m), dtype=bool)
+        if use_lexical and m:
             inv = lexical.inverse_norms(written.counts)
-            for j in range(len(written.ids)):
-                hit |= self._lexical_hits(written.counts[j], float(inv[j]))
-        return {int(o) for o in self._owners[:n][hit] if o >= 0}
+            for j in range(m):
+                lexical_side[:, j] = self._lexical_hits(written.counts[j], float(inv[j]))
+        hit = (dense | lexical_side).any(axis=1) & (self._owners[:n] >= 0)
+        return Reach(self._owners[:n][hit], dense[hit], lexical_side[hit], self._bounds[:n][hit])
 
     def _lexical_hits(self, counts: sp.csr_matrix, inv_norm: float) -> np.ndarray:
         """Owners whose search score for an article with ``counts`` reaches their entry."""
@@ -133,7 +170,7 @@ class ListOwners:
         scratch[counts.indices] = counts.data
         n = self._size
         score = (self._weights[:n] * scratch[self._terms[:n]]).sum(axis=1) * inv_norm
-        reached: np.ndarray = (score > 0) & (score >= self._lexical[:n] - ENTRY_EPSILON)
+        reached: np.ndarray = (score > 0) & (score >= self._bounds[:n, 1] - ENTRY_EPSILON)
         return reached
 
     def _slot(self, owner: int) -> int:
@@ -159,8 +196,7 @@ class ListOwners:
         self._weights = np.vstack(
             [self._weights, np.zeros((extra, self._weights.shape[1]), np.float32)]
         )
-        self._dense = np.concatenate([self._dense, np.full(extra, np.inf)])
-        self._lexical = np.concatenate([self._lexical, np.full(extra, np.inf)])
+        self._bounds = np.vstack([self._bounds, np.full((extra, 5), np.inf)])
 
     def _widen(self, width: int) -> None:
         extra = width - self._terms.shape[1]
