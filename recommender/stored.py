@@ -94,7 +94,7 @@ class ListOwners:
         self._row: dict[int, int] = {}
         self._owners = np.zeros(0, dtype=np.int64)
         self._vectors = np.zeros((0, dimension), dtype=np.float32)
-        self._terms = np.zeros((0, width), dtype=np.int64)
+        self._terms = np.zeros((0, width), dtype=np.int32)
         self._weights = np.zeros((0, width), dtype=np.float32)
         self._bounds = np.zeros((0, 5), dtype=np.float64)
         self._size = 0
@@ -191,7 +191,7 @@ class ListOwners:
             [self._vectors, np.zeros((extra, self._vectors.shape[1]), np.float32)]
         )
         self._terms = np.vstack(
-            [self._terms, np.full((extra, self._terms.shape[1]), N_FEATURES, np.int64)]
+            [self._terms, np.full((extra, self._terms.shape[1]), N_FEATURES, np.int32)]
         )
         self._weights = np.vstack(
             [self._weights, np.zeros((extra, self._weights.shape[1]), np.float32)]
@@ -201,7 +201,7 @@ class ListOwners:
     def _widen(self, width: int) -> None:
         extra = width - self._terms.shape[1]
         rows = len(self._owners)
-        self._terms = np.hstack([self._terms, np.full((rows, extra), N_FEATURES, np.int64)])
+        self._terms = np.hstack([self._terms, np.full((rows, extra), N_FEATURES, np.int32)])
         self._weights = np.hstack([self._weights, np.zeros((rows, extra), np.float32)])
 
 
@@ -209,7 +209,7 @@ def _padded(weights: sp.csr_matrix, width: int) -> tuple[np.ndarray, np.ndarray]
     """Each row's terms and weights in a fixed width, padded with a term that never matches."""
     per_row = np.diff(weights.indptr)
     width = max(width, int(per_row.max()) if len(per_row) else 0)
-    terms = np.full((weights.shape[0], width), N_FEATURES, dtype=np.int64)
+    terms = np.full((weights.shape[0], width), N_FEATURES, dtype=np.int32)
     values = np.zeros((weights.shape[0], width), dtype=np.float32)
     row_of = np.repeat(np.arange(weights.shape[0]), per_row)
     column = np.arange(len(weights.indices)) - np.repeat(weights.indptr[:-1], per_row)

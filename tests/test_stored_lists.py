@@ -315,3 +315,19 @@ def test_cli_and_service(demo: Recommender) -> None:
         assert client.delete("/v1/articles/demo-002").status_code == 200
     _assert_equal_to_a_full_recompute(demo)
     assert added.id in {i for hits in _stored(demo).values() for i, _ in hits}
+
+
+def test_lists_stored_by_worker_processes_equal_one_process(
+    small: Recommender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers open the index and read the pin from it: the same lists and bounds."""
+    import recommender.recommender as module
+
+    small.store_lists(k=K)
+    one = small._state.catalog.stored_lists(), small._state.catalog.list_bounds()
+    monkeypatch.setattr(module, "_BATCH", 16)  # several batches for two workers
+    small.store_lists(k=K, workers=2)
+    two = small._state.catalog.stored_lists(), small._state.catalog.list_bounds()
+    assert one[0] == two[0]
+    assert np.array_equal(one[1][0], two[1][0]) and np.array_equal(one[1][1], two[1][1])
+    _assert_equal_to_a_full_recompute(small)
