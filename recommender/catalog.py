@@ -24,7 +24,7 @@ import numpy as np
 from .dateline import lead_date
 from .types import Article
 
-__all__ = ["Catalog", "CatalogRow", "StoredHash", "StoredLists", "lexical_text"]
+__all__ = ["Catalog", "CatalogRow", "ListRow", "StoredHash", "StoredLists", "lexical_text"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -67,16 +67,51 @@ CREATE TABLE IF NOT EXISTS related_lists (
 CREATE TABLE IF NOT EXISTS related_members (member INTEGER NOT NULL, owner INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS related_members_member ON related_members (member);
 CREATE INDEX IF NOT EXISTS related_members_owner ON related_members (owner);
+CREATE TABLE IF NOT EXISTS related_bounds (
+    int_id INTEGER PRIMARY KEY,
+    dense_entry REAL NOT NULL,
+    lexical_entry REAL NOT NULL,
+    dense_room REAL NOT NULL,
+    lexical_room REAL NOT NULL,
+    hits_floor REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lexical_pin (
+    token TEXT PRIMARY KEY,
+    live INTEGER NOT NULL,
+    terms BLOB NOT NULL,
+    counts BLOB NOT NULL
+);
 """
+
+#: One stored list: owner int id, its (int id, score) items, and its pool's bounds
+#: (:class:`~recommender.ranking.PoolBounds` as a tuple): what a write must reach to change it.
+ListRow = tuple[int, list[tuple[int, float]], tuple[float, float, float, float, float]]
 
 
 @dataclass(frozen=True)
 class StoredLists:
-    """How the stored lists were computed: list length, ranking and rules."""
+    """How the stored lists were computed: list length, ranking and rules.
+
+    ``pin`` names the lexical statistics they were computed with; ``stale``
+    says why they no longer equal a recompute (None while they do).
+    """
 
     k: int
     ranking: dict[str, Any]
     rules: str | None
+    pin: str | None = None
+    stale: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "k": self.k,
+                "ranking": self.ranking,
+                "rules": self.rules,
+                "pin": self.pin,
+                "stale": self.stale,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -496,40 +531,70 @@ class Catalog:
         if row is None:
             return None
         data = json.loads(row[0])
-        return StoredLists(int(data["k"]), dict(data["ranking"]), data.get("rules"))
+        return StoredLists(
+            int(data["k"]),
+            dict(data["ranking"]),
+            data.get("rules"),
+            pin=data.get("pin"),
+            stale=data.get("stale"),
+        )
 
-    def replace_lists(
-        self, info: StoredLists, lists: Iterable[tuple[int, list[tuple[int, float]]]]
-    ) -> int:
+    def lists_version(self) -> int:
+        """A number that every change to the stored lists (by any process) increases."""
+        row = self._conn().execute("SELECT value FROM meta WHERE key = 'lists_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def replace_lists(self, info: StoredLists, lists: Iterable[ListRow]) -> int:
         """Replace every stored list (one transaction); return how many were stored."""
         conn = self._lists_conn()
         with conn:
             conn.execute("DELETE FROM related_lists")
             conn.execute("DELETE FROM related_members")
+            conn.execute("DELETE FROM related_bounds")
             count = self._put_lists(conn, lists)
-            value = json.dumps({"k": info.k, "ranking": info.ranking, "rules": info.rules})
-            conn.execute("INSERT OR REPLACE INTO meta VALUES ('lists', ?)", (value,))
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('lists', ?)", (info.to_json(),))
         return count
 
+    def mark_lists_stale(self, reason: str) -> None:
+        """Record that the stored lists no longer equal a recompute, and why."""
+        info = self.lists_info()
+        if info is None or info.stale:
+            return
+        conn = self._conn()
+        with conn:
+            value = StoredLists(info.k, info.ranking, info.rules, info.pin, reason).to_json()
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('lists', ?)", (value,))
+            self._bump_lists_version(conn)
+
     def update_lists(
-        self, lists: Sequence[tuple[int, list[tuple[int, float]]]], removed: Sequence[int] = ()
+        self,
+        lists: Sequence[ListRow],
+        removed: Sequence[int] = (),
+        bounds: Sequence[tuple[int, Sequence[float] | np.ndarray]] = (),
     ) -> None:
-        """Replace the lists of some owners and drop those of ``removed``, in one transaction."""
+        """Replace the lists of some owners and drop those of ``removed``, in one transaction.
+
+        ``bounds`` (owner, bounds) updates the bounds of lists that keep their items.
+        """
         conn = self._lists_conn()
         with conn:
-            gone = [int(i) for i in removed] + [owner for owner, _ in lists]
+            conn.executemany(
+                "UPDATE related_bounds SET dense_entry = ?, lexical_entry = ?, dense_room = ?,"
+                " lexical_room = ?, hits_floor = ? WHERE int_id = ?",
+                [(*map(float, b), int(owner)) for owner, b in bounds],
+            )
+            gone = [int(i) for i in removed] + [owner for owner, _, _ in lists]
             for chunk in _chunks(gone, 500):
                 marks = ",".join("?" * len(chunk))
                 conn.execute(f"DELETE FROM related_lists WHERE int_id IN ({marks})", chunk)
                 conn.execute(f"DELETE FROM related_members WHERE owner IN ({marks})", chunk)
+                conn.execute(f"DELETE FROM related_bounds WHERE int_id IN ({marks})", chunk)
             self._put_lists(conn, lists)
 
-    def _put_lists(
-        self, conn: sqlite3.Connection, lists: Iterable[tuple[int, list[tuple[int, float]]]]
-    ) -> int:
+    def _put_lists(self, conn: sqlite3.Connection, lists: Iterable[ListRow]) -> int:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         count = 0
-        for owner, items in lists:
+        for owner, items, bounds in lists:
             conn.execute(
                 "INSERT OR REPLACE INTO related_lists VALUES (?, ?, ?)",
                 (int(owner), json.dumps([[int(i), float(s)] for i, s in items]), now),
@@ -538,8 +603,63 @@ class Catalog:
                 "INSERT INTO related_members VALUES (?, ?)",
                 [(int(i), int(owner)) for i, _ in items],
             )
+            conn.execute(
+                "INSERT OR REPLACE INTO related_bounds VALUES (?, ?, ?, ?, ?, ?)",
+                (int(owner), *map(float, bounds)),
+            )
             count += 1
+        self._bump_lists_version(conn)
         return count
+
+    def _bump_lists_version(self, conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('lists_version', ?)",
+            (str(self.lists_version() + 1),),
+        )
+
+    def list_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Owner int ids of every stored list, and their pools' bounds (one row of five each)."""
+        rows = self._lists_conn().execute(
+            "SELECT int_id, dense_entry, lexical_entry, dense_room, lexical_room, hits_floor"
+            " FROM related_bounds ORDER BY int_id"
+        )
+        data = np.array(rows.fetchall(), dtype=np.float64).reshape(-1, 6)
+        return data[:, 0].astype(np.int64), data[:, 1:]
+
+    def set_lexical_pin(self, token: str, live: int, df: np.ndarray) -> None:
+        """Store the document frequencies stored lists are computed with (replacing any)."""
+        terms = np.flatnonzero(df).astype(np.int32)
+        conn = self._lists_conn()
+        with conn:
+            conn.execute("DELETE FROM lexical_pin")
+            conn.execute(
+                "INSERT INTO lexical_pin VALUES (?, ?, ?, ?)",
+                (token, int(live), terms.tobytes(), df[terms].astype(np.int32).tobytes()),
+            )
+
+    def lexical_pin(self, size: int) -> tuple[str, int, np.ndarray] | None:
+        """(token, article count, document frequency per term) of the pin, or None."""
+        conn = self._conn()
+        exists = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lexical_pin'"
+        ).fetchone()
+        row = (
+            exists and conn.execute("SELECT token, live, terms, counts FROM lexical_pin").fetchone()
+        )
+        if not row:
+            return None
+        df = np.zeros(size, dtype=np.int32)
+        df[np.frombuffer(row[2], dtype=np.int32)] = np.frombuffer(row[3], dtype=np.int32)
+        return str(row[0]), int(row[1]), df
+
+    def lexical_pin_token(self) -> str | None:
+        """The token of the pin (one small read, to notice another process's new pin)."""
+        conn = self._conn()
+        exists = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lexical_pin'"
+        ).fetchone()
+        row = exists and conn.execute("SELECT token FROM lexical_pin").fetchone()
+        return str(row[0]) if row else None
 
     def stored_list(self, int_id: int) -> tuple[str, list[tuple[int, float]]] | None:
         """(computed_at, [(int id, score), ...]) of one stored list, or None."""

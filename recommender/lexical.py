@@ -26,13 +26,14 @@ import struct
 import threading
 import zipfile
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["LexicalIndex"]
+__all__ = ["LexicalIndex", "PinnedStats"]
 
 N_FEATURES = 2**20
 #: Terms in fewer indexed articles than this get no weight.
@@ -75,6 +76,21 @@ def entity_words(text: str) -> set[str]:
     return capitalised - lower
 
 
+@dataclass(frozen=True, eq=False)
+class PinnedStats:
+    """Document frequencies and article count frozen by ``store_lists``.
+
+    While stored lists exist every score uses these instead of the live counts,
+    so a write moves no score of any other pair (the IDF and each row's norm
+    stay put) and a stored list stays equal to a list computed now. Terms first
+    seen after the pin have a pinned frequency of 0, so no weight (below ``min_df``).
+    """
+
+    token: str
+    live: int
+    df: np.ndarray  # int32 per hashed term
+
+
 class LexicalIndex:
     """Term weights of every article, keyed by the catalog's int64 ids.
 
@@ -111,6 +127,9 @@ class LexicalIndex:
         #: candidates without scoring every article. Mapped from the snapshot.
         self._postings: sp.csr_matrix | None = None
         self._delta_inverted: sp.csr_matrix | None = None
+        self._pin: PinnedStats | None = None
+        #: The pin token the snapshot's row norms were computed with ("" for live counts).
+        self._norms_pin = ""
 
     def __len__(self) -> int:
         """Articles indexed."""
@@ -186,16 +205,38 @@ class LexicalIndex:
 
     def _invalidate(self) -> None:
         self._delta_inverted = None
-        self._idf = None
+        if self._pin is None:
+            self._idf = None
         self._inv_norms = None
         self._row_of = None
+
+    # -- pinned statistics -------------------------------------------------------------
+
+    @property
+    def pinned(self) -> PinnedStats | None:
+        return self._pin
+
+    def document_stats(self) -> tuple[np.ndarray, int]:
+        """The live document frequencies (a copy) and article count: what :meth:`pin` freezes."""
+        return self._df.copy(), self._live
+
+    def pin(self, stats: PinnedStats | None) -> None:
+        """Score with ``stats`` instead of the live counts (None: live counts again)."""
+        same = (self._pin.token if self._pin else None) == (stats.token if stats else None)
+        if same:
+            return
+        self._pin = stats
+        self._idf = None
+        if self._norms_pin != (stats.token if stats else ""):
+            self._inv_norms = None
 
     # -- scoring -----------------------------------------------------------------------
 
     def idf(self) -> np.ndarray:
         """Smoothed IDF; zero for terms found in fewer than two indexed articles."""
         if self._idf is None:
-            self._idf = _idf(self._df, self._live, self.min_df)
+            df, live = (self._pin.df, self._pin.live) if self._pin else (self._df, self._live)
+            self._idf = _idf(df, live, self.min_df)
         return self._idf
 
     def analyze(self, text: str) -> list[str]:
@@ -214,8 +255,9 @@ class LexicalIndex:
         marker = self._tools()[2]
         # One term per row: each row's only column is that term's hash bucket.
         columns = sp.csr_matrix(marker.transform([[t] for t in terms])).indices
-        df = self._df[columns].astype(np.float64)
-        out: np.ndarray = (np.log((1.0 + self._live) / (1.0 + df)) + 1.0).astype(np.float32)
+        counts, live = (self._pin.df, self._pin.live) if self._pin else (self._df, self._live)
+        df = counts[columns].astype(np.float64)
+        out: np.ndarray = (np.log((1.0 + live) / (1.0 + df)) + 1.0).astype(np.float32)
         return out
 
     def weigh(self, counts: sp.csr_matrix, *, max_terms: int | None = None) -> sp.csr_matrix:
@@ -303,25 +345,75 @@ class LexicalIndex:
         rank these candidates are computed by :meth:`cosines` with every term.
         ``allowed`` (bool per row position) drops filtered rows.
         """
-        idf = self.idf()
-        weighted = sp.csr_matrix(weights)
-        if terms is not None:
-            # Heaviest by query x idf (the weights carry idf twice; zero-idf
-            # terms were dropped from them).
-            weighted = _top_terms(weighted, terms, key=weighted.data / idf[weighted.indices])
-        inv = self._norms(idf)
+        found = self.search_scored(weights, n, terms=terms, allowed=allowed)
+        return [rows for rows, _ in found]
+
+    def search_scored(
+        self, weights: sp.csr_matrix, n: int, *, terms: int | None, allowed: np.ndarray | None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`search` with each match's search score (the partial score it is ranked by).
+
+        The cut at ``n`` must not depend on how the query was run: a batch
+        sums in float32 through a sparse product, one query in float64, and the
+        row order changes at checkpoints. So the rows near the cut are scored
+        again one way (float64, rounded to float32) and ties go to the lower id.
+        """
+        weighted = self.search_weights(weights, terms)
+        inv = self._norms(self.idf())
         out = []
-        for rows, values in self._hits(weighted):
+        for q, (rows, values) in enumerate(self._hits(weighted)):
             values = values * inv[rows]
             keep = values > 0
             if allowed is not None:
                 keep &= allowed[rows]
-            rows, values = rows[keep], values[keep]
-            if len(rows) > n:
-                top = np.argpartition(-values, n - 1)[:n]
-                rows, values = rows[top], values[top]
-            out.append(rows[np.argsort(-values, kind="stable")])
+            out.append(self._cut(weighted[q], rows[keep], values[keep], n))
         return out
+
+    def _cut(
+        self, weighted: sp.csr_matrix, rows: np.ndarray, values: np.ndarray, n: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The top ``n`` of one query's hits, best first; rows near the cut scored exactly."""
+        if len(rows) <= n:  # no cut to make
+            order = np.lexsort((self._ids[rows], -values))
+            return rows[order], values[order]
+        kth = np.partition(values, len(values) - n)[len(values) - n]
+        # Float32 sums of a few hundred terms are good to about 1e-6 relative: rows
+        # clearly above the cut are in however they were summed; the others are rescored.
+        sure = values > kth * (1.0 + 1e-4)
+        near = ~sure & (values >= kth * (1.0 - 1e-4))
+        band = rows[near]
+        exact = self._search_scores(weighted, band)
+        top = np.lexsort((self._ids[band], -exact))[: n - int(sure.sum())]
+        above = np.lexsort((self._ids[rows[sure]], -values[sure]))
+        return (
+            np.concatenate([rows[sure][above], band[top]]),
+            np.concatenate([values[sure][above], exact[top]]),
+        )
+
+    def search_weights(self, weights: sp.csr_matrix, terms: int | None) -> sp.csr_matrix:
+        """What finds candidates in :meth:`query_weights`: each row's ``terms`` heaviest."""
+        weighted = sp.csr_matrix(weights)
+        if terms is None:
+            return weighted
+        # Heaviest by query x idf (the weights carry idf twice; zero-idf
+        # terms were dropped from them).
+        return _top_terms(weighted, terms, key=weighted.data / self.idf()[weighted.indices])
+
+    def _search_scores(self, weighted: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+        """Search scores of one query's ``rows``, computed the same way on every path."""
+        n_base = self._base.shape[0]
+        dots = np.zeros(len(rows), dtype=np.float64)
+        in_base = rows < n_base
+        if in_base.any():
+            dots[in_base] = _dots(self._base, rows[in_base], weighted, np.float64)
+        if (~in_base).any():
+            dots[~in_base] = _dots(self._delta, rows[~in_base] - n_base, weighted, np.float64)
+        scaled: np.ndarray = (dots * self._norms(self.idf())[rows]).astype(np.float32)
+        return scaled
+
+    def inverse_norms(self, counts: sp.csr_matrix) -> np.ndarray:
+        """1 / |row x idf| of each row of ``counts`` (as :meth:`search` divides by)."""
+        return _inverse_norms(sp.csr_matrix(counts, dtype=np.float32), self.idf())
 
     def _hits(self, weighted: sp.csr_matrix) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Per query: row positions sharing a term with it, and their dot products."""
@@ -393,6 +485,7 @@ class LexicalIndex:
             )
             inv[self._ids < 0] = 0.0
             self._inv_norms = inv
+            self._norms_pin = self._pin.token if self._pin else ""
         return self._inv_norms
 
     # -- persistence -------------------------------------------------------------------
@@ -406,8 +499,10 @@ class LexicalIndex:
         # document frequencies) nor all entries (for the norms): at 1M articles
         # that is about 1 GB of the file a query by id never otherwise touches.
         # load() reads with the default min_df, so the norms are computed with it.
+        # A pinned index stores the norms under its pin, which load() cannot know.
         df = np.diff(postings.indptr).astype(np.int32)
-        inv_norms = _inverse_norms(counts, _idf(df, counts.shape[0], MIN_DF))
+        idf = self.idf() if self._pin else _idf(df, counts.shape[0], MIN_DF)
+        inv_norms = _inverse_norms(counts, idf)
         with open(path, "wb") as handle:
             np.savez(
                 handle,
@@ -419,6 +514,7 @@ class LexicalIndex:
                 postings_indices=postings.indices,
                 postings_indptr=postings.indptr,
                 inv_norms=inv_norms,
+                norms_pin=np.frombuffer((self._pin.token if self._pin else "").encode(), np.uint8),
             )
             handle.flush()
             os.fsync(handle.fileno())
@@ -455,6 +551,8 @@ class LexicalIndex:
             # Copied (4 bytes an article): every query reads it at thousands of random
             # rows, which through the mapping cost ~1 ms a query at 1M articles.
             index._inv_norms = np.array(arrays["inv_norms"])
+            if "norms_pin" in arrays:
+                index._norms_pin = bytes(np.asarray(arrays["norms_pin"])).decode()
         return index
 
 
@@ -519,7 +617,9 @@ def _slots(width: int) -> np.ndarray:
     return slot
 
 
-def _dots(matrix: sp.csr_matrix, rows: np.ndarray, query: sp.csr_matrix) -> np.ndarray:
+def _dots(
+    matrix: sp.csr_matrix, rows: np.ndarray, query: sp.csr_matrix, dtype: Any = np.float32
+) -> np.ndarray:
     """Dot product of each of ``rows`` of ``matrix`` with a one-row ``query``.
 
     The query is spread into a per-thread dense scratch row over all terms, so
@@ -527,13 +627,16 @@ def _dots(matrix: sp.csr_matrix, rows: np.ndarray, query: sp.csr_matrix) -> np.n
     a sparse x sparse product would build index arrays over all 2**20 terms.
     """
     if not len(query.indices) or not len(rows):
-        return np.zeros(len(rows), dtype=np.float32)
-    scratch = getattr(_SCRATCH, "row", None)
+        return np.zeros(len(rows), dtype=dtype)
+    name = f"row_{np.dtype(dtype).name}"
+    scratch = getattr(_SCRATCH, name, None)
     if scratch is None:
-        scratch = _SCRATCH.row = np.zeros(N_FEATURES, dtype=np.float32)
+        scratch = np.zeros(N_FEATURES, dtype=dtype)
+        setattr(_SCRATCH, name, scratch)
     scratch[query.indices] = query.data
     try:
-        return np.asarray(matrix[rows] @ scratch, dtype=np.float32)
+        out: np.ndarray = np.asarray(matrix[rows] @ scratch, dtype=dtype)
+        return out
     finally:
         scratch[query.indices] = 0.0
 
@@ -651,8 +754,14 @@ def _one_query_weights(
     if max_terms is not None and len(values) > max_terms:
         top = np.sort(np.argsort(-values, kind="stable")[:max_terms])
         terms, values = terms[top], values[top]
-    norm = float(np.sqrt(np.sum(values.astype(np.float64) ** 2))) or 1.0
-    values = (values * (1.0 / norm)).astype(np.float32) * idf[terms]
+    # Summed and scaled in float64 in entry order, as _normalised does for a batch,
+    # so that one query and the same query in a batch weigh to the same bits.
+    squared = values.astype(np.float64) ** 2
+    norm = float(
+        np.sqrt(np.bincount(np.zeros(len(squared), dtype=np.int64), squared, minlength=1)[0])
+    )
+    scale = 1.0 / (norm or 1.0)
+    values = (values.astype(np.float64) * scale).astype(np.float32) * idf[terms]
     return sp.csr_matrix((values, terms, [0, len(terms)]), shape=(1, N_FEATURES))
 
 

@@ -16,7 +16,16 @@ import numpy as np
 
 from .errors import InvalidArgumentError
 
-__all__ = ["FUSIONS", "METHODS", "Candidates", "RankingConfig", "pool_stats", "rank"]
+__all__ = [
+    "FUSIONS",
+    "METHODS",
+    "Candidates",
+    "PoolBounds",
+    "RankingConfig",
+    "pool_bounds",
+    "pool_stats",
+    "rank",
+]
 
 METHODS = ("hybrid", "dense", "lexical")
 #: How the hybrid method combines the two sides (docs/relevance.md compares them).
@@ -108,6 +117,95 @@ class Candidates:
     #: Per candidate: mean and std of its dense scores, then of its lexical
     #: scores, over its own pool when it was the query (NaN when unknown).
     stats: np.ndarray | None = None
+    #: The lowest dense score and lexical search score that made the pool (-inf
+    #: and 0 when the pool was open: fewer hits than asked); an article scoring
+    #: at least that against the query would enter it (stored lists use this).
+    dense_entry: float = -np.inf
+    lexical_entry: float = 0.0
+    #: Per candidate: whether the dense search found it, and its lexical search score
+    #: (NaN when the lexical search did not find it).
+    dense_side: np.ndarray | None = None
+    search: np.ndarray | None = None
+    #: The scores of each side's top (the query article included), best first.
+    dense_top: np.ndarray | None = None
+    lexical_top: np.ndarray | None = None
+    #: The query's own stored statistics (as ``stats``): when set, symmetric-z
+    #: standardises the query side with them instead of this pool's, so that a
+    #: candidate's score does not depend on which others are in the pool.
+    query_stats: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class PoolBounds:
+    """Where one ranked list's pool and list were cut: what a write must reach to change it.
+
+    Stored with each stored list (see :mod:`recommender.stored`).
+    """
+
+    #: The lowest dense score in the pool's dense top (-inf: open, every article gets in).
+    dense_entry: float
+    #: The lowest search score in its lexical top (0: open; inf: no lexical search).
+    lexical_entry: float
+    #: How many newcomers the dense top takes before one pushes a listed item out of
+    #: the pool (inf: no listed item came from the dense side). Counted conservatively.
+    dense_room: float
+    #: The same for the lexical top.
+    lexical_room: float
+    #: The k-th item's score: a newcomer scoring under it stays out of the list. -inf
+    #: when the list is short, or when scores depend on the whole pool (no query stats).
+    hits_floor: float
+
+    def as_tuple(self) -> tuple[float, float, float, float, float]:
+        return (
+            self.dense_entry,
+            self.lexical_entry,
+            self.dense_room,
+            self.lexical_room,
+            self.hits_floor,
+        )
+
+
+def pool_bounds(
+    pool: Candidates, hits: list[tuple[int, float]], k: int, config: RankingConfig
+) -> PoolBounds:
+    """The bounds of ``hits`` (the top ``k`` of ``pool`` from :func:`rank`)."""
+    at = np.searchsorted(pool.ids, np.array([i for i, _ in hits], dtype=np.int64))
+    dense_side = pool.dense_side[at] if pool.dense_side is not None else np.ones(len(at), bool)
+    search = pool.search[at] if pool.search is not None else np.full(len(at), np.nan)
+    n = max(config.candidates, k) + 1
+    # Standardised over the pool without the query's own statistics (or re-weighed by
+    # MMR), every score moves with the pool; raw cosines and their sum do not.
+    raw = config.method != "hybrid" or config.fusion == "sum"
+    independent = (raw or pool.query_stats is not None) and not config.diversity
+    return PoolBounds(
+        dense_entry=pool.dense_entry,
+        lexical_entry=pool.lexical_entry,
+        dense_room=_room(pool.dense_top, pool.dense[at][dense_side], n),
+        lexical_room=_room(pool.lexical_top, search[np.isfinite(search)], n),
+        hits_floor=float(hits[-1][1]) if independent and len(hits) >= k else -np.inf,
+    )
+
+
+def pair_scores(pairs: Candidates, config: RankingConfig, *, query_times: np.ndarray) -> np.ndarray:
+    """The score each row's candidate gets in its own query's list, one query per row.
+
+    ``pairs.query_stats`` holds one row of statistics per candidate (its query's): with
+    them a candidate's score depends on nothing else in its pool, so this is the
+    score :func:`rank` gives it there (before editorial rules).
+    """
+    scores = _fused(pairs, config)
+    if config.time_weight:
+        scores = scores + _time_prior(pairs.published, query_times, config)
+    return scores
+
+
+def _room(top: np.ndarray | None, listed: np.ndarray, n: int) -> float:
+    """Places in a side's top of ``n`` below its lowest listed item (near ties count above)."""
+    if not len(listed) or top is None:
+        return float(np.inf)
+    lowest = float(listed.min())
+    above = int(np.count_nonzero(top >= lowest - 1e-4 * abs(lowest) - 1e-7))
+    return float(n - above)
 
 
 def rank(
@@ -159,8 +257,13 @@ def _fused(pool: Candidates, config: RankingConfig) -> np.ndarray:
     if config.fusion == "query-z":
         return _standardise(pool.dense) + weight * _standardise(pool.lexical)
     stats = pool.stats if pool.stats is not None else np.full((len(pool.ids), 4), np.nan)
-    dense = _symmetric_z(pool.dense, stats[:, 0], stats[:, 1])
-    lexical = _symmetric_z(pool.lexical, stats[:, 2], stats[:, 3])
+    own = pool.query_stats
+    dense = _symmetric_z(
+        pool.dense, stats[:, 0], stats[:, 1], None if own is None else own[..., :2]
+    )
+    lexical = _symmetric_z(
+        pool.lexical, stats[:, 2], stats[:, 3], None if own is None else own[..., 2:]
+    )
     return dense + weight * lexical
 
 
@@ -171,8 +274,10 @@ def _rrf(scores: np.ndarray, k: int = 60) -> np.ndarray:
     return out
 
 
-def _symmetric_z(scores: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    query_side = _standardise(scores)
+def _symmetric_z(
+    scores: np.ndarray, mean: np.ndarray, std: np.ndarray, query: np.ndarray | None = None
+) -> np.ndarray:
+    query_side = _standardise(scores) if query is None else _standardise_by(scores, query)
     known = np.isfinite(mean) & np.isfinite(std) & (std > 1e-9)
     doc_side = np.where(
         known, (scores - np.nan_to_num(mean)) / np.where(known, std, 1.0), query_side
@@ -191,6 +296,18 @@ def pool_stats(pool: Candidates) -> np.ndarray:
     )
 
 
+def _standardise_by(values: np.ndarray, stats: np.ndarray) -> np.ndarray:
+    """``values`` standardised with a given (mean, std), or one per value (rows of ``stats``).
+
+    As :func:`_standardise` does with its own: zero where the spread is under 1e-9 (or NaN).
+    """
+    values = values.astype(np.float64)
+    mean, std = stats[..., 0], stats[..., 1]
+    usable = std >= 1e-9
+    out: np.ndarray = np.where(usable, (values - mean) / np.where(usable, std, 1.0), 0.0)
+    return out
+
+
 def _standardise(values: np.ndarray) -> np.ndarray:
     values = values.astype(np.float64)
     spread = values.std()
@@ -200,7 +317,9 @@ def _standardise(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _time_prior(published: np.ndarray, query_time: float, config: RankingConfig) -> np.ndarray:
+def _time_prior(
+    published: np.ndarray, query_time: float | np.ndarray, config: RankingConfig
+) -> np.ndarray:
     # Coverage of one story clusters in time; an undated candidate gets no
     # bonus rather than a penalty.
     days = np.abs(published - query_time) / _DAY

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import storage
 from ._rwlock import RWLock
-from .catalog import Catalog, CatalogRow, StoredLists, lexical_text
+from .catalog import Catalog, CatalogRow, ListRow, StoredLists, lexical_text
 from .dateline import lead_date
 from .encoders import (
     ARTICLE_BATCH,
@@ -38,9 +38,9 @@ from .errors import (
 from .feedback import EventLog
 from .filters import DateLike, Filters
 from .ingest import article_from_mapping
-from .lexical import LexicalIndex
+from .lexical import LexicalIndex, PinnedStats
 from .precomputed import PrecomputedEmbeddings
-from .ranking import RankingConfig, rank
+from .ranking import Candidates, PoolBounds, RankingConfig, pair_scores, pool_bounds, rank
 from .retrieval import QueryBatch, Retriever
 from .rules import RULES_FILE, Editorial, QueryStory, Rules
 from .state import (
@@ -52,22 +52,20 @@ from .state import (
     with_catalog_vectors,
     write_snapshots,
 )
+from .stored import ListOwners, Reach, Written
 from .stores import VectorMeta, VectorStore, check_store_url, new_store
-from .stores.faiss import check_index_type
+from .stores.faiss import FaissStore, check_index_type
 from .types import Article, ArticleListing, ArticleSummary, Match, Rejection, UpdateReport
 
 __all__ = ["Recommender"]
 
 ArticleInput = Article | Mapping[str, Any] | Rejection
 _BATCH = ARTICLE_BATCH
-#: How far under a stored list's k-th score a changed article may score and still be
-#: checked for entering it (stored scores drift a little as the index changes).
-_ENTRY_MARGIN = 0.05
-#: The lists of a changed article's nearest neighbours are refreshed whether or not it
-#: enters them (see _entered).
-_NEAREST = 20
 #: Replayable changes kept in the catalog before a new vector snapshot is written.
 _CHECKPOINT_CHANGES = 2_000
+#: How far under a list's k-th score a newcomer is still tested as entering it: stored
+#: scores are rounded to 6 decimals, and the test's cosines are summed another way.
+_SCORE_EPSILON = 1e-4
 
 
 class Recommender:
@@ -99,6 +97,10 @@ class Recommender:
         #: The precomputed embeddings the last build/upsert read, with what it used of them.
         self.precomputed: PrecomputedEmbeddings | None = None
         self._sections: tuple[tuple[int, int], dict[str, int]] | None = None
+        #: The stored lists' owners, for the reverse tests of writes (built on first write).
+        self._list_owners: ListOwners | None = None
+        #: How many stored lists the last write recomputed (what keeping them exact cost).
+        self.refreshed_lists = 0
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -520,28 +522,87 @@ class Recommender:
     ) -> int:
         """Compute every article's related list and store it in the catalog; return the count.
 
-        From then on, :meth:`upsert` and :meth:`remove` refresh exactly the lists a
-        write affects, and ``related(..., fresh=False)`` reads them. Holds the
-        writer lock meanwhile, so no write can land between the lists.
+        This pins the lexical statistics (document frequencies, article count)
+        to their current values, and while lists are stored an indexed article's
+        own stored pool statistics standardise its side of the hybrid score: every
+        ranking of the index does so, so that a write changes only the lists it
+        enters high enough or whose candidate pools it leaves, and :meth:`upsert`
+        and :meth:`remove` refresh exactly those. Stored lists then stay equal to a
+        recompute (:meth:`related_all`). Terms first seen after the pin carry no
+        weight until the next ``store_lists``. Holds the writer lock meanwhile, so
+        no write can land between the lists.
         """
+        _check_k(k)
         config = ranking or self.ranking
         with self._layout.writer_lock():
             self.refresh()
-            catalog = self._state.catalog
-            int_of = {aid: i for i, aid in catalog.all_ids()}
+            token = self._pin_lexical()
             rules = self.rules
-            info = StoredLists(k, config.to_dict(), rules.digest if rules else None)
-            lists = (
-                (int_of[aid], [(int_of[m.id], m.score) for m in matches])
-                for aid, matches in self.related_all(
-                    k=k, ranking=config, progress=progress, workers=workers
-                )
-            )
-            return catalog.replace_lists(info, lists)
+            info = StoredLists(k, config.to_dict(), rules.digest if rules else None, pin=token)
+            everything = self._state.catalog.all_ids()
+            chunks = [everything[s : s + _BATCH] for s in range(0, len(everything), _BATCH)]
+            if workers > 1 and len(chunks) > workers and not self._state.store.single_process:
+                lists = _parallel_lists(self._layout.root, chunks, k, config, workers, rows=True)
+            else:
+                lists = (self._list_rows(chunk, k, config) for chunk in chunks)
+            with _progress(progress, len(everything), "related lists") as bar:
+                rows = (row for chunk in _counted(lists, bar) for row in chunk)
+                count = self._state.catalog.replace_lists(info, rows)
+            self._list_owners = None
+            return count
+
+    def _pin_lexical(self) -> str:
+        """Pin the live lexical statistics, in the catalog and here; return the pin's token.
+
+        Republishes the manifest so that other processes (workers too) pin them on
+        their next query.
+        """
+        state = self._state
+        df, live = state.lexical.document_stats()
+        token = secrets.token_hex(8)
+        state.catalog.set_lexical_pin(token, live, df)
+        with self._lock.write():
+            state.lexical.pin(PinnedStats(token, live, df))
+        storage.write_json_atomic(self._layout.manifest_path, self._layout.read_manifest())
+        self._manifest_stamp = _stamp(self._layout.manifest_path)
+        return token
+
+    def _list_rows(
+        self, chunk: list[tuple[int, str]], k: int, config: RankingConfig
+    ) -> list[ListRow]:
+        """Stored-list rows (owner, hits, entry scores) of a batch of (int id, article id)."""
+        self.refresh()
+        with self._lock.read():
+            return self._hit_lists(np.array([i for i, _ in chunk], dtype=np.int64), k, config)
 
     def has_stored_lists(self) -> bool:
         """Whether :meth:`store_lists` has stored lists in this index (usable or not)."""
         return self._state.catalog.lists_info() is not None
+
+    def stored_lists_status(self) -> dict[str, Any] | None:
+        """How the stored lists stand (None when none are stored).
+
+        ``usable`` is False when they are not answered from: ``stale`` (a reason)
+        when they may differ from a recompute, or other rules than they were
+        computed with. ``related --all --store-lists`` recomputes them.
+        """
+        self.refresh()
+        info = self._state.catalog.lists_info()
+        if info is None:
+            return None
+        rules = self.rules
+        same_rules = info.rules == (rules.digest if rules else None)
+        current = self._state.lexical.pinned
+        stale = info.stale
+        if stale is None and info.pin != (current.token if current else None):
+            stale = "the lexical statistics were pinned again after these lists were computed"
+        return {
+            "k": info.k,
+            "usable": stale is None and same_rules,
+            "stale": stale,
+            "rules_changed": not same_rules,
+            "recompute": "recommender related --all --store-lists",
+        }
 
     def stored_list(self, article_id: str) -> tuple[str, list[Match]] | None:
         """(computed at, matches) of an article's stored list, if one is stored and usable."""
@@ -552,77 +613,227 @@ class Recommender:
                 raise ArticleNotFoundError(str(article_id))
             return self._stored(int_id, None, None)
 
+    def _usable_lists(self) -> StoredLists | None:
+        """The stored lists' settings if they equal a recompute under the current rules."""
+        info = self._state.catalog.lists_info()
+        if info is None or info.stale is not None:
+            return None
+        rules = self.rules
+        pinned = self._state.lexical.pinned
+        if info.rules != (rules.digest if rules else None):
+            return None
+        if info.pin != (pinned.token if pinned else None):
+            return None
+        return info
+
     def _stored(
         self, int_id: int, k: int | None, ranking: RankingConfig | None
     ) -> tuple[str, list[Match]] | None:
-        catalog = self._state.catalog
-        info = catalog.lists_info()
-        rules = self.rules
+        info = self._usable_lists()
         if (
             info is None
             or (k is not None and k > info.k)
             or (ranking is not None and ranking.to_dict() != info.ranking)
-            or info.rules != (rules.digest if rules else None)
         ):
             return None
-        found = catalog.stored_list(int_id)
+        found = self._state.catalog.stored_list(int_id)
         if found is None:
             return None
         computed_at, hits = found
         return computed_at, self._matches([hits[:k] if k is not None else hits])[0]
 
-    def _refresh_stored(self, changed: list[int], removed: list[int]) -> None:
-        """Recompute the stored lists a write affects: the changed articles' own lists,
-        the lists that hold a changed or removed article, and the lists a changed
-        article now enters. Caller holds the writer lock.
+    def _before_write(self, article_ids: Sequence[str]) -> Written | None:
+        """The touched articles as the index holds them before a write (None: no usable lists)."""
+        info = self._usable_lists()
+        if info is None:
+            return None
+        state = self._state
+        # The reverse tests read every list's owner: build them while all are indexed.
+        self._owners_index(RankingConfig.from_dict(info.ranking))
+        ids = np.array(sorted(state.catalog.int_ids(article_ids).values()), dtype=np.int64)
+        with self._lock.read():
+            before = Written.read(state.store, state.lexical, ids)
+            before.sections = set(state.sections(ids).tolist())
+        return before
 
-        The hybrid score is symmetric (symmetric-z standardises each side over
-        both articles' pools), so the score article A would get in O's list is
-        the score O gets in A's: A enters O's list when O is in A's candidate
-        pool with a score at least O's stored k-th. ``_ENTRY_MARGIN`` absorbs the
-        drift of stored scores since they were computed.
+    def _refresh_stored(
+        self, before: Written | None, touched: list[int], removed: list[int]
+    ) -> None:
+        """Recompute exactly the stored lists a write changed. Caller holds the writer lock.
+
+        Affected: the touched articles' own lists, the lists holding one, the
+        lists whose candidate pool one of them left, the lists a newcomer enters
+        high enough or crowds a listed item out of (see :mod:`recommender.stored`),
+        and those editorial rules tie to them (pins, backfill). Every other list
+        keeps its items and scores: under pinned statistics an item's score
+        depends on the two articles alone.
         """
-        catalog = self._state.catalog
-        info = catalog.lists_info()
-        if info is None or not (changed or removed):
+        self.refreshed_lists = 0
+        info = self._usable_lists() if before is not None else None
+        if before is None or info is None or not (touched or removed):
             return
         config = RankingConfig.from_dict(info.ranking)
-        owners = set(changed) | catalog.owners_of(changed + removed)
+        catalog = self._state.catalog
         with self._lock.read():
-            if changed:
-                owners |= self._entered(changed, info.k, config)
+            after = Written.read(self._state.store, self._state.lexical, np.array(touched))
+            after.sections = set(self._state.sections(after.ids).tolist())
+            owners, roomier = self._affected(before, after, config)
             owners -= set(removed)
             ordered = np.array(sorted(owners), dtype=np.int64)
             lists = [
-                item
+                row
                 for start in range(0, len(ordered), _BATCH)
-                for item in self._hit_lists(ordered[start : start + _BATCH], info.k, config)
+                for row in self._hit_lists(ordered[start : start + _BATCH], info.k, config)
             ]
-        catalog.update_lists(lists, removed)
+        bounds = [(o, b) for o, b in roomier.items() if o not in owners and o not in removed]
+        catalog.update_lists(lists, removed, bounds)
+        self._patch_owners(lists, removed, bounds, config)
+        self.refreshed_lists = len(lists)
 
-    def _entered(self, changed: list[int], k: int, config: RankingConfig) -> set[int]:
-        """Owners of stored lists that the ``changed`` articles now belong in."""
-        # The whole candidate pool of each changed article, scored, without rules
-        # (the owners' own rules are applied when their lists are recomputed).
-        reach = config.candidates * 2 + 2
-        neighbours = self._hit_lists(np.array(changed), reach, config, rules=False)
-        near = sorted({o for _, hits in neighbours for o, _ in hits})
-        stored = self._state.catalog.stored_lists(near)
-        out: set[int] = set()
-        for _, hits in neighbours:
-            # The nearest ones too: their candidate pools gained (or lost) the closest
-            # member, which moves their score standardisation the most.
-            out.update(owner for owner, _ in hits[:_NEAREST] if owner in stored)
-            for owner, score in hits:
-                items = stored.get(owner)
-                if items is not None and (len(items) < k or score >= items[-1][1] - _ENTRY_MARGIN):
-                    out.add(owner)
+    def _affected(
+        self, before: Written, after: Written, config: RankingConfig
+    ) -> tuple[set[int], dict[int, np.ndarray]]:
+        """Owners of the stored lists a write may change, and the new bounds of lists that
+        newcomers enter without changing them; the caller holds the read lock."""
+        state = self._state
+        catalog = state.catalog
+        touched = {int(i) for i in before.ids} | {int(i) for i in after.ids}
+        owners = touched | catalog.owners_of(sorted(touched))
+        if config.feedback_docs:
+            # Neighbour feedback re-queries from the top hits: no pool bound holds.
+            return owners | {int(i) for i in catalog.stored_lists()}, {}
+        reverse = self._owners_index(config)
+        use_lexical = config.method != "dense"
+        kept = before.unmoved(after)
+        # Leaving a pool lets an unknown next candidate in: those lists are all recomputed.
+        gone = before.subset(~np.isin(before.ids, kept))
+        owners.update(reverse.reach(gone, state.lexical, use_lexical=use_lexical).owners.tolist())
+        reach = reverse.reach(after, state.lexical, use_lexical=use_lexical)
+        entered, roomier = self._entered(reach, after, kept, config)
+        owners |= entered | self._ruled_owners(touched, before.sections | after.sections)
+        return owners, roomier
+
+    def _entered(
+        self, reach: Reach, after: Written, kept: np.ndarray, config: RankingConfig
+    ) -> tuple[set[int], dict[int, np.ndarray]]:
+        """Owners whose lists the ``after`` articles change from inside their pools, and
+        the new bounds of the others that newcomers entered.
+
+        A newcomer (not ``kept``) changes a list when more newcomers enter a side of
+        its pool than that side has room below its listed items (one would push a
+        listed item out), or when it scores at least the k-th item; an article that
+        stays in a pool (a metadata change), when its score reaches the k-th item.
+        Entry scores are left as they were: they only rise, so testing against
+        them stays a superset.
+        """
+        new = ~np.isin(after.ids, kept)
+        inside = reach.dense | reach.lexical
+        b = reach.bounds
+        dense_new = (reach.dense & new).sum(axis=1)
+        lexical_new = (reach.lexical & new).sum(axis=1)
+        affected = (dense_new > b[:, 2]) | (lexical_new > b[:, 3]) | np.isneginf(b[:, 4])
+        for j in range(len(after.ids)):
+            check = inside[:, j] & ~affected
+            if check.any():
+                scores = self._scores_in(reach.owners[check], after, j, config)
+                affected[check] |= scores >= b[check, 4] - _SCORE_EPSILON
+        roomier = b.copy()
+        roomier[:, 2] -= dense_new
+        roomier[:, 3] -= lexical_new
+        moved = ~affected & ((dense_new > 0) | (lexical_new > 0))
+        updates = {int(o): row for o, row in zip(reach.owners[moved], roomier[moved], strict=True)}
+        return {int(o) for o in reach.owners[affected]}, updates
+
+    def _scores_in(
+        self, owners: np.ndarray, after: Written, j: int, config: RankingConfig
+    ) -> np.ndarray:
+        """The score article ``j`` of ``after`` gets in each owner's list (rules aside).
+
+        Owners without statistics of their own get +inf: their lists are recomputed.
+        """
+        state = self._state
+        lexical = state.lexical
+        article = np.repeat(after.ids[j], len(owners))
+        own = state.pool_stats(owners)
+        # The cosine from each owner's side, summed in another order than the ranking
+        # sums it (float32 rounding: _SCORE_EPSILON covers it).
+        weights = lexical.query_weights(
+            lexical.stored_counts(owners), max_terms=config.max_query_terms
+        )
+        counts = after.counts[j]
+        inv = lexical.inverse_norms(counts)[0]
+        cosines = np.asarray(weights @ counts.T.toarray()).ravel() * inv
+        dense = state.store.get(owners).astype(np.float64) @ after.vectors[j].astype(np.float64)
+        pairs = Candidates(
+            ids=article,
+            dense=dense.astype(np.float32),
+            lexical=cosines.astype(np.float32),
+            vectors=None,
+            published=state.published(article, lead_dates=config.lead_dates),
+            stats=state.pool_stats(article),
+            query_stats=own,
+        )
+        times = state.published(owners, lead_dates=config.lead_dates)
+        scores = pair_scores(pairs, config, query_times=times)
+        out: np.ndarray = np.where(np.isfinite(own).all(axis=1), scores, np.inf)
         return out
+
+    def _ruled_owners(self, touched: set[int], sections: set[str]) -> set[int]:
+        """Owners whose lists editorial rules tie to the touched articles: pins, backfill."""
+        editorial = self._editorial()
+        if editorial is None:
+            return set()
+        out = {owner for owner, pins in editorial.pinned.items() if touched & set(pins)}
+        minimum = editorial.rules.min_score
+        if minimum is None or minimum.fallback != "backfill":
+            return out
+        # A list filled with the latest articles of its section changes with any
+        # write in that section (a list without a section takes any section's).
+        stored = self._state.catalog.stored_lists()
+        owners = np.array(sorted(stored), dtype=np.int64)
+        owner_sections = self._state.sections(owners).tolist()
+        for owner, section in zip(owners.tolist(), owner_sections, strict=True):
+            pins = set(editorial.pinned.get(owner, []))
+            above = sum(
+                1 for i, s in stored[owner] if i not in pins and round(s, 6) >= minimum.score
+            )
+            if above < minimum.min_items and (section in sections or not section):
+                out.add(owner)
+        return out
+
+    def _owners_index(self, config: RankingConfig) -> ListOwners:
+        """The reverse-test index of every stored list, current with the catalog."""
+        state = self._state
+        version = state.catalog.lists_version()
+        if self._list_owners is None or self._list_owners.version != version:
+            self._list_owners = ListOwners.load(state.catalog, state.store, state.lexical, config)
+        return self._list_owners
+
+    def _patch_owners(
+        self,
+        lists: list[ListRow],
+        removed: list[int],
+        bounds: list[tuple[int, np.ndarray]],
+        config: RankingConfig,
+    ) -> None:
+        """Bring the reverse-test index up to the lists and bounds just stored."""
+        reverse = self._list_owners
+        if reverse is None:
+            return
+        state = self._state
+        reverse.drop(removed)
+        reverse.set_bounds(bounds)
+        if lists:
+            owners = np.array([o for o, _, _ in lists], dtype=np.int64)
+            fresh = np.array([b for _, _, b in lists], dtype=np.float64)
+            with self._lock.read():
+                reverse.put(owners, fresh, state.store, state.lexical, config)
+        reverse.version = state.catalog.lists_version()
 
     def _hit_lists(
         self, ids: np.ndarray, k: int, ranking: RankingConfig, *, rules: bool = True
-    ) -> list[tuple[int, list[tuple[int, float]]]]:
-        """(int id, hits) of indexed ``ids``; the caller holds the read lock."""
+    ) -> list[ListRow]:
+        """Stored-list rows of indexed ``ids`` (scores as shown); the caller holds the read lock."""
         state = self._state
         ids = np.asarray(ids, dtype=np.int64)
         present = ids[state.lexical.rows(ids) >= 0]
@@ -633,8 +844,12 @@ class Recommender:
             state.lexical.stored_counts(present),
             [int(i) for i in present],
         )
-        ranked = self._ranked_hits(batch, k, Filters(), ranking, rules=rules)
-        return [(int(i), hits) for i, hits in zip(present, ranked, strict=True)]
+        entries: list[PoolBounds] = []
+        ranked = self._ranked_hits(batch, k, Filters(), ranking, rules=rules, entries=entries)
+        return [
+            (int(i), [(h, round(s, 6)) for h, s in hits], entry.as_tuple())
+            for i, hits, entry in zip(present, ranked, entries, strict=True)
+        ]
 
     # -- feedback ----------------------------------------------------------------------
 
@@ -693,6 +908,7 @@ class Recommender:
         data["path"] = str(self._layout.root)
         data["counts"] = {"articles": state.catalog.count(), "vectors": len(state.store)}
         data["search"] = state.store.describe()
+        data["stored_lists"] = self.stored_lists_status()
         return data
 
     def _ranked(
@@ -727,6 +943,7 @@ class Recommender:
         times: np.ndarray | None = None,
         sections: Sequence[str | None] | None = None,
         rules: bool = True,
+        entries: list[PoolBounds] | None = None,
     ) -> list[list[tuple[int, float]]]:
         """Rank a batch of queries into (int id, score) lists; the caller holds the read lock.
 
@@ -769,7 +986,9 @@ class Recommender:
         masks = (
             (lambda q, ids: editorial.allowed(stories[q], ids)) if editorial is not None else None
         )
-        ranked = self._rank_pools(batch, k, config, times, include, exclude, filters, masks)
+        ranked = self._rank_pools(
+            batch, k, config, times, include, exclude, filters, masks, entries
+        )
         if config.feedback_docs:
             batch = _with_feedback(batch, ranked, state.store, config)
             ranked = self._rank_pools(batch, k, config, times, include, exclude, filters, masks)
@@ -791,8 +1010,16 @@ class Recommender:
         exclude: np.ndarray | None,
         filters: Filters,
         masks: Callable[[int, np.ndarray], np.ndarray | None] | None = None,
+        entries: list[PoolBounds] | None = None,
     ) -> list[list[tuple[int, float]]]:
+        """Rank each query's pool; ``entries`` collects each pool's bounds."""
         state = self._state
+        # While lists are stored, an indexed query's own statistics standardise its side.
+        own = (
+            state.pool_stats(np.array([-1 if s is None else s for s in batch.skip]))
+            if state.lexical.pinned is not None and _pool_free(config)
+            else None
+        )
         pools = Retriever(state.store, state.lexical).pools(
             batch,
             candidates=max(config.candidates, k),
@@ -810,9 +1037,13 @@ class Recommender:
                 pool.published = state.published(pool.ids, lead_dates=config.lead_dates)
             if config.method == "hybrid":
                 pool.stats = state.pool_stats(pool.ids)
+                if own is not None and np.isfinite(own[q]).all():
+                    pool.query_stats = own[q]
             query_time = None if np.isnan(when) else float(when)
             allowed = masks(q, pool.ids) if masks is not None else None
             out.append(rank(pool, k, config, query_time=query_time, allowed=allowed))
+            if entries is not None:
+                entries.append(pool_bounds(pool, out[-1], k, config))
         return out
 
     # -- editorial rules ---------------------------------------------------------------
@@ -900,10 +1131,11 @@ class Recommender:
             )
             upserts += [(a, None) for a in meta_only]
             if upserts:
+                before = self._before_write([a.id for a, _ in upserts])
                 self._apply(upserts, [])
                 # A metadata change moves a story too (its date, its section's rules).
                 touched = self._state.catalog.int_ids([a.id for a, _ in upserts])
-                self._refresh_stored(sorted(touched.values()), [])
+                self._refresh_stored(before, sorted(touched.values()), [])
             _write_rejects(self._layout, rejected)
             added = sum(1 for a in to_embed if a.id not in stored)
             self.report = UpdateReport(
@@ -924,8 +1156,9 @@ class Recommender:
             self.refresh()
             present = self._state.catalog.int_ids(wanted)
             if present:
+                before = self._before_write(list(present))
                 self._apply([], list(present))
-                self._refresh_stored([], sorted(present.values()))
+                self._refresh_stored(before, [], sorted(present.values()))
             self.report = UpdateReport(
                 removed=len(present),
                 missing=tuple(a for a in wanted if a not in present),
@@ -939,6 +1172,7 @@ class Recommender:
             self.refresh()
             with self._lock.write():
                 self._state.checkpoint()
+            self._after_checkpoint()
             # Republish the manifest unchanged: its new stamp tells other
             # processes to move to the new snapshot on their next query.
             storage.write_json_atomic(self._layout.manifest_path, self._layout.read_manifest())
@@ -961,7 +1195,21 @@ class Recommender:
             pending = self._state.pending_changes()
             if pending is None or pending >= _CHECKPOINT_CHANGES:
                 self._state.checkpoint()
+                self._after_checkpoint()
             self._touch_manifest()
+
+    def _after_checkpoint(self) -> None:
+        """Mark stored lists stale if the new snapshot searches differently (an IVF rebuild).
+
+        An exact (flat) store finds the same neighbours before and after; an IVF
+        index is retrained at each snapshot (new lists, new nprobe), which moves
+        approximate candidate pools in ways no per-write test can follow.
+        """
+        if not _exact_search(self._state.store):
+            self._state.catalog.mark_lists_stale(
+                f"the vector snapshot was rebuilt as {_store_kind(self._state.store)!r} "
+                "(approximate search) at a checkpoint"
+            )
 
     def _touch_manifest(self) -> None:
         manifest = dict(self._state.manifest)
@@ -1065,13 +1313,15 @@ def _parallel_lists(
     ranking: RankingConfig,
     workers: int,
     rules: bool = True,
-) -> Iterator[list[tuple[str, list[Match]]]]:
+    *,
+    rows: bool = False,
+) -> Iterator[Any]:
     """Rank batches in ``workers`` processes, yielding results in batch order."""
     import multiprocessing
 
     # spawn, not fork: a forked child of a process that has run OpenMP (FAISS) can hang.
     context = multiprocessing.get_context("spawn")
-    jobs = ((chunk, k, ranking, rules) for chunk in chunks)
+    jobs = ((chunk, k, ranking, rules, rows) for chunk in chunks)
     with context.Pool(workers, initializer=_open_worker, initargs=(str(root),)) as pool:
         yield from pool.imap(_worker_lists, jobs)
 
@@ -1085,10 +1335,35 @@ def _open_worker(root: str) -> None:
 
 
 def _worker_lists(
-    job: tuple[list[tuple[int, str]], int, RankingConfig, bool],
-) -> list[tuple[str, list[Match]]]:
+    job: tuple[list[tuple[int, str]], int, RankingConfig, bool, bool],
+) -> list[tuple[str, list[Match]]] | list[ListRow]:
     assert _WORKER is not None
-    return _WORKER._lists(*job)
+    chunk, k, ranking, rules, rows = job
+    if rows:
+        return _WORKER._list_rows(chunk, k, ranking)
+    return _WORKER._lists(chunk, k, ranking, rules)
+
+
+def _pool_free(config: RankingConfig) -> bool:
+    """Whether a candidate's score can be made independent of the rest of its pool."""
+    return config.method == "hybrid" and config.fusion == "symmetric-z"
+
+
+def _counted(chunks: Iterable[list[Any]], bar: Any) -> Iterator[list[Any]]:
+    for chunk in chunks:
+        yield chunk
+        bar.update(len(chunk))
+
+
+def _exact_search(store: VectorStore) -> bool:
+    """Whether ``store`` finds the exact nearest neighbours (FAISS flat)."""
+    inner = getattr(store, "inner", store)
+    return isinstance(inner, FaissStore) and inner.kind == "flat"
+
+
+def _store_kind(store: VectorStore) -> str:
+    inner = getattr(store, "inner", store)
+    return str(getattr(inner, "kind", inner.name))
 
 
 def _with_feedback(

@@ -15,6 +15,9 @@ from .stores import VectorStore
 
 __all__ = ["QueryBatch", "Retriever"]
 
+#: Dense hits fetched beyond the cut, so that rescoring them settles the cut exactly.
+_SLACK = 8
+
 
 @dataclass
 class QueryBatch:
@@ -56,72 +59,115 @@ class Retriever:
         both sides; a store that keeps metadata gets the filters themselves
         (``where``) instead, evaluated in the engine.
         """
-        # One extra so that dropping the query article itself still leaves N.
+        # One extra so that dropping the query article itself still leaves N, and
+        # a few more so that ties and rounding at the cut are settled here (_cut).
         dense = self.store.search(
             batch.vectors,
-            candidates + 1,
+            candidates + 1 + _SLACK,
             include=None if where is not None else include,
             exclude=exclude,
             where=where,
         )
-        lexical: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(batch.vectors)
+        empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+        lexical: list[tuple[np.ndarray, np.ndarray]] = [empty] * len(batch.vectors)
         weights = self.lexical.query_weights(batch.counts, max_terms=max_query_terms)
         if use_lexical and len(batch.vectors):
             allowed = _allowed(self.lexical, include, exclude)
-            lexical = self.lexical.search(
+            lexical = self.lexical.search_scored(
                 weights, candidates + 1, terms=candidate_terms, allowed=allowed
             )
         return [
             self._pool(
-                batch,
-                q,
-                (dense.ids[q], dense.scores[q]),
+                batch.vectors[q],
+                batch.skip[q],
+                self._cut(batch.vectors[q], dense.ids[q], candidates + 1),
                 lexical[q],
                 (weights if len(batch.vectors) == 1 else weights[q]) if use_lexical else None,
                 with_vectors,
+                candidates + 1,
             )
             for q in range(len(batch.vectors))
         ]
 
+    def _cut(self, query: np.ndarray, found: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The dense top ``n`` of a search's hits, scored exactly, ties to the lower id.
+
+        FAISS scores a batch through BLAS and one query without it, and orders
+        equal scores by position; a stored list must not depend on either.
+        """
+        ids = found[found >= 0]
+        scores = _exact_dense(self.store.get(ids), query)
+        order = np.lexsort((ids, -scores))[:n]
+        return ids[order], scores[order]
+
     def _pool(
         self,
-        batch: QueryBatch,
-        q: int,
+        query: np.ndarray,
+        skip: int | None,
         dense_hits: tuple[np.ndarray, np.ndarray],
-        lexical_rows: np.ndarray,
+        lexical_hits: tuple[np.ndarray, np.ndarray],
         weights: sp.csr_matrix | None,
         with_vectors: bool,
+        n: int,
     ) -> Candidates:
-        found = dense_hits[0] >= 0
-        dense_ids, dense_scores = dense_hits[0][found], dense_hits[1][found]
-        ids = np.concatenate([dense_ids, self.lexical.ids[lexical_rows]])
-        _, first = np.unique(ids, return_index=True)
-        first = np.sort(first)  # dense hits first, then lexical, each once
-        if batch.skip[q] is not None:
-            first = first[ids[first] != batch.skip[q]]
-        unique = ids[first]
-        # The search already scored the dense hits; only lexical-only ones need a vector.
-        dense = np.empty(len(unique), dtype=np.float32)
-        from_dense = first < len(dense_ids)
-        dense[from_dense] = dense_scores[first[from_dense]]
-        vectors = self.store.get(unique) if with_vectors else None
+        dense_ids, dense_scores = dense_hits
+        lexical_rows, lexical_scores = lexical_hits
+        # Sorted by id: the pool's order (and so its sums and the order of equal
+        # scores) does not depend on how the searches ordered their hits.
+        ids = np.unique(np.concatenate([dense_ids, self.lexical.ids[lexical_rows]]))
+        if skip is not None:
+            ids = ids[ids != skip]
+        dense = np.empty(len(ids), dtype=np.float32)
+        from_dense = np.isin(ids, dense_ids)
+        by_id = np.argsort(dense_ids)
+        dense[from_dense] = dense_scores[by_id[np.searchsorted(dense_ids[by_id], ids[from_dense])]]
+        vectors = self.store.get(ids) if with_vectors else None
         if (~from_dense).any():
             others = (
-                vectors[~from_dense] if vectors is not None else self.store.get(unique[~from_dense])
+                vectors[~from_dense] if vectors is not None else self.store.get(ids[~from_dense])
             )
-            dense[~from_dense] = others @ batch.vectors[q]
+            dense[~from_dense] = _exact_dense(others, query)
         lexical = (
-            self.lexical.cosines(weights, self.lexical.rows(unique))
+            self.lexical.cosines(weights, self.lexical.rows(ids))
             if weights is not None
-            else np.zeros(len(unique), dtype=np.float32)
+            else np.zeros(len(ids), dtype=np.float32)
         )
         return Candidates(
-            ids=unique,
+            ids=ids,
             dense=dense,
             lexical=lexical,
             vectors=vectors,
-            published=np.full(len(unique), np.nan),
+            published=np.full(len(ids), np.nan),
+            dense_entry=float(dense_scores[-1]) if len(dense_ids) >= n else -np.inf,
+            lexical_entry=_lexical_entry(lexical_scores, n, weights is not None),
+            dense_side=from_dense,
+            search=_search_of(ids, self.lexical.ids[lexical_rows], lexical_scores),
+            dense_top=dense_scores,
+            lexical_top=lexical_scores,
         )
+
+
+def _search_of(ids: np.ndarray, found: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Each of ``ids``' lexical search score (NaN where the search did not find it)."""
+    out = np.full(len(ids), np.nan)
+    where = np.searchsorted(ids, found)
+    hit = where < len(ids)
+    hit[hit] = ids[where[hit]] == found[hit]
+    out[where[hit]] = scores[hit]
+    return out
+
+
+def _lexical_entry(scores: np.ndarray, n: int, searched: bool) -> float:
+    """The lowest search score in a full lexical pool; 0 when open, inf when not searched."""
+    if not searched:
+        return float(np.inf)
+    return float(scores[-1]) if len(scores) >= n else 0.0
+
+
+def _exact_dense(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Cosines in float64, rounded to float32: the same bits whatever computed them before."""
+    out: np.ndarray = (vectors.astype(np.float64) @ query.astype(np.float64)).astype(np.float32)
+    return out
 
 
 def _allowed(

@@ -171,6 +171,11 @@ class RelatedList(BaseModel):
     computed_at: str | None = Field(
         None, description="With fresh=false: when the stored list was computed; null if fresh."
     )
+    stale: str | None = Field(
+        None,
+        description="With fresh=false: why the stored lists were not used (they may differ "
+        "from a recompute) and how to recompute them; null otherwise.",
+    )
     bucket: str | None = Field(None, description="The ranking bucket that made this list.")
 
 
@@ -484,15 +489,19 @@ def _build(
             fresh=fresh,
             bucket=bucket,
         )
-        computed_at = None
+        computed_at = stale = None
         if not fresh and bucket is None:
             stored = rec.stored_list(article_id)
             if stored is not None and [m.id for m in stored[1][:k]] == [m.id for m in matches]:
                 computed_at = stored[0]
+            status = rec.stored_lists_status()
+            if status is not None and status["stale"]:
+                stale = f"{status['stale']}; recompute with: {status['recompute']}"
         return {
             "id": article_id,
             "related": [m.to_dict() for m in matches],
             "computed_at": computed_at,
+            "stale": stale,
             "bucket": bucket,
         }
 

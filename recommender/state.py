@@ -26,7 +26,7 @@ import numpy as np
 from . import storage
 from .catalog import Catalog, lexical_text
 from .errors import IndexFormatError
-from .lexical import LexicalIndex
+from .lexical import N_FEATURES, LexicalIndex, PinnedStats
 from .ranking import RankingConfig
 from .stores import SearchResult, VectorMeta, VectorStore, store_class
 from .stores.base import in_order
@@ -36,7 +36,7 @@ from .types import Article
 if TYPE_CHECKING:
     from .filters import Filters
 
-__all__ = ["CatalogVectors", "IndexState", "with_catalog_vectors"]
+__all__ = ["CatalogVectors", "IndexState", "read_pin", "with_catalog_vectors"]
 
 
 @dataclass
@@ -66,6 +66,7 @@ class IndexState:
 
     def catch_up(self) -> bool:
         """Replay catalog writes made since ``seq`` (by this or another process)."""
+        self.sync_pin()
         seq = self.catalog.seq()
         newer = storage.latest_snapshot(self.gen_dir, seq)
         if newer is not None and newer[0] > self.snapshot_seq:
@@ -111,6 +112,14 @@ class IndexState:
             self.lexical.add(ids, [lexical_text(a.title, a.body) for a, _ in pairs])
         self.seq = seq
         self._forget(touched)
+
+    def sync_pin(self) -> None:
+        """Score with the lexical statistics pinned in the catalog (another process may have
+        pinned new ones with ``store_lists``)."""
+        token = self.catalog.lexical_pin_token()
+        current = self.lexical.pinned
+        if token != (current.token if current else None):
+            self.lexical.pin(read_pin(self.catalog))
 
     def pending_changes(self) -> int | None:
         found = storage.latest_snapshot(self.gen_dir, self.seq)
@@ -470,10 +479,24 @@ def _atomic(final: Path, save: Any) -> None:
     os.replace(tmp, final)
 
 
+def read_pin(catalog: Catalog) -> PinnedStats | None:
+    """The lexical statistics pinned by ``store_lists``, or None (live statistics)."""
+    found = catalog.lexical_pin(N_FEATURES)
+    return PinnedStats(*found) if found is not None else None
+
+
 def _load_derived(
     gen: Path, manifest: dict[str, Any], catalog: Catalog
 ) -> tuple[VectorStore, LexicalIndex, int, int]:
     """Store, lexical index, the catalog sequence they reflect, and their snapshot's."""
+    store, lexical, seq, snap_seq = _load_unpinned(gen, manifest, catalog)
+    lexical.pin(read_pin(catalog))
+    return store, lexical, seq, snap_seq
+
+
+def _load_unpinned(
+    gen: Path, manifest: dict[str, Any], catalog: Catalog
+) -> tuple[VectorStore, LexicalIndex, int, int]:
     dimension = int(manifest["model"]["dimension"])
     cls = store_class(manifest.get("store", FaissStore.name))
     options = store_options(manifest)

@@ -1,15 +1,17 @@
 """Refreshing stored related lists after adds, against recomputing every list.
 
-    .venv/bin/python scripts/bench_stored_lists.py [--data ../shared/data] [--base 20000]
-        [--adds 100] [-k 10] [--work DIR]
+    PYTHONPATH=. .venv/bin/python scripts/bench_stored_lists.py [--data ../shared/data]
+        [--base 20000] [--adds 100] [--removes 10] [-k 10] [--work DIR]
 
 Builds an index of the first BASE articles of reuters21578 (with a title or body),
 stores every related list (``related --all --store-lists``), then adds the next
 ADDS articles one at a time (as a newsroom publishes), each add refreshing the
 lists it affects. The same adds go to a copy of the index without stored lists;
 the difference is the refresh's cost. Then every list is recomputed once
-(``store_lists``, one process, as the refresh uses one) for comparison, and the
-refreshed lists are compared with the recomputed ones.
+(``related_all``, one process, as the refresh uses one, on the same index state
+and so with the same pinned lexical statistics) for comparison, and the
+refreshed lists are compared with the recomputed ones: ids in order, and scores.
+Last, REMOVES of the base articles are removed one at a time, and compared again.
 
 The encoder is the built-in ``hashing:384`` (no model): on this machine's two
 shared cores the real model would take about an hour to embed 20k articles, and
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -63,6 +66,7 @@ def main() -> None:
     parser.add_argument("--base", type=int, default=20_000)
     parser.add_argument("--adds", type=int, default=100)
     parser.add_argument("-k", type=int, default=10)
+    parser.add_argument("--removes", type=int, default=10)
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
     records = _articles(
@@ -96,57 +100,90 @@ def main() -> None:
             f"{batch['plain-batch']:.1f} s without -> refresh {batch_refresh:.1f} s"
         )
         with Recommender.open(work / "lists", encoder=encoder) as rec:
-            with_lists = _add_one_by_one(rec, adds)
-            catalog = rec._state.catalog
-            refreshed = catalog.stored_lists()
-            started = time.perf_counter()
-            recomputed_count = rec.store_lists(k=args.k)
-            full = time.perf_counter() - started
-            recomputed = catalog.stored_lists()
-            int_of = {aid: i for i, aid in catalog.all_ids()}
+            with_lists, refreshed_counts = _add_one_by_one(rec, adds)
+            same_ids, same_scores, total, full = _compare(rec, args.k)
         with Recommender.open(work / "plain", encoder=encoder) as rec:
-            without = _add_one_by_one(rec, adds)
+            without, _ = _add_one_by_one(rec, adds)
         refresh = with_lists - without
-        same = sum(
-            [i for i, _ in refreshed.get(o, [])] == [i for i, _ in hits]
-            for o, hits in recomputed.items()
-        )
-        members = sum(
-            {i for i, _ in refreshed.get(o, [])} == {i for i, _ in hits}
-            for o, hits in recomputed.items()
-        )
         print(
             f"{len(adds)} adds one at a time: {with_lists:.1f} s with stored lists, "
             f"{without:.1f} s without -> refresh {refresh:.1f} s "
             f"({refresh / len(adds) * 1000:.0f} ms per add)"
         )
+        print(f"lists recomputed per add: {_spread(refreshed_counts)}")
         print(
-            f"full recompute of {recomputed_count} lists: {full:.1f} s "
+            f"full recompute of {total} lists (related_all, one process): {full:.1f} s "
             f"-> refreshing after {len(adds)} adds is {full / max(refresh, 1e-9):.1f}x faster "
             f"one at a time, {full / max(batch_refresh, 1e-9):.1f}x in one call"
         )
-        print(
-            f"refreshed lists equal to the recompute: {same}/{len(recomputed)} in order, "
-            f"{members}/{len(recomputed)} as sets"
-        )
-        added = {int_of[str(r["id"])] for r in adds}
-        missed = 0
-        for owner, hits in recomputed.items():
-            kept = {i for i, _ in refreshed.get(owner, [])}
-            missed += bool(({i for i, _ in hits} - kept) & added)
-        print(
-            f"of the {len(recomputed) - members} lists that differ as sets, {missed} miss an "
-            f"added article; the rest differ at the cut"
-        )
+        _print_identical(same_ids, same_scores, total)
+        if args.removes:
+            _removes(work / "lists", encoder, base[: args.removes], args.k)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _add_one_by_one(rec: Recommender, adds: list[dict[str, object]]) -> float:
+def _compare(rec: Recommender, k: int) -> tuple[int, int, int, float]:
+    """Lists equal to a full recompute (ids in order; ids and scores), the count, and the
+    recompute's seconds. The recompute is ``related_all`` on the same index state: the
+    same pinned statistics, what ``store_lists`` would store now without re-pinning."""
+    catalog = rec._state.catalog
+    names = dict(catalog.all_ids())
+    stored = {names[o]: hits for o, hits in catalog.stored_lists().items()}
     started = time.perf_counter()
+    recomputed = dict(rec.related_all(k=k))
+    full = time.perf_counter() - started
+    same_ids = same_scores = 0
+    for owner, matches in recomputed.items():
+        hits = stored.get(owner, [])
+        ids = [names[i] for i, _ in hits] == [m.id for m in matches]
+        same_ids += ids
+        same_scores += ids and all(
+            abs(s - m.score) <= 1e-6 for (_, s), m in zip(hits, matches, strict=True)
+        )
+    return same_ids, same_scores, len(recomputed), full
+
+
+def _print_identical(same_ids: int, same_scores: int, total: int) -> None:
+    print(
+        f"stored lists identical to the full recompute: ids in order {same_ids}/{total} "
+        f"({100 * same_ids / total:.2f}%), ids and scores (1e-6) {same_scores}/{total} "
+        f"({100 * same_scores / total:.2f}%)"
+    )
+
+
+def _spread(counts: list[int]) -> str:
+    return (
+        f"mean {statistics.mean(counts):.1f}, median {statistics.median(counts):.0f}, "
+        f"max {max(counts)}"
+    )
+
+
+def _removes(path: Path, encoder: HashingEncoder, gone: list[dict[str, object]], k: int) -> None:
+    """Remove articles one at a time: each recomputes every list whose pool held it."""
+    with Recommender.open(path, encoder=encoder) as rec:
+        counts = []
+        started = time.perf_counter()
+        for record in gone:
+            rec.remove([str(record["id"])])
+            counts.append(rec.refreshed_lists)
+        seconds = time.perf_counter() - started
+        print(
+            f"{len(gone)} removes one at a time: {seconds:.1f} s with stored lists "
+            f"({seconds / len(gone) * 1000:.0f} ms per remove); lists recomputed per remove: "
+            f"{_spread(counts)}"
+        )
+        _print_identical(*_compare(rec, k)[:3])
+
+
+def _add_one_by_one(rec: Recommender, adds: list[dict[str, object]]) -> tuple[float, list[int]]:
+    """Seconds to add ``adds`` one upsert each, and how many stored lists each recomputed."""
+    started = time.perf_counter()
+    counts = []
     for record in adds:
         rec.upsert([record])
-    return time.perf_counter() - started
+        counts.append(rec.refreshed_lists)
+    return time.perf_counter() - started, counts
 
 
 if __name__ == "__main__":

@@ -114,6 +114,13 @@ def related(
         matches = rec.related(
             article_id or "", k=k, ranking=ranking, explain=explain, fresh=not stored, **filters
         )
+        status = rec.stored_lists_status() if stored else None
+        if status is not None and status["stale"]:
+            click.echo(
+                f"warning: the stored lists are stale ({status['stale']}); this list was "
+                f"computed fresh. Recompute them with: {status['recompute']}",
+                err=True,
+            )
     print_matches(matches, as_json)
 
 
