@@ -349,7 +349,13 @@ class LexicalIndex:
         return [rows for rows, _ in found]
 
     def search_scored(
-        self, weights: sp.csr_matrix, n: int, *, terms: int | None, allowed: np.ndarray | None
+        self,
+        weights: sp.csr_matrix,
+        n: int,
+        *,
+        terms: int | None,
+        allowed: np.ndarray | None,
+        exact: bool = True,
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """:meth:`search` with each match's search score (the partial score it is ranked by).
 
@@ -357,6 +363,8 @@ class LexicalIndex:
         sums in float32 through a sparse product, one query in float64, and the
         row order changes at checkpoints. So the rows near the cut are scored
         again one way (float64, rounded to float32) and ties go to the lower id.
+        ``exact=False`` keeps the sums as they came (no rescoring): faster, for
+        queries that need not match a stored list.
         """
         weighted = self.search_weights(weights, terms)
         inv = self._norms(self.idf())
@@ -366,7 +374,8 @@ class LexicalIndex:
             keep = values > 0
             if allowed is not None:
                 keep &= allowed[rows]
-            out.append(self._cut(weighted[q], rows[keep], values[keep], n))
+            rows, values = rows[keep], values[keep]
+            out.append(self._cut(weighted[q], rows, values, n) if exact else _top(rows, values, n))
         return out
 
     def _cut(
@@ -557,6 +566,15 @@ class LexicalIndex:
 
 
 _SCRATCH = threading.local()
+
+
+def _top(rows: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n`` highest ``values`` and their rows, best first (ties in any order)."""
+    if len(rows) > n:
+        top = np.argpartition(-values, n - 1)[:n]
+        rows, values = rows[top], values[top]
+    order = np.argsort(-values, kind="stable")
+    return rows[order], values[order]
 
 
 def _accumulated(

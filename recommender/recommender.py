@@ -1030,6 +1030,9 @@ class Recommender:
             use_lexical=config.method != "dense",
             where=filters if state.store.keeps_metadata and filters.restricts else None,
             with_vectors=config.dedupe_threshold is not None or config.diversity > 0,
+            # Settling every cut one fixed way is what stored lists (pinned while they
+            # exist) need to equal a recompute; other queries skip its cost.
+            exact=state.lexical.pinned is not None,
         )
         out = []
         for q, (pool, when) in enumerate(zip(pools, times, strict=True)):

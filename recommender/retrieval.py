@@ -47,6 +47,7 @@ class Retriever:
         use_lexical: bool = True,
         with_vectors: bool = True,
         where: Filters | None = None,
+        exact: bool = True,
     ) -> list[Candidates]:
         """Each query's pool: its dense top ``candidates`` and lexical top ``candidates``.
 
@@ -58,12 +59,18 @@ class Retriever:
         ``include`` (the ids passing the filters, from the catalog) restricts
         both sides; a store that keeps metadata gets the filters themselves
         (``where``) instead, evaluated in the engine.
+
+        ``exact`` settles both cuts one fixed way (dense hits rescored in float64,
+        lexical rows near the cut rescored, ties to the lower id), so a pool does not
+        depend on the batch it was searched in or on the index's row order: stored
+        lists need that to equal a recompute. Without it the searches' own scores
+        and order stand (measured 1.15-1.24x faster per query at 100k-1M articles).
         """
         # One extra so that dropping the query article itself still leaves N, and
         # a few more so that ties and rounding at the cut are settled here (_cut).
         dense = self.store.search(
             batch.vectors,
-            candidates + 1 + _SLACK,
+            candidates + 1 + (_SLACK if exact else 0),
             include=None if where is not None else include,
             exclude=exclude,
             where=where,
@@ -74,13 +81,17 @@ class Retriever:
         if use_lexical and len(batch.vectors):
             allowed = _allowed(self.lexical, include, exclude)
             lexical = self.lexical.search_scored(
-                weights, candidates + 1, terms=candidate_terms, allowed=allowed
+                weights, candidates + 1, terms=candidate_terms, allowed=allowed, exact=exact
             )
         return [
             self._pool(
                 batch.vectors[q],
                 batch.skip[q],
-                self._cut(batch.vectors[q], dense.ids[q], candidates + 1),
+                (
+                    self._cut(batch.vectors[q], dense.ids[q], candidates + 1)
+                    if exact
+                    else _as_found(dense.ids[q], dense.scores[q])
+                ),
                 lexical[q],
                 (weights if len(batch.vectors) == 1 else weights[q]) if use_lexical else None,
                 with_vectors,
@@ -145,6 +156,12 @@ class Retriever:
             dense_top=dense_scores,
             lexical_top=lexical_scores,
         )
+
+
+def _as_found(ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A search's hits as it scored and ordered them, empty slots dropped."""
+    found = ids >= 0
+    return ids[found], scores[found]
 
 
 def _search_of(ids: np.ndarray, found: np.ndarray, scores: np.ndarray) -> np.ndarray:
