@@ -388,11 +388,23 @@ class Catalog:
         return any(column[1] == "lead_ts" for column in columns)
 
     def latest(self, section: str | None, limit: int) -> list[int]:
-        """Int ids of the newest dated articles of ``section`` (any section if None)."""
-        where = "published_ts IS NOT NULL" + (" AND section = ?" if section else "")
+        """Int ids of the newest dated articles of ``section`` (any section if None).
+
+        Sections compare case-folded, as editorial rules name them ("World" is "world").
+        """
+        params: list[Any] = []
+        where = "published_ts IS NOT NULL"
+        if section:
+            # Stored as written: find the spellings that fold to it (SQLite's own
+            # NOCASE folds ASCII only), from the section index.
+            rows = self._conn().execute("SELECT DISTINCT section FROM articles")
+            names = [n for (n,) in rows if n and n.casefold() == section.casefold()]
+            if not names:
+                return []
+            where += f" AND section IN ({','.join('?' * len(names))})"
+            params += names
         sql = f"SELECT int_id FROM articles WHERE {where} ORDER BY published_ts DESC LIMIT ?"
-        params: list[Any] = [section, limit] if section else [limit]
-        return [int(r[0]) for r in self._conn().execute(sql, params)]
+        return [int(r[0]) for r in self._conn().execute(sql, [*params, limit])]
 
     def published_times(self) -> dict[int, float]:
         rows = self._conn().execute(

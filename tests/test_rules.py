@@ -175,6 +175,28 @@ def test_min_score_backfill_latest_in_section(demo: Recommender) -> None:
     assert "demo-001" not in {m.id for m in filled}
 
 
+def test_backfill_finds_a_section_written_with_capitals(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    # Rules and queries fold sections; the archive may store "Économie" or "ÉCONOMIE"
+    # (SQLite's NOCASE folds only ASCII letters).
+    def spelled(section: str | None, n: int) -> str:
+        name = "É" + (section or "")
+        return name.upper() if n % 2 else name.title()
+
+    shouted = [replace(a, section=spelled(a.section, n)) for n, a in enumerate(demo_articles())]
+    path = tmp_path / "shouted"
+    Recommender.build(shouted, path, encoder=HashingEncoder(256)).close()
+    with Recommender.open(path, encoder=HashingEncoder(256)) as rec:
+        top = rec.related("demo-001", k=1)[0]
+        rec.set_rules(
+            _rules(min_score={"score": top.score, "min_items": 3, "fallback": "backfill"})
+        )
+        rest = rec.related("demo-001", k=5)[1:]
+    assert len(rest) == 4
+    assert {m.section for m in rest} == {"Éworld", "ÉWORLD"}
+
+
 def test_rules_follow_the_index_file(demo: Recommender, tmp_path: Path) -> None:
     """Another process (the CLI) attaching rules changes this one's answers (same as service)."""
     top = demo.related("demo-001", k=1)[0].id
