@@ -590,12 +590,7 @@ class Recommender:
         info = self._state.catalog.lists_info()
         if info is None:
             return None
-        rules = self.rules
-        same_rules = info.rules == (rules.digest if rules else None)
-        current = self._state.lexical.pinned
-        stale = info.stale
-        if stale is None and info.pin != (current.token if current else None):
-            stale = "the lexical statistics were pinned again after these lists were computed"
+        stale, same_rules = self._lists_standing(info)
         return {
             "k": info.k,
             "usable": stale is None and same_rules,
@@ -603,6 +598,16 @@ class Recommender:
             "rules_changed": not same_rules,
             "recompute": "recommender related --all --store-lists",
         }
+
+    def _lists_standing(self, info: StoredLists) -> tuple[str | None, bool]:
+        """Why stored lists may differ from a recompute (None: they do not), and whether
+        the index's rules are still the ones they were computed with."""
+        rules = self.rules
+        current = self._state.lexical.pinned
+        stale = info.stale
+        if stale is None and info.pin != (current.token if current else None):
+            stale = "the lexical statistics were pinned again after these lists were computed"
+        return stale, info.rules == (rules.digest if rules else None)
 
     def stored_list(self, article_id: str) -> tuple[str, list[Match]] | None:
         """(computed at, matches) of an article's stored list, if one is stored and usable."""
@@ -616,15 +621,10 @@ class Recommender:
     def _usable_lists(self) -> StoredLists | None:
         """The stored lists' settings if they equal a recompute under the current rules."""
         info = self._state.catalog.lists_info()
-        if info is None or info.stale is not None:
+        if info is None:
             return None
-        rules = self.rules
-        pinned = self._state.lexical.pinned
-        if info.rules != (rules.digest if rules else None):
-            return None
-        if info.pin != (pinned.token if pinned else None):
-            return None
-        return info
+        stale, same_rules = self._lists_standing(info)
+        return info if stale is None and same_rules else None
 
     def _stored(
         self, int_id: int, k: int | None, ranking: RankingConfig | None
@@ -710,7 +710,8 @@ class Recommender:
         owners.update(reverse.reach(gone, state.lexical, use_lexical=use_lexical).owners.tolist())
         reach = reverse.reach(after, state.lexical, use_lexical=use_lexical)
         entered, roomier = self._entered(reach, after, kept, config)
-        owners |= entered | self._ruled_owners(touched, before.sections | after.sections)
+        ruled = self._ruled_owners(touched, before.sections | after.sections, reverse.owners)
+        owners |= entered | ruled
         return owners, roomier
 
     def _entered(
@@ -762,7 +763,8 @@ class Recommender:
         )
         counts = after.counts[j]
         inv = lexical.inverse_norms(counts)[0]
-        cosines = np.asarray(weights @ counts.T.toarray()).ravel() * inv
+        # Sparse x sparse: densifying the article's counts would allocate all 2**20 terms.
+        cosines = (weights @ counts.T).toarray().ravel() * inv
         dense = state.store.get(owners).astype(np.float64) @ after.vectors[j].astype(np.float64)
         pairs = Candidates(
             ids=article,
@@ -778,8 +780,9 @@ class Recommender:
         out: np.ndarray = np.where(np.isfinite(own).all(axis=1), scores, np.inf)
         return out
 
-    def _ruled_owners(self, touched: set[int], sections: set[str]) -> set[int]:
-        """Owners whose lists editorial rules tie to the touched articles: pins, backfill."""
+    def _ruled_owners(self, touched: set[int], sections: set[str], owners: np.ndarray) -> set[int]:
+        """Owners (of ``owners``, every stored list's) whose lists editorial rules tie to
+        the touched articles: pins, backfill."""
         editorial = self._editorial()
         if editorial is None:
             return set()
@@ -789,15 +792,13 @@ class Recommender:
             return out
         # A list filled with the latest articles of its section changes with any
         # write in that section (a list without a section takes any section's).
-        stored = self._state.catalog.stored_lists()
-        owners = np.array(sorted(stored), dtype=np.int64)
-        owner_sections = self._state.sections(owners).tolist()
-        for owner, section in zip(owners.tolist(), owner_sections, strict=True):
+        # Only those owners' lists are read, not every stored list per write.
+        owner_sections = self._state.sections(owners)
+        near = owners[np.isin(owner_sections, [*sections, ""])]
+        for owner, items in self._state.catalog.stored_lists(near.tolist()).items():
             pins = set(editorial.pinned.get(owner, []))
-            above = sum(
-                1 for i, s in stored[owner] if i not in pins and round(s, 6) >= minimum.score
-            )
-            if above < minimum.min_items and (section in sections or not section):
+            above = sum(1 for i, s in items if i not in pins and round(s, 6) >= minimum.score)
+            if above < minimum.min_items:
                 out.add(owner)
         return out
 

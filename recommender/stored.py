@@ -99,6 +99,12 @@ class ListOwners:
         self._bounds = np.zeros((0, 5), dtype=np.float64)
         self._size = 0
 
+    @property
+    def owners(self) -> np.ndarray:
+        """The int ids of the stored lists held (dropped ones left out)."""
+        owners = self._owners[: self._size]
+        return owners[owners >= 0]
+
     @classmethod
     def load(
         cls, catalog: Catalog, store: VectorStore, lexical: LexicalIndex, config: RankingConfig
