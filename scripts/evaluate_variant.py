@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from recommender import Recommender
 from recommender.evaluation import evaluate_index
+from recommender.ranking import RankingConfig
 from recommender.state import compute_pool_stats
 
 
@@ -39,7 +40,21 @@ def main() -> None:
     parser.add_argument("--group-field")
     parser.add_argument("variants", nargs="+", metavar="VARIANT")
     args = parser.parse_args()
-    options = [json.loads(v) for v in args.variants]
+    options = []
+    for text in args.variants:
+        try:
+            option = json.loads(text)
+        except json.JSONDecodeError as error:
+            parser.error(f"VARIANT {text!r} is not JSON: {error}")
+        if not isinstance(option, dict):
+            parser.error(f"VARIANT {text!r} must be a JSON object, e.g. '{{\"candidates\": 100}}'")
+        unknown = sorted(set(option) - set(RankingConfig().to_dict()))
+        if unknown:
+            valid = ", ".join(sorted(RankingConfig().to_dict()))
+            parser.error(f"unknown ranking option(s) {unknown} in {text!r}; valid: {valid}")
+        options.append(option)
+    if not (args.index / "manifest.json").is_file():
+        parser.error(f"no index at {str(args.index)!r}")
     tail = " hard-neg@5" if args.group_field else ""
     print(f"{'variant':<40} {'P@1':>6} {'MAP@10':>7} {'nDCG@10':>7}{tail}")
     for option in options:
