@@ -25,7 +25,7 @@ import re
 import struct
 import threading
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,9 +33,17 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from . import kernels
+
 __all__ = ["LexicalIndex", "PinnedStats"]
 
 N_FEATURES = 2**20
+#: ``allowed`` when every row is, and the weight table of arrays that hold weights.
+_NO_MASK = np.zeros(0, dtype=bool)
+_NO_TABLE = np.zeros(0, dtype=np.float32)
+#: Snapshot weights are stored as uint16 codes into a table of their distinct values
+#: when there are at most this many (always, for counts() output): half the bytes.
+_MAX_CODES = 2**16
 #: Terms in fewer indexed articles than this get no weight.
 MIN_DF = 2
 #: Weight multiplier of entity-ish terms.
@@ -126,6 +134,8 @@ class LexicalIndex:
         #: The base transposed (terms x rows, CSR): the inverted lists that find
         #: candidates without scoring every article. Mapped from the snapshot.
         self._postings: sp.csr_matrix | None = None
+        #: The distinct weights, when the base's arrays hold uint16 codes into them.
+        self._table = _NO_TABLE
         self._delta_inverted: sp.csr_matrix | None = None
         self._pin: PinnedStats | None = None
         #: The pin token the snapshot's row norms were computed with ("" for live counts).
@@ -285,13 +295,16 @@ class LexicalIndex:
         rows = self.rows(ids)
         if len(rows) == 1 and rows[0] >= 0:  # a query by id: slice the row, no fancy indexing
             n_base = self._base.shape[0]
-            segment, row = (
-                (self._base, rows[0]) if rows[0] < n_base else (self._delta, rows[0] - n_base)
+            segment, row, table = (
+                (self._base, rows[0], self._table)
+                if rows[0] < n_base
+                else (self._delta, rows[0] - n_base, _NO_TABLE)
             )
             span = slice(segment.indptr[row], segment.indptr[row + 1])
+            stored = segment.data[span]
             return sp.csr_matrix(
                 (
-                    np.array(segment.data[span]),
+                    table[stored] if len(table) else np.array(stored),
                     np.array(segment.indices[span]),
                     [0, span.stop - span.start],
                 ),
@@ -303,7 +316,7 @@ class LexicalIndex:
         in_base = (rows >= 0) & (rows < n_base)
         in_delta = rows >= n_base
         out = sp.vstack(
-            [self._base[rows[in_base]], self._delta[rows[in_delta] - n_base]],
+            [self._weighed(self._base[rows[in_base]]), self._delta[rows[in_delta] - n_base]],
             format="csr",
             dtype=np.float32,
         )
@@ -328,7 +341,7 @@ class LexicalIndex:
         n_base = self._base.shape[0]
         # (docs @ queries.T) keeps the big matrix in CSR: only the queries are converted.
         columns = sp.csr_matrix(weighted.T)
-        out[:, :n_base] = (self._base @ columns).T.toarray()
+        out[:, :n_base] = (self._weighed(self._base) @ columns).T.toarray()
         out[:, n_base:] = (self._delta @ columns).T.toarray()
         out *= self._norms(idf)[np.newaxis, :]
         return out
@@ -368,14 +381,16 @@ class LexicalIndex:
         """
         weighted = self.search_weights(weights, terms)
         inv = self._norms(self.idf())
+        mask = _NO_MASK if allowed is None else allowed
         out = []
-        for q, (rows, values) in enumerate(self._hits(weighted)):
-            values = values * inv[rows]
-            keep = values > 0
-            if allowed is not None:
-                keep &= allowed[rows]
-            rows, values = rows[keep], values[keep]
-            out.append(self._cut(weighted[q], rows, values, n) if exact else _top(rows, values, n))
+        for q in range(weighted.shape[0]):
+            span = slice(weighted.indptr[q], weighted.indptr[q + 1])
+            query = (weighted.indices[span], weighted.data[span])
+            if exact:
+                rows, scores = _found(self._segments(), *query, inv, mask)
+                out.append(self._cut(weighted[q], rows, scores, n))
+            else:
+                out.append(_found(self._segments(), *query, inv, mask, top=n))
         return out
 
     def _cut(
@@ -410,42 +425,41 @@ class LexicalIndex:
 
     def _search_scores(self, weighted: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
         """Search scores of one query's ``rows``, computed the same way on every path."""
-        n_base = self._base.shape[0]
-        dots = np.zeros(len(rows), dtype=np.float64)
-        in_base = rows < n_base
-        if in_base.any():
-            dots[in_base] = _dots(self._base, rows[in_base], weighted, np.float64)
-        if (~in_base).any():
-            dots[~in_base] = _dots(self._delta, rows[~in_base] - n_base, weighted, np.float64)
+        dots = self._dots(rows, weighted.indices, weighted.data)
         scaled: np.ndarray = (dots * self._norms(self.idf())[rows]).astype(np.float32)
         return scaled
+
+    def _dots(self, rows: np.ndarray, terms: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Float64 dot product of each row position in ``rows`` with one query."""
+        n_base = self._base.shape[0]
+        out = np.zeros(len(rows), dtype=np.float64)
+        in_base = rows < n_base
+        for matrix, table, picked, first in (
+            (self._base, self._table, in_base, 0),
+            (self._delta, _NO_TABLE, ~in_base, n_base),
+        ):
+            if picked.any() and len(terms):
+                out[picked] = kernels.dots(
+                    matrix.indptr,
+                    matrix.indices,
+                    matrix.data,
+                    table,
+                    rows[picked] - first,
+                    terms,
+                    weights,
+                )
+        return out
 
     def inverse_norms(self, counts: sp.csr_matrix) -> np.ndarray:
         """1 / |row x idf| of each row of ``counts`` (as :meth:`search` divides by)."""
         return _inverse_norms(sp.csr_matrix(counts, dtype=np.float32), self.idf())
 
-    def _hits(self, weighted: sp.csr_matrix) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Per query: row positions sharing a term with it, and their dot products."""
-        n_base = self._base.shape[0]
-        if weighted.shape[0] == 1:
-            # One query (a related-by-id or similar request): add its few inverted
-            # lists up directly; a sparse product costs more in setup. A batch is
-            # the other way round: the product was ~2x faster per query, measured.
-            segments = [(self.postings(), 0)]
-            if self._delta.shape[0]:
-                segments.append((self._delta_postings(), n_base))
-            yield _accumulated(segments, weighted.indices, weighted.data, self.width)
-            return
-        base = sp.csr_matrix(weighted @ self.postings())
-        delta = sp.csr_matrix(weighted @ self._delta_postings()) if self._delta.shape[0] else None
-        for q in range(weighted.shape[0]):
-            rows = base.indices[base.indptr[q] : base.indptr[q + 1]].astype(np.int64)
-            values = base.data[base.indptr[q] : base.indptr[q + 1]]
-            if delta is not None:
-                span = slice(delta.indptr[q], delta.indptr[q + 1])
-                rows = np.concatenate([rows, delta.indices[span].astype(np.int64) + n_base])
-                values = np.concatenate([values, delta.data[span]])
-            yield rows, values
+    def _segments(self) -> list[tuple[sp.csr_matrix, np.ndarray, int]]:
+        """The inverted lists to search: (lists, weight table, position of the first row)."""
+        segments = [(self.postings(), self._table, 0)]
+        if self._delta.shape[0]:
+            segments.append((self._delta_postings(), _NO_TABLE, self._base.shape[0]))
+        return segments
 
     def query_weights(self, queries: sp.csr_matrix, *, max_terms: int | None) -> sp.csr_matrix:
         """What :meth:`cosines` dots with raw counts: normalised (query x idf), times idf again."""
@@ -462,16 +476,9 @@ class LexicalIndex:
         usable = rows >= 0
         if not usable.any():
             return out
-        idf = self.idf()
         picked = rows[usable]
-        n_base = self._base.shape[0]
-        in_base = picked < n_base
-        scores = np.zeros(len(picked), dtype=np.float32)
-        if in_base.any():
-            scores[in_base] = _dots(self._base, picked[in_base], weighted)
-        if (~in_base).any():
-            scores[~in_base] = _dots(self._delta, picked[~in_base] - n_base, weighted)
-        out[usable] = scores * self._norms(idf)[picked]
+        scores = self._dots(picked, weighted.indices, weighted.data).astype(np.float32)
+        out[usable] = scores * self._norms(self.idf())[picked]
         return out
 
     def _delta_postings(self) -> sp.csr_matrix:
@@ -483,48 +490,66 @@ class LexicalIndex:
     def postings(self) -> sp.csr_matrix:
         """The inverted lists of the base rows: a (terms x base rows) CSR matrix."""
         if self._postings is None:
-            self._postings = sp.csr_matrix(self._base.T, dtype=np.float32)
+            self._postings = sp.csr_matrix(self._base.T, dtype=self._base.dtype)
         return self._postings
 
     def _norms(self, idf: np.ndarray) -> np.ndarray:
         """1 / |row x idf| per position; 0 for dead or empty rows."""
         if self._inv_norms is None:
             inv = np.concatenate(
-                [_inverse_norms(self._base, idf), _inverse_norms(self._delta, idf)]
+                [_inverse_norms(self._weighed(self._base), idf), _inverse_norms(self._delta, idf)]
             )
             inv[self._ids < 0] = 0.0
             self._inv_norms = inv
             self._norms_pin = self._pin.token if self._pin else ""
         return self._inv_norms
 
+    def _weighed(self, base_rows: sp.csr_matrix) -> sp.csr_matrix:
+        """Rows of the base with float32 weights (decoded when they hold codes)."""
+        if not len(self._table):
+            return base_rows
+        return sp.csr_matrix(
+            (self._table[base_rows.data], base_rows.indices, base_rows.indptr),
+            shape=base_rows.shape,
+        )
+
     # -- persistence -------------------------------------------------------------------
 
     def save(self, path: Path) -> None:
         n_base = self._base.shape[0]
         live = self._ids[:n_base] >= 0
-        counts = sp.vstack([self._base[live], self._delta], format="csr", dtype=np.float32)
-        postings = sp.csr_matrix(counts.T, dtype=np.float32)
+        counts = sp.vstack(
+            [self._weighed(self._base[live]), self._delta], format="csr", dtype=np.float32
+        )
         # Stored so that opening the snapshot reads neither all counts (for the
         # document frequencies) nor all entries (for the norms): at 1M articles
         # that is about 1 GB of the file a query by id never otherwise touches.
         # load() reads with the default min_df, so the norms are computed with it.
         # A pinned index stores the norms under its pin, which load() cannot know.
-        df = np.diff(postings.indptr).astype(np.int32)
+        df = _document_counts(counts)
         idf = self.idf() if self._pin else _idf(df, counts.shape[0], MIN_DF)
         inv_norms = _inverse_norms(counts, idf)
+        table, codes = _encoded(counts.data)
+        weights: dict[str, np.ndarray] = {}
+        if codes is not None:  # the lists share the codes: transposed as they are
+            counts = sp.csr_matrix((codes, counts.indices, counts.indptr), shape=counts.shape)
+            weights["value_table"] = table
+        postings = sp.csr_matrix(counts.T)
+        data_name = "data" if codes is None else "codes"
+        weights[data_name] = counts.data
+        weights[f"postings_{data_name}"] = postings.data
+        arrays = {
+            "ids": self._ids[self._ids >= 0],
+            "indices": counts.indices,
+            "indptr": counts.indptr,
+            "postings_indices": postings.indices,
+            "postings_indptr": postings.indptr,
+            "inv_norms": inv_norms,
+            "norms_pin": np.frombuffer((self._pin.token if self._pin else "").encode(), np.uint8),
+            **weights,
+        }
         with open(path, "wb") as handle:
-            np.savez(
-                handle,
-                ids=self._ids[self._ids >= 0],
-                data=counts.data,
-                indices=counts.indices,
-                indptr=counts.indptr,
-                postings_data=postings.data,
-                postings_indices=postings.indices,
-                postings_indptr=postings.indptr,
-                inv_norms=inv_norms,
-                norms_pin=np.frombuffer((self._pin.token if self._pin else "").encode(), np.uint8),
-            )
+            np.savez(handle, **arrays)
             handle.flush()
             os.fsync(handle.fileno())
 
@@ -537,13 +562,18 @@ class LexicalIndex:
                 arrays = {name: data[name] for name in data.files}
         index = cls()
         n = len(arrays["ids"])
+        # Snapshots before 0.3 store float32 weights ("data"), later ones codes.
+        coded = "value_table" in arrays
+        data_name = "codes" if coded else "data"
+        if coded:
+            index._table = np.array(arrays["value_table"], dtype=np.float32)
         index._base = sp.csr_matrix(
-            (arrays["data"], arrays["indices"], arrays["indptr"]), shape=(n, N_FEATURES)
+            (arrays[data_name], arrays["indices"], arrays["indptr"]), shape=(n, N_FEATURES)
         )
         if "postings_indptr" in arrays:  # snapshots before 0.2 derive them on first use
             index._postings = sp.csr_matrix(
                 (
-                    arrays["postings_data"],
+                    arrays[f"postings_{data_name}"],
                     arrays["postings_indices"],
                     arrays["postings_indptr"],
                 ),
@@ -568,95 +598,70 @@ class LexicalIndex:
 _SCRATCH = threading.local()
 
 
-def _top(rows: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``n`` highest ``values`` and their rows, best first (ties in any order)."""
-    if len(rows) > n:
-        top = np.argpartition(-values, n - 1)[:n]
-        rows, values = rows[top], values[top]
-    order = np.argsort(-values, kind="stable")
-    return rows[order], values[order]
-
-
-def _accumulated(
-    segments: list[tuple[sp.csr_matrix, int]], terms: np.ndarray, weights: np.ndarray, width: int
+def _found(
+    segments: list[tuple[sp.csr_matrix, np.ndarray, int]],
+    terms: np.ndarray,
+    weights: np.ndarray,
+    inverse_norms: np.ndarray,
+    allowed: np.ndarray,
+    *,
+    top: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Row positions in the inverted lists of ``terms``, and each one's weighted sum.
+    """Row positions in the inverted lists of ``terms``, each with its search score.
 
-    ``segments`` are (inverted lists, position of their first row). The lists'
-    entries are gathered in one pass, then equal rows are summed without a sort
-    and without a pass over every position: each row's entries are pointed at
-    one slot of their own (the last entry's index, via a per-thread scratch over
-    the positions), and a bincount over those slots, as long as the entries, adds
-    them up. A bincount over every position cost ~10 ms a query at 1M articles,
-    ``np.add.at`` several times this, and a Python loop over the lists ~1.5x it.
+    A row's score is its weighted sum over those lists times its inverse norm;
+    rows scoring 0 or outside ``allowed`` (unless empty) are left out; with
+    ``top``, only the best ``top`` rows, best first. The lists are summed in one
+    compiled pass into a per-thread scratch over the positions: numpy needed a
+    dozen calls (gather, bincount, masks, partition) and ~2-3x the time.
     """
-    parts = [_gather(postings, terms, weights, first) for postings, first in segments]
-    rows = np.concatenate([r for r, _ in parts]) if len(parts) > 1 else parts[0][0]
-    values = np.concatenate([v for _, v in parts]) if len(parts) > 1 else parts[0][1]
-    if not len(rows):
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    slot = _slots(width)
-    order = np.arange(len(rows), dtype=np.int32)
-    slot[rows] = order  # one entry per row wins: its slot is that entry's index
-    mine = slot[rows]
-    sums = np.bincount(mine, weights=values, minlength=len(rows))
-    first = mine == order
-    return rows[first].astype(np.int64), sums[first].astype(np.float32)
+    sums, rows = _scratch(len(inverse_norms))
+    found = 0
+    for postings, table, first in segments:
+        found = kernels.accumulate(
+            postings.indptr,
+            postings.indices,
+            postings.data,
+            table,
+            terms,
+            weights,
+            first,
+            sums,
+            rows,
+            found,
+        )
+    if top is None:
+        return kernels.collect(sums, rows, found, inverse_norms, allowed)
+    return kernels.collect_top(sums, rows, found, inverse_norms, allowed, top)
 
 
-def _gather(
-    postings: sp.csr_matrix, terms: np.ndarray, weights: np.ndarray, first: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The entries of the inverted lists of ``terms`` (row + ``first``), each times its weight."""
-    indptr, indices, data = postings.indptr, postings.indices, postings.data
-    row_runs: list[np.ndarray] = []
-    value_runs: list[np.ndarray] = []
-    # Each list is one contiguous run: copying the runs is ~5x faster at 1M
-    # articles than one fancy-indexed gather over all their entries.
-    for term, weight in zip(terms.tolist(), weights.astype(np.float32).tolist(), strict=True):
-        start, stop = int(indptr[term]), int(indptr[term + 1])
-        if stop > start:
-            row_runs.append(indices[start:stop])
-            value_runs.append(data[start:stop] * np.float32(weight))
-    if not row_runs:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    rows = np.concatenate(row_runs).astype(np.int64)
-    if first:
-        rows += first
-    return rows, np.concatenate(value_runs)
-
-
-def _slots(width: int) -> np.ndarray:
-    """This thread's scratch of one int32 per position (never read before written)."""
-    slot: np.ndarray | None = getattr(_SCRATCH, "slot", None)
-    if slot is None or len(slot) < width:
+def _scratch(width: int) -> tuple[np.ndarray, np.ndarray]:
+    """This thread's sums (kept zeroed between uses) and found rows, one slot per position."""
+    sums: np.ndarray | None = getattr(_SCRATCH, "sums", None)
+    if sums is None or len(sums) < width:
         # np.zeros maps untouched pages lazily: only positions queries hit cost memory.
-        _SCRATCH.slot = slot = np.zeros(width, dtype=np.int32)
-    return slot
+        # The branch-free append writes one slot past the rows found: one spare.
+        _SCRATCH.sums = np.zeros(width, dtype=np.float32)
+        _SCRATCH.rows = np.zeros(width + 1, dtype=np.int64)
+    return _SCRATCH.sums, _SCRATCH.rows
 
 
-def _dots(
-    matrix: sp.csr_matrix, rows: np.ndarray, query: sp.csr_matrix, dtype: Any = np.float32
-) -> np.ndarray:
-    """Dot product of each of ``rows`` of ``matrix`` with a one-row ``query``.
+def _encoded(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The distinct ``weights`` (sorted) and each weight's uint16 code, or no codes.
 
-    The query is spread into a per-thread dense scratch row over all terms, so
-    the product is one sparse-matrix x dense-vector pass over the rows' entries;
-    a sparse x sparse product would build index arrays over all 2**20 terms.
+    counts() writes (1 + ln tf), x the entity boost or not: a few hundred distinct
+    values in any archive, so the codes are exact. Over 2**16 distinct values
+    (weights made some other way) the snapshot keeps float32.
     """
-    if not len(query.indices) or not len(rows):
-        return np.zeros(len(rows), dtype=dtype)
-    name = f"row_{np.dtype(dtype).name}"
-    scratch = getattr(_SCRATCH, name, None)
-    if scratch is None:
-        scratch = np.zeros(N_FEATURES, dtype=dtype)
-        setattr(_SCRATCH, name, scratch)
-    scratch[query.indices] = query.data
-    try:
-        out: np.ndarray = np.asarray(matrix[rows] @ scratch, dtype=dtype)
-        return out
-    finally:
-        scratch[query.indices] = 0.0
+    table = np.unique(weights)
+    if not len(table) or len(table) > _MAX_CODES:
+        return _NO_TABLE, None
+    codes = np.empty(len(weights), dtype=np.uint16)
+    step = 1 << 24  # searchsorted returns int64: bound its scratch at 1M articles
+    for start in range(0, len(weights), step):
+        chunk = weights[start : start + step]
+        codes[start : start + step] = np.searchsorted(table, chunk)
+    return table.astype(np.float32), codes
 
 
 def _empty_counts() -> sp.csr_matrix:

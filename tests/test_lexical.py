@@ -221,11 +221,45 @@ def test_inverted_search_honours_filters_and_heaviest_terms(index: LexicalIndex)
 def test_snapshots_carry_the_inverted_lists(index: LexicalIndex, tmp_path: Path) -> None:
     index.save(tmp_path / "lex.npz")
     with np.load(tmp_path / "lex.npz") as data:
-        assert {"postings_data", "postings_indices", "postings_indptr"} <= set(data.files)
+        assert {"postings_codes", "postings_indices", "postings_indptr"} <= set(data.files)
     mapped = LexicalIndex.load(tmp_path / "lex.npz", mmap=True)
     postings = mapped.postings()
     for array in (postings.data, postings.indices, postings.indptr):
         assert _is_mapped(array)
+
+
+def test_snapshots_store_weights_as_codes_and_read_float32_ones(
+    index: LexicalIndex, tmp_path: Path
+) -> None:
+    index.save(tmp_path / "lex.npz")
+    with np.load(tmp_path / "lex.npz") as data:
+        arrays = {name: data[name] for name in data.files}
+    # Half the bytes: uint16 codes into the table of distinct weights, exact.
+    assert arrays["codes"].dtype == arrays["postings_codes"].dtype == np.uint16
+    weights = arrays["value_table"][arrays["codes"]]
+    assert np.array_equal(weights, index.stored_counts(index.ids).data)
+    # A snapshot written before codes (float32 weights) reads and scores the same.
+    old = {name: value for name, value in arrays.items() if "codes" not in name}
+    old.pop("value_table")
+    old["data"] = weights
+    old["postings_data"] = arrays["value_table"][arrays["postings_codes"]]
+    np.savez(tmp_path / "old.npz", **old)
+    for mapped in (False, True):
+        coded = LexicalIndex.load(tmp_path / "lex.npz", mmap=mapped)
+        plain = LexicalIndex.load(tmp_path / "old.npz", mmap=mapped)
+        assert plain.postings().dtype == np.float32
+        for int_id in (10, 13):
+            assert _live_scores(coded, int_id) == _live_scores(plain, int_id)
+            assert _live_scores(coded, int_id) == pytest.approx(
+                _live_scores(index, int_id), abs=1e-6
+            )
+        # The inverted-list search and the cosines read the codes the same way.
+        query = coded.query_weights(coded.stored_counts(np.array([10])), max_terms=None)
+        found = coded.search_scored(query, 3, terms=None, allowed=None)[0]
+        again = plain.search_scored(query, 3, terms=None, allowed=None)[0]
+        assert found[0].tolist() == again[0].tolist() and found[1].tolist() == again[1].tolist()
+        rows = np.arange(coded.width)
+        assert coded.cosines(query, rows).tolist() == plain.cosines(query, rows).tolist()
 
 
 def test_snapshots_carry_norms_and_document_frequencies(
@@ -250,24 +284,46 @@ def test_snapshots_carry_norms_and_document_frequencies(
 
 
 @pytest.mark.parametrize("rows", [3, 40, 2_000])
-def test_accumulated_sums_each_row_over_every_list_and_segment(rows: int) -> None:
+def test_found_sums_each_row_over_every_list_and_segment(rows: int) -> None:
     import scipy.sparse as sp
 
-    from recommender.lexical import _accumulated
+    from recommender.lexical import _NO_MASK, _NO_TABLE, _encoded, _found
 
     rng = np.random.default_rng(rows)
-    # Two segments of inverted lists (the snapshot's and the overlay's), 6 terms.
+    # Two segments of inverted lists (the snapshot's, with coded weights, and the overlay's).
     base = sp.random(6, rows, density=0.4, format="csr", dtype=np.float32, random_state=1)
+    base.data = np.round(base.data * 4 + 1, 1).astype(np.float32)  # few distinct weights
+    table, codes = _encoded(base.data)
+    assert codes is not None and np.array_equal(table[codes], base.data)
+    coded = sp.csr_matrix((codes, base.indices, base.indptr), shape=base.shape)
     delta = sp.random(6, 7, density=0.5, format="csr", dtype=np.float32, random_state=2)
     terms = np.array([0, 2, 3, 5])
     weights = rng.random(4).astype(np.float32)
     dense = np.hstack([base.toarray(), delta.toarray()])
-    expected = weights @ dense[terms]
+    norms = rng.random(rows + 7).astype(np.float32) + 0.5
+    expected = (weights @ dense[terms]) * norms
+    segments = [(coded, table, 0), (delta, _NO_TABLE, rows)]
     for _ in range(2):  # the per-thread scratch must come back clean
-        got_rows, got = _accumulated([(base, 0), (delta, rows)], terms, weights, rows + 7)
+        got_rows, got = _found(segments, terms, weights, norms, _NO_MASK)
         assert len(set(got_rows.tolist())) == len(got_rows)  # each row once
         assert sorted(got_rows.tolist()) == np.flatnonzero(dense[terms].any(axis=0)).tolist()
         assert got == pytest.approx(expected[got_rows], rel=1e-6)
+        # The best few, best first, as a heap keeps them.
+        best_rows, best = _found(segments, terms, weights, norms, _NO_MASK, top=3)
+        assert best.tolist() == sorted(got.tolist(), reverse=True)[:3]
+        assert set(best_rows.tolist()) <= set(got_rows.tolist())
+    allowed = np.zeros(rows + 7, dtype=bool)
+    allowed[::2] = True
+    for top in (None, 2):
+        got_rows, _ = _found(segments, terms, weights, norms, allowed, top=top)
+        assert got_rows.tolist() and all(row % 2 == 0 for row in got_rows.tolist())
+
+
+def test_weights_with_too_many_distinct_values_stay_float32() -> None:
+    from recommender.lexical import _MAX_CODES, _encoded
+
+    table, codes = _encoded(np.arange(_MAX_CODES + 1, dtype=np.float32))
+    assert codes is None and not len(table)
 
 
 @pytest.mark.parametrize("max_terms", [None, 3])

@@ -1,0 +1,220 @@
+"""Compiled inner loops of the lexical side (numba).
+
+A related-by-id request adds up a few dozen inverted lists and dots a few
+hundred stored rows with the query. Written with numpy those are a dozen calls
+each over arrays of a few thousand entries, and the calls' own overhead was most
+of a millisecond a request; here each is one pass over the entries.
+
+Stored term weights come in two layouts, chosen per array by its dtype: the
+weights themselves (float32), or uint16 codes into a table of the distinct
+weights (see ``lexical.LexicalIndex.save``), half the bytes of a snapshot.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, types
+from numba.extending import overload
+
+__all__ = ["accumulate", "collect", "collect_top", "dots"]
+
+
+def _weight(data: np.ndarray, table: np.ndarray, j: int) -> float:
+    """The stored weight of entry ``j``: decoded through ``table`` when ``data`` holds codes."""
+    return float(table[data[j]] if data.dtype.kind == "u" else data[j])
+
+
+@overload(_weight)
+def _weight_compiled(data, table, j):  # type: ignore[no-untyped-def]
+    if isinstance(data.dtype, types.Integer):
+        return lambda data, table, j: table[data[j]]
+    return lambda data, table, j: data[j]
+
+
+@njit(cache=True, nogil=True)
+def accumulate(  # the arrays of one segment, then the query
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    table: np.ndarray,
+    terms: np.ndarray,
+    weights: np.ndarray,
+    first: int,
+    sums: np.ndarray,
+    rows: np.ndarray,
+    found: int,
+) -> int:
+    """Add the inverted lists of ``terms`` (x ``weights``) into ``sums``, by row position.
+
+    ``sums`` is a zeroed float32 scratch over all positions; a row seen for the
+    first time is appended to ``rows`` (from index ``found``). Returns the new
+    count. Every entry and weight is positive, so a zero sum means a row not yet
+    seen. The append is branch-free and the sums float32: at 1M articles that was
+    2.6x faster than a branch and float64 sums (half the scratch to miss in).
+    """
+    for t in range(len(terms)):
+        term = terms[t]
+        weight = np.float32(weights[t])
+        for j in range(indptr[term], indptr[term + 1]):
+            row = indices[j] + first
+            rows[found] = row
+            found += sums[row] == 0
+            sums[row] += np.float32(_weight(data, table, j)) * weight
+    return found
+
+
+@njit(cache=True, nogil=True)
+def collect(
+    sums: np.ndarray,
+    rows: np.ndarray,
+    found: int,
+    inverse_norms: np.ndarray,
+    allowed: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows :func:`accumulate` found and their scores (sum / norm), zeroing ``sums``.
+
+    Rows scoring 0 and rows outside ``allowed`` (when it is not empty) are dropped.
+    """
+    out_rows = np.empty(found, dtype=np.int64)
+    out_values = np.empty(found, dtype=np.float32)
+    kept = 0
+    for i in range(found):
+        row = rows[i]
+        value = sums[row] * inverse_norms[row]
+        sums[row] = 0.0
+        if value > 0 and (len(allowed) == 0 or allowed[row]):
+            out_rows[kept] = row
+            out_values[kept] = value
+            kept += 1
+    return out_rows[:kept], out_values[:kept]
+
+
+@njit(cache=True, nogil=True)
+def collect_top(
+    sums: np.ndarray,
+    rows: np.ndarray,
+    found: int,
+    inverse_norms: np.ndarray,
+    allowed: np.ndarray,
+    n: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`collect`'s ``n`` best rows, best first (equal scores in any order).
+
+    A min-heap of the best so far: a query on common words can reach most of
+    the archive, and materialising every hit to partition it cost more than
+    the sums.
+    """
+    heap_values = np.empty(n, dtype=np.float32)
+    heap_rows = np.empty(n, dtype=np.int64)
+    size = 0
+    for i in range(found):
+        row = rows[i]
+        value = sums[row] * inverse_norms[row]
+        sums[row] = 0.0
+        if not value > 0 or (len(allowed) and not allowed[row]):
+            continue
+        if size < n:
+            _sift_up(heap_values, heap_rows, size, value, row)
+            size += 1
+        elif value > heap_values[0]:
+            _sift_down(heap_values, heap_rows, size, value, row)
+    order = np.argsort(-heap_values[:size], kind="mergesort")
+    return heap_rows[:size][order], heap_values[:size][order]
+
+
+@njit(cache=True, nogil=True)
+def _sift_up(values: np.ndarray, rows: np.ndarray, at: int, value: float, row: int) -> None:
+    """Insert (value, row) at the end of a min-heap of ``at`` items."""
+    while at > 0:
+        parent = (at - 1) // 2
+        if values[parent] <= value:
+            break
+        values[at], rows[at] = values[parent], rows[parent]
+        at = parent
+    values[at], rows[at] = value, row
+
+
+@njit(cache=True, nogil=True)
+def _sift_down(values: np.ndarray, rows: np.ndarray, size: int, value: float, row: int) -> None:
+    """Replace the smallest item of a full min-heap with (value, row)."""
+    at = 0
+    while True:
+        child = 2 * at + 1
+        if child >= size:
+            break
+        if child + 1 < size and values[child + 1] < values[child]:
+            child += 1
+        if values[child] >= value:
+            break
+        values[at], rows[at] = values[child], rows[child]
+        at = child
+    values[at], rows[at] = value, row
+
+
+@njit(cache=True, nogil=True)
+def dots(  # the arrays of one segment, then the query
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    table: np.ndarray,
+    rows: np.ndarray,
+    terms: np.ndarray,
+    weights: np.ndarray,
+) -> np.ndarray:
+    """Each of ``rows``' dot product with one query (``terms``, ``weights``), in float64.
+
+    The query's terms go into a small open-addressing hash table that stays in
+    the first-level cache; a dense scratch over all 2**20 terms was ~1.4x
+    slower, every stored entry being a cache miss in it.
+    """
+    size = 16
+    while size < 4 * len(terms):
+        size *= 2
+    keys = np.full(size, -1, dtype=np.int64)
+    values = np.zeros(size, dtype=np.float64)
+    for t in range(len(terms)):
+        slot = _slot(terms[t], size)
+        while keys[slot] != -1 and keys[slot] != terms[t]:
+            slot = (slot + 1) & (size - 1)
+        keys[slot] = terms[t]
+        values[slot] = weights[t]
+    out = np.zeros(len(rows), dtype=np.float64)
+    if _touch(indptr, indices, data, rows) == -1:  # never: keeps the loads
+        out[:] = np.nan
+    for i in range(len(rows)):
+        row = rows[i]
+        total = 0.0
+        for j in range(indptr[row], indptr[row + 1]):
+            term = indices[j]
+            slot = _slot(term, size)
+            while keys[slot] != -1:
+                if keys[slot] == term:
+                    total += _weight(data, table, j) * values[slot]
+                    break
+                slot = (slot + 1) & (size - 1)
+        out[i] = total
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _touch(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np.ndarray) -> int:
+    """Read one value per cache line of the ``rows``, so their misses overlap.
+
+    Rows of a pool lie all over the snapshot: one independent load per line lets
+    the CPU fetch many lines at once, where the scoring loop waits on each.
+    Measured ~25% off :func:`dots` at 100k articles.
+    """
+    total = 0
+    for i in range(len(rows)):
+        start, stop = indptr[rows[i]], indptr[rows[i] + 1]
+        for j in range(start, stop, 16):  # 64-byte lines of int32 indices
+            total += indices[j]
+        for j in range(start, stop, 64 // data.itemsize):
+            total += int(data[j])
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _slot(term: int, size: int) -> int:
+    """Multiplicative (Fibonacci) hashing of a term's bucket into a power-of-two table."""
+    return ((term * 2654435761) >> 7) & (size - 1)
