@@ -123,15 +123,14 @@ class Retriever:
     ) -> Candidates:
         dense_ids, dense_scores = dense_hits
         lexical_rows, lexical_scores = lexical_hits
+        lexical_ids = self.lexical.ids[lexical_rows]
         # Sorted by id: the pool's order (and so its sums and the order of equal
         # scores) does not depend on how the searches ordered their hits.
-        ids = np.unique(np.concatenate([dense_ids, self.lexical.ids[lexical_rows]]))
+        ids = np.unique(np.concatenate([dense_ids, lexical_ids]))
         if skip is not None:
             ids = ids[ids != skip]
-        dense = np.empty(len(ids), dtype=np.float32)
-        from_dense = np.isin(ids, dense_ids)
-        by_id = np.argsort(dense_ids)
-        dense[from_dense] = dense_scores[by_id[np.searchsorted(dense_ids[by_id], ids[from_dense])]]
+        dense = _at(ids, dense_ids, dense_scores.astype(np.float32), np.nan)
+        from_dense = ~np.isnan(dense)
         vectors = self.store.get(ids) if with_vectors else None
         if (~from_dense).any():
             others = (
@@ -152,7 +151,7 @@ class Retriever:
             dense_entry=float(dense_scores[-1]) if len(dense_ids) >= n else -np.inf,
             lexical_entry=_lexical_entry(lexical_scores, n, weights is not None),
             dense_side=from_dense,
-            search=_search_of(ids, self.lexical.ids[lexical_rows], lexical_scores),
+            search=_at(ids, lexical_ids, lexical_scores.astype(np.float64), np.nan),
             dense_top=dense_scores,
             lexical_top=lexical_scores,
         )
@@ -164,9 +163,12 @@ def _as_found(ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return ids[found], scores[found]
 
 
-def _search_of(ids: np.ndarray, found: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Each of ``ids``' lexical search score (NaN where the search did not find it)."""
-    out = np.full(len(ids), np.nan)
+def _at(ids: np.ndarray, found: np.ndarray, scores: np.ndarray, missing: float) -> np.ndarray:
+    """Each of ``ids``' (sorted) score among the ``found`` ones; ``missing`` where not found.
+
+    One binary search of the found ids into the sorted pool.
+    """
+    out = np.full(len(ids), missing, dtype=scores.dtype)
     where = np.searchsorted(ids, found)
     hit = where < len(ids)
     hit[hit] = ids[where[hit]] == found[hit]
