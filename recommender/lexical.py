@@ -562,7 +562,7 @@ class LexicalIndex:
                 arrays = {name: data[name] for name in data.files}
         index = cls()
         n = len(arrays["ids"])
-        # Snapshots before 0.3 store float32 weights ("data"), later ones codes.
+        # Snapshots written before weights were coded store them as float32 ("data").
         coded = "value_table" in arrays
         data_name = "codes" if coded else "data"
         if coded:
@@ -617,22 +617,27 @@ def _found(
     """
     sums, rows = _scratch(len(inverse_norms))
     found = 0
-    for postings, table, first in segments:
-        found = kernels.accumulate(
-            postings.indptr,
-            postings.indices,
-            postings.data,
-            table,
-            terms,
-            weights,
-            first,
-            sums,
-            rows,
-            found,
-        )
-    if top is None:
-        return kernels.collect(sums, rows, found, inverse_norms, allowed)
-    return kernels.collect_top(sums, rows, found, inverse_norms, allowed, top)
+    try:
+        for postings, table, first in segments:
+            found = kernels.accumulate(
+                postings.indptr,
+                postings.indices,
+                postings.data,
+                table,
+                terms,
+                weights,
+                first,
+                sums,
+                rows,
+                found,
+            )
+        if top is None:
+            return kernels.collect(sums, rows, found, inverse_norms, allowed)
+        return kernels.collect_top(sums, rows, found, inverse_norms, allowed, top)
+    except BaseException:
+        # Interrupted between the kernels (e.g. Ctrl-C): the next query needs zeroed sums.
+        sums[:] = 0.0
+        raise
 
 
 def _scratch(width: int) -> tuple[np.ndarray, np.ndarray]:

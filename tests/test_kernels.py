@@ -1,0 +1,94 @@
+"""The compiled lexical loops against plain numpy/scipy arithmetic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recommender import kernels
+from recommender.lexical import _NO_MASK, _NO_TABLE, _encoded, _found
+
+
+def _matrix(rows: int, seed: int) -> sp.csr_matrix:
+    matrix = sp.random(rows, 300, density=0.2, format="csr", dtype=np.float32, random_state=seed)
+    matrix.data = (1.0 + np.log1p(np.floor(matrix.data * 6))).astype(np.float32)
+    return matrix
+
+
+@pytest.mark.parametrize("coded", [False, True])
+def test_dots_equal_float64_products_of_the_stored_weights(coded: bool) -> None:
+    matrix = _matrix(50, 3)
+    table, data = _NO_TABLE, matrix.data
+    if coded:
+        table, codes = _encoded(matrix.data)
+        assert codes is not None
+        data = codes
+    rng = np.random.default_rng(0)
+    terms = np.sort(rng.choice(300, size=40, replace=False)).astype(np.int32)
+    weights = rng.random(40).astype(np.float32)
+    rows = np.array([0, 7, 7, 49, 3])  # repeats and any order
+    got = kernels.dots(matrix.indptr, matrix.indices, data, table, rows, terms, weights)
+    query = np.zeros(300)
+    query[terms] = weights
+    expected = matrix.toarray().astype(np.float64)[rows] @ query
+    assert got == pytest.approx(expected, rel=1e-12)
+
+
+def test_dots_of_rows_without_shared_terms_are_zero() -> None:
+    matrix = sp.csr_matrix(np.array([[1.0, 0, 0], [0, 0, 2.0], [0, 0, 0]], dtype=np.float32))
+    terms, weights = np.array([1], dtype=np.int32), np.array([0.5], dtype=np.float32)
+    got = kernels.dots(
+        matrix.indptr, matrix.indices, matrix.data, _NO_TABLE, np.arange(3), terms, weights
+    )
+    assert got.tolist() == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("n", [1, 5, 400])
+def test_the_heap_keeps_the_best_n_best_first(n: int) -> None:
+    postings = _matrix(300, 5)  # 300 terms x 300 rows, used as inverted lists
+    rng = np.random.default_rng(n)
+    terms = np.sort(rng.choice(300, size=12, replace=False)).astype(np.int32)
+    weights = rng.random(12).astype(np.float32)
+    norms = (rng.random(300) + 0.5).astype(np.float32)
+    segments = [(postings, _NO_TABLE, 0)]
+    rows, scores = _found(segments, terms, weights, norms, _NO_MASK)
+    best_rows, best = _found(segments, terms, weights, norms, _NO_MASK, top=n)
+    assert len(best) == min(n, len(scores))
+    assert best.tolist() == sorted(scores.tolist(), reverse=True)[: len(best)]
+    assert (
+        dict(zip(best_rows.tolist(), best.tolist(), strict=True)).items()
+        <= dict(zip(rows.tolist(), scores.tolist(), strict=True)).items()
+    )
+
+
+def test_an_interrupted_search_leaves_no_sums_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    postings = _matrix(300, 7)
+    terms, weights = np.array([3, 9, 40], dtype=np.int32), np.ones(3, dtype=np.float32)
+    norms = np.ones(300, dtype=np.float32)
+    segments = [(postings, _NO_TABLE, 0)]
+    before = _found(segments, terms, weights, norms, _NO_MASK)
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(kernels, "collect", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            _found(segments, terms, weights, norms, _NO_MASK)
+    after = _found(segments, terms, weights, norms, _NO_MASK)
+    assert after[0].tolist() == before[0].tolist() and after[1].tolist() == before[1].tolist()
+
+
+def test_no_terms_find_nothing() -> None:
+    postings = _matrix(300, 9)
+    none = np.zeros(0, dtype=np.int32)
+    rows, scores = _found(
+        [(postings, _NO_TABLE, 0)],
+        none,
+        np.zeros(0, dtype=np.float32),
+        np.ones(300, np.float32),
+        _NO_MASK,
+        top=5,
+    )
+    assert rows.tolist() == [] and scores.tolist() == []
