@@ -80,9 +80,8 @@ def collect(
     kept = 0
     for i in range(found):
         row = rows[i]
-        value = sums[row] * inverse_norms[row]
-        sums[row] = 0.0
-        if value > 0 and (len(allowed) == 0 or allowed[row]):
+        value = _taken(sums, row, inverse_norms, allowed)
+        if value > 0:
             out_rows[kept] = row
             out_values[kept] = value
             kept += 1
@@ -109,9 +108,8 @@ def collect_top(
     size = 0
     for i in range(found):
         row = rows[i]
-        value = sums[row] * inverse_norms[row]
-        sums[row] = 0.0
-        if not value > 0 or (len(allowed) and not allowed[row]):
+        value = _taken(sums, row, inverse_norms, allowed)
+        if not value > 0:
             continue
         if size < n:
             _sift_up(heap_values, heap_rows, size, value, row)
@@ -120,6 +118,16 @@ def collect_top(
             _sift_down(heap_values, heap_rows, size, value, row)
     order = np.argsort(-heap_values[:size], kind="mergesort")
     return heap_rows[:size][order], heap_values[:size][order]
+
+
+@njit(cache=True, nogil=True)
+def _taken(sums: np.ndarray, row: int, inverse_norms: np.ndarray, allowed: np.ndarray) -> float:
+    """A found row's score (sum / norm; 0 outside a non-empty ``allowed``), its sum zeroed."""
+    value: float = sums[row] * inverse_norms[row]  # float32 x float32, widened exactly
+    sums[row] = 0.0
+    if len(allowed) and not allowed[row]:
+        value = 0.0
+    return value
 
 
 @njit(cache=True, nogil=True)
