@@ -189,6 +189,11 @@ class Catalog:
     def count(self) -> int:
         return int(self._conn().execute("SELECT count(*) FROM articles").fetchone()[0])
 
+    def any_id(self) -> str | None:
+        """The id of one indexed article (the first stored), None when there is none."""
+        row = self._conn().execute("SELECT id FROM articles ORDER BY int_id LIMIT 1").fetchone()
+        return None if row is None else str(row[0])
+
     def int_id(self, article_id: str) -> int | None:
         row = (
             self._conn()

@@ -372,6 +372,20 @@ class Recommender:
                 matches = self._explained(title, body, matches)
             return matches
 
+    def warm_up(self) -> bool:
+        """Answer one related-by-id query and drop the answer; whether one was answered.
+
+        The first query of a process loads what later ones reuse: the compiled
+        lexical kernels (compiled on the first query after installing, seconds),
+        the id tables and the inverse norms. A server calls this before it accepts
+        requests, so that no request pays for it.
+        """
+        article_id = self._state.catalog.any_id()
+        if article_id is None:
+            return False
+        self.related(article_id)
+        return True
+
     def related_all(
         self,
         *,

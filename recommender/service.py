@@ -333,7 +333,8 @@ def app_from_env() -> FastAPI:
 
     ``RECOMMENDER_INDEX`` names the index; ``RECOMMENDER_API_TOKEN`` the write token;
     ``RECOMMENDER_READ_ONLY=1`` turns writes off. The Recommender is opened here,
-    in the worker, and closed when the server shuts down.
+    in the worker, answers one warm-up query (:meth:`Recommender.warm_up`) before
+    the worker accepts requests, and is closed when the server shuts down.
     """
     from .recommender import Recommender
 
@@ -341,6 +342,10 @@ def app_from_env() -> FastAPI:
     if not index:
         raise InvalidArgumentError(f"{ENV_INDEX} must name the index directory to serve")
     rec = Recommender.open(index)
+    try:
+        rec.warm_up()  # before uvicorn accepts: the first request pays for nothing
+    except RecommenderError as exc:  # a store that is down now may be up for requests
+        _log.warning("warm-up query failed: %s", exc)
     return _build(
         rec,
         token=os.environ.get(ENV_TOKEN) or None,

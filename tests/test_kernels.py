@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -92,3 +96,26 @@ def test_no_terms_find_nothing() -> None:
         top=5,
     )
     assert rows.tolist() == [] and scores.tolist() == []
+
+
+def test_a_warm_up_query_loads_the_kernels_before_any_request(built: Path) -> None:
+    # A fresh process: the kernels are loaded (or compiled) by the first query only.
+    script = (
+        "import sys\n"
+        "from recommender import Recommender, kernels\n"
+        "rec = Recommender.open(sys.argv[1])\n"
+        "before = len(kernels.accumulate.signatures)\n"
+        "answered = rec.warm_up()\n"
+        "after = len(kernels.accumulate.signatures), len(kernels.dots.signatures)\n"
+        "print(before, answered, *after)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(built)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    before, answered, accumulate, dots = done.stdout.split()
+    assert (before, answered) == ("0", "True")
+    assert int(accumulate) >= 1 and int(dots) >= 1
