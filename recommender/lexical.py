@@ -33,9 +33,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from . import kernels
-
-__all__ = ["LexicalIndex", "PinnedStats"]
+__all__ = ["LexicalIndex", "PinnedStats", "use_compiled"]
 
 N_FEATURES = 2**20
 #: ``allowed`` when every row is, and the weight table of arrays that hold weights.
@@ -44,6 +42,9 @@ _NO_TABLE = np.zeros(0, dtype=np.float32)
 #: Snapshot weights are stored as uint16 codes into a table of their distinct values
 #: when there are at most this many (always, for counts() output): half the bytes.
 _MAX_CODES = 2**16
+#: Whether the inner loops run compiled (recommender/kernels.py) or through numpy (see
+#: use_compiled). Both give the same scores, bit for bit.
+_COMPILED = True
 #: Terms in fewer indexed articles than this get no weight.
 MIN_DF = 2
 #: Weight multiplier of entity-ish terms.
@@ -439,7 +440,8 @@ class LexicalIndex:
             (self._delta, _NO_TABLE, ~in_base, n_base),
         ):
             if picked.any() and len(terms):
-                out[picked] = kernels.dots(
+                dots = _kernels().dots if _COMPILED else _numpy_dots
+                out[picked] = dots(
                     matrix.indptr,
                     matrix.indices,
                     matrix.data,
@@ -615,6 +617,9 @@ def _found(
     compiled pass into a per-thread scratch over the positions: numpy needed a
     dozen calls (gather, bincount, masks, partition) and ~2-3x the time.
     """
+    if not _COMPILED:
+        return _numpy_found(segments, terms, weights, inverse_norms, allowed, top)
+    kernels = _kernels()
     sums, rows = _scratch(len(inverse_norms))
     found = 0
     try:
@@ -631,13 +636,107 @@ def _found(
                 rows,
                 found,
             )
-        if top is None:
-            return kernels.collect(sums, rows, found, inverse_norms, allowed)
-        return kernels.collect_top(sums, rows, found, inverse_norms, allowed, top)
+        best: tuple[np.ndarray, np.ndarray] = (
+            kernels.collect(sums, rows, found, inverse_norms, allowed)
+            if top is None
+            else kernels.collect_top(sums, rows, found, inverse_norms, allowed, top)
+        )
+        return best
     except BaseException:
         # Interrupted between the kernels (e.g. Ctrl-C): the next query needs zeroed sums.
         sums[:] = 0.0
         raise
+
+
+def use_compiled(compiled: bool) -> bool:
+    """Run the lexical inner loops compiled (the default) or through numpy, process-wide.
+
+    Returns the previous setting. Compiling pays from the second query of a process
+    on: the first one loads numba and the cached machine code (~0.55 s measured,
+    seconds after an install when it compiles). A command that answers one query
+    and exits is faster through numpy. The scores are the same either way, bit for
+    bit (tests/test_kernels.py).
+    """
+    global _COMPILED
+    previous, _COMPILED = _COMPILED, compiled
+    return previous
+
+
+def _kernels() -> Any:
+    """The compiled loops, imported on first use (importing numba takes ~0.2 s)."""
+    from . import kernels
+
+    return kernels
+
+
+def _numpy_found(
+    segments: list[tuple[sp.csr_matrix, np.ndarray, int]],
+    terms: np.ndarray,
+    weights: np.ndarray,
+    inverse_norms: np.ndarray,
+    allowed: np.ndarray,
+    top: int | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_found` through numpy: the kernels' float32 arithmetic in the same order."""
+    parts = [_gather(postings, table, terms, weights, first) for postings, table, first in segments]
+    rows = np.concatenate([r for r, _ in parts])
+    if not len(rows):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    sums, _ = _scratch(len(inverse_norms))
+    try:
+        # One float32 add per entry in entry order, as kernels.accumulate does.
+        np.add.at(sums, rows, np.concatenate([v for _, v in parts]))
+        found = np.unique(rows)
+        scores = sums[found] * inverse_norms[found]
+    finally:
+        sums[rows] = 0.0
+    keep = scores > 0
+    if len(allowed):
+        keep &= allowed[found]
+    found, scores = found[keep], scores[keep]
+    if top is None:
+        return found, scores
+    if len(found) > top:
+        best = np.argpartition(-scores, top - 1)[:top]
+        found, scores = found[best], scores[best]
+    order = np.argsort(-scores, kind="stable")
+    return found[order], scores[order]
+
+
+def _gather(
+    postings: sp.csr_matrix, table: np.ndarray, terms: np.ndarray, weights: np.ndarray, first: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The entries of the inverted lists of ``terms`` (row + ``first``), each times its weight."""
+    indptr, indices, data = postings.indptr, postings.indices, postings.data
+    row_runs: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
+    value_runs: list[np.ndarray] = [np.zeros(0, dtype=np.float32)]
+    for term, weight in zip(terms.tolist(), weights.astype(np.float32).tolist(), strict=True):
+        run = slice(int(indptr[term]), int(indptr[term + 1]))
+        stored = table[data[run]] if len(table) else data[run]
+        row_runs.append(indices[run].astype(np.int64) + first)
+        value_runs.append(stored.astype(np.float32) * np.float32(weight))
+    return np.concatenate(row_runs), np.concatenate(value_runs)
+
+
+def _numpy_dots(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    table: np.ndarray,
+    rows: np.ndarray,
+    terms: np.ndarray,
+    weights: np.ndarray,
+) -> np.ndarray:
+    """kernels.dots through scipy: float64 products summed in entry order, as it does."""
+    matrix = sp.csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, N_FEATURES))[rows]
+    stored = table[matrix.data] if len(table) else matrix.data
+    weighed = sp.csr_matrix(
+        (stored.astype(np.float64), matrix.indices, matrix.indptr), shape=matrix.shape
+    )
+    query = np.zeros(N_FEATURES, dtype=np.float64)
+    query[terms] = weights
+    out: np.ndarray = weighed @ query
+    return out
 
 
 def _scratch(width: int) -> tuple[np.ndarray, np.ndarray]:

@@ -268,10 +268,20 @@ def test_related_never_imports_the_model(index: Path) -> None:
     code = (
         "import sys; from recommender.cli import main\n"
         f"try: main(['related', 'port-0', '--index', {str(index)!r}])\nexcept SystemExit: pass\n"
-        "print([m for m in ('torch', 'sentence_transformers', 'sklearn') if m in sys.modules])"
+        "print([m for m in ('torch', 'sentence_transformers', 'sklearn', 'numba')"
+        " if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().endswith("[]")
+
+
+def test_a_one_query_command_leaves_the_process_compiling(index: Path, runner: CliRunner) -> None:
+    from recommender import lexical
+
+    result = runner.invoke(main, ["related", "port-0", "--index", str(index), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)  # answered (through numpy), and then:
+    assert lexical._COMPILED  # a library caller in the same process keeps the compiled loops
 
 
 def test_python_dash_m() -> None:

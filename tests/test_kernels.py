@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
@@ -12,6 +14,8 @@ import scipy.sparse as sp
 
 from recommender import kernels
 from recommender.lexical import _NO_MASK, _NO_TABLE, _encoded, _found
+
+T = TypeVar("T")
 
 
 def _matrix(rows: int, seed: int) -> sp.csr_matrix:
@@ -119,3 +123,51 @@ def test_a_warm_up_query_loads_the_kernels_before_any_request(built: Path) -> No
     before, answered, accumulate, dots = done.stdout.split()
     assert (before, answered) == ("0", "True")
     assert int(accumulate) >= 1 and int(dots) >= 1
+
+
+def _both(call: Callable[[], T]) -> tuple[T, T]:
+    """``call()`` with the loops compiled, then through numpy."""
+    from recommender.lexical import use_compiled
+
+    compiled = call()
+    use_compiled(False)
+    try:
+        return compiled, call()
+    finally:
+        use_compiled(True)
+
+
+@pytest.mark.parametrize("top", [None, 4])
+def test_numpy_and_compiled_searches_agree_bit_for_bit(top: int | None) -> None:
+    base = _matrix(300, 11)
+    table, codes = _encoded(base.data)
+    assert codes is not None
+    coded = sp.csr_matrix((codes, base.indices, base.indptr), shape=base.shape)
+    delta = _matrix(300, 12)[:, :40]  # 300 terms x 40 newer rows
+    rng = np.random.default_rng(4)
+    terms = np.sort(rng.choice(300, size=20, replace=False)).astype(np.int32)
+    weights = rng.random(20).astype(np.float32)
+    norms = (rng.random(340) + 0.5).astype(np.float32)
+    allowed = rng.random(340) < 0.7
+    segments = [(coded, table, 0), (delta, _NO_TABLE, 300)]
+    for mask in (_NO_MASK, allowed):
+        compiled, numpy = _both(lambda m=mask: _found(segments, terms, weights, norms, m, top=top))
+        if top is None:  # every row found, in the order each way met them
+            compiled, numpy = _by_row(*compiled), _by_row(*numpy)
+        assert compiled[0].tolist() == numpy[0].tolist()
+        assert compiled[1].tobytes() == numpy[1].tobytes()
+
+
+def _by_row(rows: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(rows)
+    return rows[order], scores[order]
+
+
+def test_numpy_and_compiled_related_lists_agree_bit_for_bit(built: Path) -> None:
+    from recommender import Recommender
+
+    with Recommender.open(built) as rec:
+        ids = [article_id for _, article_id in rec._state.catalog.all_ids()]
+        compiled, numpy = _both(lambda: [rec.related(article_id, k=5) for article_id in ids])
+    assert compiled == numpy
+    assert any(matches for matches in compiled)
