@@ -97,11 +97,12 @@ def collect_top(
     allowed: np.ndarray,
     n: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`collect`'s ``n`` best rows, best first (equal scores in any order).
+    """:func:`collect`'s ``n`` best rows, best first; of equal scores, the lower row first.
 
     A min-heap of the best so far: a query on common words can reach most of
     the archive, and materialising every hit to partition it cost more than
-    the sums.
+    the sums. Ties go by row so that the cut does not depend on the order the
+    rows were met in (the numpy path in lexical.py cuts the same way).
     """
     heap_values = np.empty(n, dtype=np.float32)
     heap_rows = np.empty(n, dtype=np.int64)
@@ -114,10 +115,18 @@ def collect_top(
         if size < n:
             _sift_up(heap_values, heap_rows, size, value, row)
             size += 1
-        elif value > heap_values[0]:
+        elif _below(heap_values[0], heap_rows[0], value, row):
             _sift_down(heap_values, heap_rows, size, value, row)
-    order = np.argsort(-heap_values[:size], kind="mergesort")
-    return heap_rows[:size][order], heap_values[:size][order]
+    by_row = np.argsort(heap_rows[:size])
+    rows_kept, values_kept = heap_rows[:size][by_row], heap_values[:size][by_row]
+    order = np.argsort(-values_kept, kind="mergesort")  # stable: equal scores stay by row
+    return rows_kept[order], values_kept[order]
+
+
+@njit(cache=True, nogil=True)
+def _below(value: float, row: int, other_value: float, other_row: int) -> bool:
+    """Whether (value, row) ranks below the other: a lower score, or equal and a higher row."""
+    return value < other_value or (value == other_value and row > other_row)
 
 
 @njit(cache=True, nogil=True)
@@ -135,7 +144,7 @@ def _sift_up(values: np.ndarray, rows: np.ndarray, at: int, value: float, row: i
     """Insert (value, row) at the end of a min-heap of ``at`` items."""
     while at > 0:
         parent = (at - 1) // 2
-        if values[parent] <= value:
+        if not _below(value, row, values[parent], rows[parent]):
             break
         values[at], rows[at] = values[parent], rows[parent]
         at = parent
@@ -150,9 +159,11 @@ def _sift_down(values: np.ndarray, rows: np.ndarray, size: int, value: float, ro
         child = 2 * at + 1
         if child >= size:
             break
-        if child + 1 < size and values[child + 1] < values[child]:
+        if child + 1 < size and _below(
+            values[child + 1], rows[child + 1], values[child], rows[child]
+        ):
             child += 1
-        if values[child] >= value:
+        if not _below(values[child], rows[child], value, row):
             break
         values[at], rows[at] = values[child], rows[child]
         at = child

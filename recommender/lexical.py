@@ -696,10 +696,10 @@ def _numpy_found(
     found, scores = found[keep], scores[keep]
     if top is None:
         return found, scores
-    if len(found) > top:
-        best = np.argpartition(-scores, top - 1)[:top]
-        found, scores = found[best], scores[best]
-    order = np.argsort(-scores, kind="stable")
+    if len(found) > top:  # every row scoring at least the top-th score, ties included
+        near = scores >= np.partition(scores, len(scores) - top)[len(scores) - top]
+        found, scores = found[near], scores[near]
+    order = np.lexsort((found, -scores))[:top]  # equal scores: the lower row, as the heap
     return found[order], scores[order]
 
 

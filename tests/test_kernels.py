@@ -171,3 +171,21 @@ def test_numpy_and_compiled_related_lists_agree_bit_for_bit(built: Path) -> None
         compiled, numpy = _both(lambda: [rec.related(article_id, k=5) for article_id in ids])
     assert compiled == numpy
     assert any(matches for matches in compiled)
+
+
+@pytest.mark.parametrize("top", [1, 3, 8])
+def test_equal_scores_at_the_cut_go_to_the_lower_row_both_ways(top: int) -> None:
+    # Rows 20-39 copy rows 0-19 (a wire story printed twice): every score comes in pairs.
+    half = _matrix(300, 13)[:, :20].toarray()
+    postings = sp.csr_matrix(np.hstack([half, half]).astype(np.float32))
+    rng = np.random.default_rng(top)
+    terms = np.sort(rng.choice(300, size=25, replace=False)).astype(np.int32)
+    weights = rng.random(25).astype(np.float32)
+    norms = np.ones(40, dtype=np.float32)
+    segments = [(postings, _NO_TABLE, 0)]
+    everything = _found(segments, terms, weights, norms, _NO_MASK)
+    expected = np.lexsort((everything[0], -everything[1]))[:top]
+    compiled, numpy = _both(lambda: _found(segments, terms, weights, norms, _NO_MASK, top=top))
+    for rows, scores in (compiled, numpy):
+        assert rows.tolist() == everything[0][expected].tolist()
+        assert scores.tobytes() == everything[1][expected].tobytes()
