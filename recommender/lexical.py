@@ -384,14 +384,15 @@ class LexicalIndex:
         inv = self._norms(self.idf())
         mask = _NO_MASK if allowed is None else allowed
         out = []
+        segments = self._segments()
         for q in range(weighted.shape[0]):
             span = slice(weighted.indptr[q], weighted.indptr[q + 1])
             query = (weighted.indices[span], weighted.data[span])
             if exact:
-                rows, scores = _found(self._segments(), *query, inv, mask)
+                rows, scores = _found(segments, *query, inv, mask)
                 out.append(self._cut(weighted[q], rows, scores, n))
             else:
-                out.append(_found(self._segments(), *query, inv, mask, top=n))
+                out.append(_found(segments, *query, inv, mask, top=n))
         return out
 
     def _cut(
@@ -439,9 +440,10 @@ class LexicalIndex:
             (self._base, self._table, in_base, 0),
             (self._delta, _NO_TABLE, ~in_base, n_base),
         ):
-            if picked.any() and len(terms):
-                dots = _kernels().dots if _COMPILED else _numpy_dots
-                out[picked] = dots(
+            if not (picked.any() and len(terms)):
+                continue
+            if _COMPILED:
+                out[picked] = _kernels().dots(
                     matrix.indptr,
                     matrix.indices,
                     matrix.data,
@@ -450,6 +452,8 @@ class LexicalIndex:
                     terms,
                     weights,
                 )
+            else:
+                out[picked] = _numpy_dots(matrix[rows[picked] - first], table, terms, weights)
         return out
 
     def inverse_norms(self, counts: sp.csr_matrix) -> np.ndarray:
@@ -719,19 +723,12 @@ def _gather(
 
 
 def _numpy_dots(
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    data: np.ndarray,
-    table: np.ndarray,
-    rows: np.ndarray,
-    terms: np.ndarray,
-    weights: np.ndarray,
+    rows: sp.csr_matrix, table: np.ndarray, terms: np.ndarray, weights: np.ndarray
 ) -> np.ndarray:
     """kernels.dots through scipy: float64 products summed in entry order, as it does."""
-    matrix = sp.csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, N_FEATURES))[rows]
-    stored = table[matrix.data] if len(table) else matrix.data
+    stored = table[rows.data] if len(table) else rows.data
     weighed = sp.csr_matrix(
-        (stored.astype(np.float64), matrix.indices, matrix.indptr), shape=matrix.shape
+        (stored.astype(np.float64), rows.indices, rows.indptr), shape=rows.shape
     )
     query = np.zeros(N_FEATURES, dtype=np.float64)
     query[terms] = weights
