@@ -656,13 +656,7 @@ class Catalog:
 
     def lexical_pin(self, size: int) -> tuple[str, int, np.ndarray] | None:
         """(token, article count, document frequency per term) of the pin, or None."""
-        conn = self._conn()
-        exists = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lexical_pin'"
-        ).fetchone()
-        row = (
-            exists and conn.execute("SELECT token, live, terms, counts FROM lexical_pin").fetchone()
-        )
+        row = self._pin_row("token, live, terms, counts")
         if not row:
             return None
         df = np.zeros(size, dtype=np.int32)
@@ -671,12 +665,17 @@ class Catalog:
 
     def lexical_pin_token(self) -> str | None:
         """The token of the pin (one small read, to notice another process's new pin)."""
+        row = self._pin_row("token")
+        return str(row[0]) if row else None
+
+    def _pin_row(self, columns: str) -> tuple[Any, ...] | None:
+        """``columns`` of the pin's row; None without one (or in a catalog from before pins)."""
         conn = self._conn()
         exists = conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lexical_pin'"
         ).fetchone()
-        row = exists and conn.execute("SELECT token FROM lexical_pin").fetchone()
-        return str(row[0]) if row else None
+        row = conn.execute(f"SELECT {columns} FROM lexical_pin").fetchone() if exists else None
+        return tuple(row) if row else None
 
     def stored_list(self, int_id: int) -> tuple[str, list[tuple[int, float]]] | None:
         """(computed_at, [(int id, score), ...]) of one stored list, or None."""
