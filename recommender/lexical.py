@@ -28,12 +28,15 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["LexicalIndex", "PinnedStats", "use_compiled"]
+from . import compiled
+from .compiled import use_compiled
+
+__all__ = ["LexicalIndex", "PinnedStats", "TermRow", "use_compiled"]
 
 N_FEATURES = 2**20
 #: ``allowed`` when every row is, and the weight table of arrays that hold weights.
@@ -42,9 +45,6 @@ _NO_TABLE = np.zeros(0, dtype=np.float32)
 #: Snapshot weights are stored as uint16 codes into a table of their distinct values
 #: when there are at most this many (always, for counts() output): half the bytes.
 _MAX_CODES = 2**16
-#: Whether the inner loops run compiled (recommender/kernels.py) or through numpy (see
-#: use_compiled). Both give the same scores, bit for bit.
-_COMPILED = True
 #: Terms in fewer indexed articles than this get no weight.
 MIN_DF = 2
 #: Weight multiplier of entity-ish terms.
@@ -98,6 +98,17 @@ class PinnedStats:
     token: str
     live: int
     df: np.ndarray  # int32 per hashed term
+
+
+class TermRow(NamedTuple):
+    """One row of term counts or weights as arrays, e.g. of :meth:`LexicalIndex.query_weights`.
+
+    A one-row sparse matrix costs ~20 us to build; a related-by-id request used
+    to build four, more than summing its inverted lists.
+    """
+
+    terms: np.ndarray  # hashed term ids, ascending
+    values: np.ndarray  # float32
 
 
 class LexicalIndex:
@@ -286,31 +297,39 @@ class LexicalIndex:
             table[self._ids[live]] = np.flatnonzero(live)
             self._row_of = table
         ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) and ids.min() >= 0 and ids.max() < len(self._row_of):  # all in the table
+            return self._row_of[ids]  # type: ignore[no-any-return]
         known = (ids >= 0) & (ids < len(self._row_of))
         if not known.any():
             return np.full(len(ids), -1, dtype=np.int64)
         return np.where(known, self._row_of[np.where(known, ids, 0)], -1)
 
+    def stored_row(self, int_id: int) -> TermRow:
+        """The stored counts of one article, as arrays (none when it is not indexed).
+
+        A query by id slices its row: no fancy indexing, no sparse matrix.
+        """
+        row = int(self.rows(np.array([int_id]))[0])
+        if row < 0:
+            return TermRow(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
+        n_base = self._base.shape[0]
+        segment, row, table = (
+            (self._base, row, self._table)
+            if row < n_base
+            else (self._delta, row - n_base, _NO_TABLE)
+        )
+        span = slice(segment.indptr[row], segment.indptr[row + 1])
+        stored = segment.data[span]
+        return TermRow(
+            np.array(segment.indices[span]), table[stored] if len(table) else np.array(stored)
+        )
+
     def stored_counts(self, ids: np.ndarray) -> sp.csr_matrix:
         """The stored counts of ``ids``, one row each (empty for ids not indexed)."""
         rows = self.rows(ids)
-        if len(rows) == 1 and rows[0] >= 0:  # a query by id: slice the row, no fancy indexing
-            n_base = self._base.shape[0]
-            segment, row, table = (
-                (self._base, rows[0], self._table)
-                if rows[0] < n_base
-                else (self._delta, rows[0] - n_base, _NO_TABLE)
-            )
-            span = slice(segment.indptr[row], segment.indptr[row + 1])
-            stored = segment.data[span]
-            return sp.csr_matrix(
-                (
-                    table[stored] if len(table) else np.array(stored),
-                    np.array(segment.indices[span]),
-                    [0, span.stop - span.start],
-                ),
-                shape=(1, N_FEATURES),
-            )
+        if len(rows) == 1 and rows[0] >= 0:
+            terms, values = self.stored_row(int(np.asarray(ids)[0]))
+            return sp.csr_matrix((values, terms, [0, len(terms)]), shape=(1, N_FEATURES))
         if not (rows >= 0).any():
             return sp.csr_matrix((len(rows), N_FEATURES), dtype=np.float32)
         n_base = self._base.shape[0]
@@ -380,23 +399,33 @@ class LexicalIndex:
         ``exact=False`` keeps the sums as they came (no rescoring): faster, for
         queries that need not match a stored list.
         """
-        weighted = self.search_weights(weights, terms)
+        return self.search_terms(_split(weights), n, terms=terms, allowed=allowed, exact=exact)
+
+    def search_terms(
+        self,
+        queries: Sequence[TermRow],
+        n: int,
+        *,
+        terms: int | None,
+        allowed: np.ndarray | None,
+        exact: bool = True,
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`search_scored` of queries given as :meth:`query_terms`."""
         inv = self._norms(self.idf())
         mask = _NO_MASK if allowed is None else allowed
         out = []
         segments = self._segments()
-        for q in range(weighted.shape[0]):
-            span = slice(weighted.indptr[q], weighted.indptr[q + 1])
-            query = (weighted.indices[span], weighted.data[span])
+        for query in queries:
+            searched = self._heaviest(query, terms)
             if exact:
-                rows, scores = _found(segments, *query, inv, mask)
-                out.append(self._cut(weighted[q], rows, scores, n))
+                rows, scores = _found(segments, *searched, inv, mask)
+                out.append(self._cut(searched, rows, scores, n))
             else:
-                out.append(_found(segments, *query, inv, mask, top=n))
+                out.append(_found(segments, *searched, inv, mask, top=n))
         return out
 
     def _cut(
-        self, weighted: sp.csr_matrix, rows: np.ndarray, values: np.ndarray, n: int
+        self, query: TermRow, rows: np.ndarray, values: np.ndarray, n: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """The top ``n`` of one query's hits, best first; rows near the cut scored exactly."""
         if len(rows) <= n:  # no cut to make
@@ -408,7 +437,7 @@ class LexicalIndex:
         sure = values > kth * (1.0 + 1e-4)
         near = ~sure & (values >= kth * (1.0 - 1e-4))
         band = rows[near]
-        exact = self._search_scores(weighted, band)
+        exact = self._search_scores(query, band)
         top = np.lexsort((self._ids[band], -exact))[: n - int(sure.sum())]
         above = np.lexsort((self._ids[rows[sure]], -values[sure]))
         return (
@@ -425,9 +454,17 @@ class LexicalIndex:
         # terms were dropped from them).
         return _top_terms(weighted, terms, key=weighted.data / self.idf()[weighted.indices])
 
-    def _search_scores(self, weighted: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+    def _heaviest(self, query: TermRow, terms: int | None) -> TermRow:
+        """:meth:`search_weights` of one query."""
+        if terms is None or len(query.terms) <= terms:
+            return query
+        key = query.values / self.idf()[query.terms]
+        kept = np.sort(np.argsort(-key, kind="stable")[:terms])
+        return TermRow(query.terms[kept], query.values[kept])
+
+    def _search_scores(self, query: TermRow, rows: np.ndarray) -> np.ndarray:
         """Search scores of one query's ``rows``, computed the same way on every path."""
-        dots = self._dots(rows, weighted.indices, weighted.data)
+        dots = self._dots(rows, *query)
         scaled: np.ndarray = (dots * self._norms(self.idf())[rows]).astype(np.float32)
         return scaled
 
@@ -442,8 +479,8 @@ class LexicalIndex:
         ):
             if not (picked.any() and len(terms)):
                 continue
-            if _COMPILED:
-                out[picked] = _kernels().dots(
+            if compiled.enabled():
+                out[picked] = compiled.kernels().dots(
                     matrix.indptr,
                     matrix.indices,
                     matrix.data,
@@ -470,20 +507,38 @@ class LexicalIndex:
     def query_weights(self, queries: sp.csr_matrix, *, max_terms: int | None) -> sp.csr_matrix:
         """What :meth:`cosines` dots with raw counts: normalised (query x idf), times idf again."""
         if queries.shape[0] == 1:
-            return _one_query_weights(_csr(queries), self.idf(), max_terms)
+            terms, weights = self.query_terms(queries, max_terms=max_terms)[0]
+            return sp.csr_matrix((weights, terms, [0, len(terms)]), shape=(1, N_FEATURES))
         return _times_idf(self.weigh(queries, max_terms=max_terms), self.idf())
 
-    def cosines(self, weighted: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+    def query_terms(
+        self, queries: sp.csr_matrix | Sequence[TermRow], *, max_terms: int | None
+    ) -> list[TermRow]:
+        """Each row of :meth:`query_weights`, as arrays (no sparse matrix per query).
+
+        ``queries`` are counts: a matrix, or rows as arrays (:meth:`stored_row`).
+        """
+        if not isinstance(queries, sp.spmatrix | sp.sparray):
+            idf = self.idf()
+            return [_one_query_terms(row.terms, row.values, idf, max_terms) for row in queries]
+        queries = _csr(queries)
+        if queries.shape[0] == 1:
+            return [_one_query_terms(queries.indices, queries.data, self.idf(), max_terms)]
+        return _split(self.query_weights(queries, max_terms=max_terms))
+
+    def cosines(self, query: TermRow | sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
         """Cosine of one query (a row of :meth:`query_weights`) with each row position.
 
         Rows given as -1 (articles without lexical rows) score 0.
         """
+        if isinstance(query, sp.csr_matrix):
+            query = TermRow(query.indices, query.data)
         out = np.zeros(len(rows), dtype=np.float32)
         usable = rows >= 0
         if not usable.any():
             return out
         picked = rows[usable]
-        scores = self._dots(picked, weighted.indices, weighted.data).astype(np.float32)
+        scores = self._dots(picked, *query).astype(np.float32)
         out[usable] = scores * self._norms(self.idf())[picked]
         return out
 
@@ -621,10 +676,10 @@ def _found(
     compiled pass into a per-thread scratch over the positions: numpy needed a
     dozen calls (gather, bincount, masks, partition) and ~2-3x the time.
     """
-    if not _COMPILED:
+    if not compiled.enabled():
         return _numpy_found(segments, terms, weights, inverse_norms, allowed, top)
-    kernels = _kernels()
-    sums, rows = _scratch(len(inverse_norms))
+    kernels = compiled.kernels()
+    sums, rows, scores = _scratch(len(inverse_norms))
     found = 0
     try:
         for postings, table, first in segments:
@@ -641,36 +696,15 @@ def _found(
                 found,
             )
         best: tuple[np.ndarray, np.ndarray] = (
-            kernels.collect(sums, rows, found, inverse_norms, allowed)
+            kernels.collect(sums, rows, found, inverse_norms, allowed, scores)
             if top is None
-            else kernels.collect_top(sums, rows, found, inverse_norms, allowed, top)
+            else kernels.collect_top(sums, rows, found, inverse_norms, allowed, scores, top)
         )
         return best
     except BaseException:
         # Interrupted between the kernels (e.g. Ctrl-C): the next query needs zeroed sums.
         sums[:] = 0.0
         raise
-
-
-def use_compiled(compiled: bool) -> bool:
-    """Run the lexical inner loops compiled (the default) or through numpy, process-wide.
-
-    Returns the previous setting. Compiling pays from the second query of a process
-    on: the first one loads numba and the cached machine code (~0.55 s measured,
-    seconds after an install when it compiles). A command that answers one query
-    and exits is faster through numpy. The scores are the same either way, bit for
-    bit (tests/test_kernels.py).
-    """
-    global _COMPILED
-    previous, _COMPILED = _COMPILED, compiled
-    return previous
-
-
-def _kernels() -> Any:
-    """The compiled loops, imported on first use (importing numba takes ~0.2 s)."""
-    from . import kernels
-
-    return kernels
 
 
 def _numpy_found(
@@ -686,7 +720,7 @@ def _numpy_found(
     rows = np.concatenate([r for r, _ in parts])
     if not len(rows):
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    sums, _ = _scratch(len(inverse_norms))
+    sums, _, _ = _scratch(len(inverse_norms))
     try:
         # One float32 add per entry in entry order, as kernels.accumulate does.
         np.add.at(sums, rows, np.concatenate([v for _, v in parts]))
@@ -736,15 +770,19 @@ def _numpy_dots(
     return out
 
 
-def _scratch(width: int) -> tuple[np.ndarray, np.ndarray]:
-    """This thread's sums (kept zeroed between uses) and found rows, one slot per position."""
+def _scratch(width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """This thread's sums (kept zeroed between uses), found rows and their scores.
+
+    One slot per position each.
+    """
     sums: np.ndarray | None = getattr(_SCRATCH, "sums", None)
     if sums is None or len(sums) < width:
         # np.zeros maps untouched pages lazily: only positions queries hit cost memory.
         # The branch-free append writes one slot past the rows found: one spare.
         _SCRATCH.sums = np.zeros(width, dtype=np.float32)
         _SCRATCH.rows = np.zeros(width + 1, dtype=np.int64)
-    return _SCRATCH.sums, _SCRATCH.rows
+        _SCRATCH.scores = np.zeros(width, dtype=np.float32)
+    return _SCRATCH.sums, _SCRATCH.rows, _SCRATCH.scores
 
 
 def _encoded(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -869,15 +907,25 @@ def _identity(terms: list[str]) -> list[str]:
     return terms
 
 
-def _one_query_weights(
-    query: sp.csr_matrix, idf: np.ndarray, max_terms: int | None
-) -> sp.csr_matrix:
+def _split(weights: sp.csr_matrix) -> list[TermRow]:
+    """Each row of ``weights`` as arrays (views, no copies)."""
+    weights = _csr(weights)
+    indptr, indices, data = weights.indptr, weights.indices, weights.data
+    return [
+        TermRow(indices[indptr[q] : indptr[q + 1]], data[indptr[q] : indptr[q + 1]])
+        for q in range(weights.shape[0])
+    ]
+
+
+def _one_query_terms(
+    terms: np.ndarray, counts: np.ndarray, idf: np.ndarray, max_terms: int | None
+) -> TermRow:
     """:meth:`LexicalIndex.query_weights` of one row, computed on its arrays directly.
 
     The same arithmetic as the general path; building its four intermediate
     sparse matrices cost more than the arithmetic for a related-by-id request.
     """
-    terms, values = query.indices, query.data * idf[query.indices]
+    values = counts * idf[terms]
     keep = values != 0
     terms, values = terms[keep], values[keep]
     if max_terms is not None and len(values) > max_terms:
@@ -891,7 +939,7 @@ def _one_query_weights(
     )
     scale = 1.0 / (norm or 1.0)
     values = (values.astype(np.float64) * scale).astype(np.float32) * idf[terms]
-    return sp.csr_matrix((values, terms, [0, len(terms)]), shape=(1, N_FEATURES))
+    return TermRow(terms, values)
 
 
 def _top_terms(

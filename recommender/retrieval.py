@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .filters import Filters
-from .lexical import LexicalIndex
+from .lexical import LexicalIndex, TermRow
 from .ranking import Candidates
 from .stores import VectorStore
 
@@ -24,7 +24,7 @@ class QueryBatch:
     """Aligned query data: dense vectors, hashed term counts, and ids to leave out per query."""
 
     vectors: np.ndarray
-    counts: sp.csr_matrix
+    counts: sp.csr_matrix | Sequence[TermRow]  # a matrix, or a row of arrays per query
     skip: Sequence[int | None]
 
 
@@ -77,11 +77,12 @@ class Retriever:
         )
         empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
         lexical: list[tuple[np.ndarray, np.ndarray]] = [empty] * len(batch.vectors)
-        weights = self.lexical.query_weights(batch.counts, max_terms=max_query_terms)
+        queries: list[TermRow] = []  # empty: the lexical side is not used
         if use_lexical and len(batch.vectors):
+            queries = self.lexical.query_terms(batch.counts, max_terms=max_query_terms)
             allowed = _allowed(self.lexical, include, exclude)
-            lexical = self.lexical.search_scored(
-                weights, candidates + 1, terms=candidate_terms, allowed=allowed, exact=exact
+            lexical = self.lexical.search_terms(
+                queries, candidates + 1, terms=candidate_terms, allowed=allowed, exact=exact
             )
         return [
             self._pool(
@@ -93,7 +94,7 @@ class Retriever:
                     else _as_found(dense.ids[q], dense.scores[q])
                 ),
                 lexical[q],
-                (weights if len(batch.vectors) == 1 else weights[q]) if use_lexical else None,
+                queries[q] if queries else None,
                 with_vectors,
                 candidates + 1,
             )
@@ -117,7 +118,7 @@ class Retriever:
         skip: int | None,
         dense_hits: tuple[np.ndarray, np.ndarray],
         lexical_hits: tuple[np.ndarray, np.ndarray],
-        weights: sp.csr_matrix | None,
+        query_terms: TermRow | None,
         with_vectors: bool,
         n: int,
     ) -> Candidates:
@@ -126,20 +127,20 @@ class Retriever:
         lexical_ids = self.lexical.ids[lexical_rows]
         # Sorted by id: the pool's order (and so its sums and the order of equal
         # scores) does not depend on how the searches ordered their hits.
-        ids = np.unique(np.concatenate([dense_ids, lexical_ids]))
+        ids = _union(dense_ids, lexical_ids)
         if skip is not None:
             ids = ids[ids != skip]
         dense = _at(ids, dense_ids, dense_scores.astype(np.float32), np.nan)
-        from_dense = ~np.isnan(dense)
+        lexical_only = np.isnan(dense)
         vectors = self.store.get(ids) if with_vectors else None
-        if (~from_dense).any():
+        if lexical_only.any():
             others = (
-                vectors[~from_dense] if vectors is not None else self.store.get(ids[~from_dense])
+                vectors[lexical_only] if vectors is not None else self.store.get(ids[lexical_only])
             )
-            dense[~from_dense] = _exact_dense(others, query)
+            dense[lexical_only] = _exact_dense(others, query)
         lexical = (
-            self.lexical.cosines(weights, self.lexical.rows(ids))
-            if weights is not None
+            self.lexical.cosines(query_terms, self.lexical.rows(ids))
+            if query_terms is not None
             else np.zeros(len(ids), dtype=np.float32)
         )
         return Candidates(
@@ -149,12 +150,24 @@ class Retriever:
             vectors=vectors,
             published=np.full(len(ids), np.nan),
             dense_entry=float(dense_scores[-1]) if len(dense_ids) >= n else -np.inf,
-            lexical_entry=_lexical_entry(lexical_scores, n, weights is not None),
-            dense_side=from_dense,
+            lexical_entry=_lexical_entry(lexical_scores, n, query_terms is not None),
+            dense_side=~lexical_only,
             search=_at(ids, lexical_ids, lexical_scores.astype(np.float64), np.nan),
             dense_top=dense_scores,
             lexical_top=lexical_scores,
         )
+
+
+def _union(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The distinct ids of both, ascending (np.unique without its generality: ~3x faster)."""
+    both = np.concatenate([first, second])
+    both.sort()
+    if len(both) < 2:
+        return both
+    keep = np.empty(len(both), dtype=bool)
+    keep[0] = True
+    np.not_equal(both[1:], both[:-1], out=keep[1:])
+    return both[keep]
 
 
 def _as_found(ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -289,6 +289,8 @@ class ArticleNumbers:
         self._sections = np.full(size, "", dtype=object)
         self._known = np.zeros(size, dtype=bool)
         self._set(ids, times, leads, stats, sections)
+        #: Known and with statistics: nothing to read again (the usual case, checked first).
+        self._ready = self._known & ~np.isnan(self._stats[:, 0])
         #: The catalog's data version when ids without statistics were last read again.
         self._unset_read_at: int | None = None
 
@@ -309,10 +311,16 @@ class ArticleNumbers:
     def forget(self, ids: np.ndarray) -> None:
         ids = ids[(ids >= 0) & (ids < len(self._known))]
         self._known[ids] = False
+        self._ready[ids] = False
 
-    def _fetch(self, ids: np.ndarray) -> np.ndarray:
-        """``ids`` clipped into the arrays, after reading unknown ones from the catalog."""
+    def _fetch(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``ids`` clipped into the arrays, after reading unknown ones from the catalog.
+
+        And which ids are valid (not negative); None when all are.
+        """
         ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) and ids.min() >= 0 and ids.max() < len(self._ready) and self._ready[ids].all():
+            return ids, None
         top = int(ids.max()) + 1 if len(ids) else 0
         if top > len(self._known):
             grow = top - len(self._known)
@@ -321,6 +329,7 @@ class ArticleNumbers:
             self._stats = np.concatenate([self._stats, np.full((grow, 4), np.nan)])
             self._sections = np.concatenate([self._sections, np.full(grow, "", dtype=object)])
             self._known = np.concatenate([self._known, np.zeros(grow, dtype=bool)])
+            self._ready = np.concatenate([self._ready, np.zeros(grow, dtype=bool)])
         valid = ids >= 0
         missing = ids[valid][~self._known[ids[valid]]]
         unset = ids[valid][np.isnan(self._stats[ids[valid], 0])]
@@ -339,22 +348,26 @@ class ArticleNumbers:
             self._stats[missing] = np.nan
             self._sections[missing] = ""
             self._set(*self._catalog.numbers(np.unique(missing).tolist()))
-        return np.where(valid, ids, 0)
+            self._ready[missing] = ~np.isnan(self._stats[missing, 0])
+        return np.where(valid, ids, 0), valid
 
     def times(self, ids: np.ndarray, *, lead_dates: bool = False) -> np.ndarray:
-        rows = self._fetch(ids)
+        rows, valid = self._fetch(ids)
         source = self._leads if lead_dates else self._times
-        out: np.ndarray = np.where(np.asarray(ids) >= 0, source[rows], np.nan)
+        out: np.ndarray = source[rows] if valid is None else np.where(valid, source[rows], np.nan)
         return out
 
     def sections(self, ids: np.ndarray) -> np.ndarray:
-        rows = self._fetch(ids)
-        out: np.ndarray = np.where(np.asarray(ids) >= 0, self._sections[rows], "")
+        rows, valid = self._fetch(ids)
+        out: np.ndarray = (
+            self._sections[rows] if valid is None else np.where(valid, self._sections[rows], "")
+        )
         return out
 
     def stats(self, ids: np.ndarray) -> np.ndarray:
-        rows = self._fetch(ids)
-        out: np.ndarray = np.where((np.asarray(ids) >= 0)[:, None], self._stats[rows], np.nan)
+        rows, valid = self._fetch(ids)
+        picked = self._stats[rows]
+        out: np.ndarray = picked if valid is None else np.where(valid[:, None], picked, np.nan)
         return out
 
 

@@ -276,12 +276,12 @@ def test_related_never_imports_the_model(index: Path) -> None:
 
 
 def test_a_one_query_command_leaves_the_process_compiling(index: Path, runner: CliRunner) -> None:
-    from recommender import lexical
+    from recommender import compiled
 
     result = runner.invoke(main, ["related", "port-0", "--index", str(index), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)  # answered (through numpy), and then:
-    assert lexical._COMPILED  # a library caller in the same process keeps the compiled loops
+    assert compiled.enabled()  # a library caller in the same process keeps the compiled loops
 
 
 def test_python_dash_m() -> None:

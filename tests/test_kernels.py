@@ -1,4 +1,4 @@
-"""The compiled lexical loops against plain numpy/scipy arithmetic."""
+"""The compiled loops against plain numpy/scipy arithmetic."""
 
 from __future__ import annotations
 
@@ -189,3 +189,13 @@ def test_equal_scores_at_the_cut_go_to_the_lower_row_both_ways(top: int) -> None
     for rows, scores in (compiled, numpy):
         assert rows.tolist() == everything[0][expected].tolist()
         assert scores.tobytes() == everything[1][expected].tobytes()
+
+
+def test_widen_reads_every_float16_bit_pattern_as_numpys_cast_does() -> None:
+    every = np.arange(2**16, dtype=np.uint16).reshape(-1, 64)
+    got = kernels.widen(every, np.arange(len(every))[::-1].copy())
+    expected = every[::-1].view(np.float16).astype(np.float32)
+    nan = np.isnan(expected)
+    assert (np.isnan(got) == nan).all()  # NaNs stay NaN (their payload is no one's business)
+    assert got[~nan].view(np.uint32).tolist() == expected[~nan].view(np.uint32).tolist()
+    assert kernels.widen(every, np.zeros(0, dtype=np.int64)).shape == (0, 64)

@@ -208,6 +208,43 @@ def test_inverted_search_scores_match_cosines(index: LexicalIndex) -> None:
     assert index.cosines(weights, np.array([-1, rows[1]]))[0] == 0.0
 
 
+def test_rows_as_arrays_weigh_search_and_score_as_matrices_do(
+    index: LexicalIndex, tmp_path: Path
+) -> None:
+    from recommender.lexical import TermRow
+
+    index.save(tmp_path / "lex.npz")
+    mapped = LexicalIndex.load(tmp_path / "lex.npz", mmap=True)
+    mapped.add(np.array([500]), ["A second quake story, added after the snapshot."])
+    for int_id in (10, 13, 500):  # base rows (coded weights) and a delta row
+        row = mapped.stored_row(int_id)
+        counts = mapped.stored_counts(np.array([int_id]))
+        assert row.terms.tolist() == counts.indices.tolist()
+        assert row.values.tobytes() == counts.data.astype(np.float32).tobytes()
+        for max_terms in (None, 3):
+            (alone,) = mapped.query_terms([row], max_terms=max_terms)
+            matrix = mapped.query_weights(counts, max_terms=max_terms)
+            assert alone.terms.tolist() == matrix.indices.tolist()
+            assert alone.values.tobytes() == matrix.data.tobytes()
+            for terms in (None, 2):
+                by_arrays = mapped.search_terms([alone], 4, terms=terms, allowed=None)[0]
+                by_matrix = mapped.search_scored(matrix, 4, terms=terms, allowed=None)[0]
+                assert by_arrays[0].tolist() == by_matrix[0].tolist()
+                assert by_arrays[1].tobytes() == by_matrix[1].tobytes()
+            rows = np.arange(mapped.width)
+            assert mapped.cosines(alone, rows).tobytes() == mapped.cosines(matrix, rows).tobytes()
+    # A batch of counts splits into the same rows as one query at a time.
+    batch = mapped.stored_counts(np.array([10, 13, 500]))
+    each = [mapped.query_terms([mapped.stored_row(i)], max_terms=None)[0] for i in (10, 13, 500)]
+    for got, want in zip(mapped.query_terms(batch, max_terms=None), each, strict=True):
+        assert got.terms.tolist() == want.terms.tolist()
+        assert got.values.tobytes() == want.values.tobytes()
+    # An id without a row has no terms.
+    missing = mapped.stored_row(999)
+    assert isinstance(missing, TermRow) and len(missing.terms) == len(missing.values) == 0
+    assert mapped.query_terms([missing], max_terms=None)[0].terms.tolist() == []
+
+
 def test_inverted_search_honours_filters_and_heaviest_terms(index: LexicalIndex) -> None:
     query = index.query_weights(index.stored_counts(np.array([13])), max_terms=None)
     allowed = np.ones(index.width, dtype=bool)

@@ -146,3 +146,25 @@ def test_rrf_uses_ranks_not_scores() -> None:
     assert [s for _, s in rank(a, 3, config, query_time=None)] == [
         s for _, s in rank(b, 3, config, query_time=None)
     ]
+
+
+def test_mean_and_std_are_numpys_to_the_bit() -> None:
+    from recommender.ranking import _mean_std
+
+    rng = np.random.default_rng(5)
+    # Lengths on both sides of numpy's pairwise-summation blocks (8, 128).
+    for n in [1, 2, 7, 8, 9, 127, 128, 129, 200, 257, 1000]:
+        for scale in (1e-3, 1.0, 1e3):
+            values = (rng.normal(size=n) * scale + rng.normal()).astype(np.float32)
+            values = values.astype(np.float64)
+            mean, std = _mean_std(values.copy())
+            assert (mean, std) == (float(values.mean()), float(values.std()))
+
+
+def test_a_pool_is_the_sorted_union_of_both_sides() -> None:
+    from recommender.retrieval import _union
+
+    rng = np.random.default_rng(6)
+    for n, m in [(0, 0), (1, 0), (0, 3), (5, 5), (101, 101)]:
+        first, second = rng.integers(0, 150, n), rng.integers(0, 150, m)
+        assert _union(first, second).tolist() == np.unique(np.concatenate([first, second])).tolist()

@@ -433,6 +433,40 @@ def test_statistics_not_stored_yet_are_read_again_only_after_a_commit(built: Pat
         writer.close()
 
 
+def test_known_numbers_are_served_from_memory_until_forgotten(built: Path) -> None:
+    from recommender.catalog import Catalog
+    from recommender.state import ArticleNumbers
+    from recommender.storage import IndexLayout
+
+    layout = IndexLayout(built)
+    path = layout.generation_dir(layout.read_manifest()) / "catalog.sqlite3"
+    reader, writer = Catalog(path), Catalog(path)
+    try:
+        ids = np.array(sorted(reader.int_ids(["port-0", "port-1"]).values()), dtype=np.int64)
+        numbers = ArticleNumbers(reader)
+        before = numbers.stats(ids)
+        assert np.isfinite(before).all()
+        reads: list[int] = []
+        original = reader.numbers
+
+        def counted(*args: object) -> object:
+            reads.append(1)
+            return original(*args)  # type: ignore[arg-type]
+
+        reader.numbers = counted  # type: ignore[method-assign]
+        writer.set_pool_stats(ids.tolist(), before + 1.0)
+        assert numbers.stats(ids).tolist() == before.tolist()  # known: no catalog read
+        assert numbers.times(ids).tolist() == numbers.times(ids).tolist() and not reads
+        # An id that is not an article (-1) reads as unknown without touching the rest.
+        assert np.isnan(numbers.stats(np.array([-1, ids[0]]))[0]).all()
+        numbers.forget(ids)  # what a write to them does: the next use reads them again
+        assert numbers.stats(ids) == pytest.approx(before + 1.0)
+        assert len(reads) == 1
+    finally:
+        reader.close()
+        writer.close()
+
+
 def test_pool_statistics_from_worker_processes_equal_one_process(
     tmp_path: Path, corpus: list[Article], monkeypatch: pytest.MonkeyPatch
 ) -> None:

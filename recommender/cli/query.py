@@ -111,7 +111,7 @@ def related(
                     return
             _write_all(rec, k, output, **options)
             return
-        from ..lexical import use_compiled
+        from ..compiled import use_compiled
 
         compiled = use_compiled(False)  # one query: numpy beats loading numba (~0.55 s)
         try:
@@ -238,7 +238,7 @@ def similar(
     query = _similar_query(
         text=text, title=title, file=file, page_format=page_format, article_json=article_json
     )
-    from ..lexical import use_compiled
+    from ..compiled import use_compiled
 
     compiled = use_compiled(False)  # one query: numpy beats loading numba (~0.55 s)
     try:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import faiss
 import numpy as np
 
-from .. import storage
+from .. import compiled, storage
 from ..errors import InvalidArgumentError
 from .base import SearchResult, VectorMeta, VectorStore
 
@@ -191,6 +191,8 @@ class FaissStore(VectorStore):
         # A row gather from the mapped file: an IVF reconstruct goes through a
         # hash map and a decode per id (~2 us each, the largest cost of ranking
         # the lexical side's ~100 candidates).
+        if compiled.enabled():
+            return compiled.kernels().widen(self._rows.view(np.uint16), rows)  # type: ignore[no-any-return]
         return np.asarray(self._rows[rows], dtype=np.float32)
 
     def search(

@@ -1,0 +1,37 @@
+"""Whether the inner loops run compiled (recommender/kernels.py, numba) or through numpy.
+
+Both give the same results, bit for bit (tests/test_kernels.py). Compiling pays
+from the second query of a process on: the first one loads numba and the cached
+machine code (~0.55 s measured; seconds after an install, when it compiles). A
+command that answers one query and exits is faster through numpy.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+__all__ = ["enabled", "kernels", "use_compiled"]
+
+_COMPILED = True
+
+
+def use_compiled(compiled: bool) -> bool:
+    """Run the inner loops compiled (the default) or through numpy, process-wide.
+
+    Returns the previous setting.
+    """
+    global _COMPILED
+    previous, _COMPILED = _COMPILED, compiled
+    return previous
+
+
+def enabled() -> bool:
+    """Whether the inner loops run compiled now."""
+    return _COMPILED
+
+
+def kernels() -> ModuleType:
+    """The compiled loops, imported on first use (importing numba takes ~0.2 s)."""
+    from . import kernels as compiled_loops
+
+    return compiled_loops
