@@ -370,9 +370,7 @@ class Recommender:
             if stored is not None:
                 matches = stored[1]
             else:
-                ids = np.array([int_id], dtype=np.int64)
-                counts = [state.lexical.stored_row(int_id)]
-                batch = QueryBatch(state.store.get(ids), counts, [int_id])
+                batch = QueryBatch.of_articles(state.store, state.lexical, np.array([int_id]))
                 matches = self._ranked(batch, k, filters, ranking)[0]
             if explain:
                 title, body = state.catalog.stories([int_id])[int_id]
@@ -445,11 +443,7 @@ class Recommender:
             state = self._state
             ids = np.array([i for i, _ in chunk], dtype=np.int64)
             present = ids[state.lexical.rows(ids) >= 0]
-            batch = QueryBatch(
-                state.store.get(present),
-                state.lexical.stored_counts(present),
-                [int(i) for i in present],
-            )
+            batch = QueryBatch.of_articles(state.store, state.lexical, present)
             lists = self._ranked(batch, k, Filters(), ranking, rules=rules)
         names = dict(chunk)
         return [(names[int(i)], m) for i, m in zip(present, lists, strict=True)]
@@ -861,11 +855,7 @@ class Recommender:
         present = ids[state.lexical.rows(ids) >= 0]
         if not len(present):
             return []
-        batch = QueryBatch(
-            state.store.get(present),
-            state.lexical.stored_counts(present),
-            [int(i) for i in present],
-        )
+        batch = QueryBatch.of_articles(state.store, state.lexical, present)
         entries: list[PoolBounds] = []
         ranked = self._ranked_hits(batch, k, Filters(), ranking, rules=rules, entries=entries)
         return [

@@ -239,8 +239,11 @@ class CatalogVectors(VectorStore):
         include: np.ndarray | None = None,
         exclude: np.ndarray | None = None,
         where: Filters | None = None,
+        stored: np.ndarray | None = None,
     ) -> SearchResult:
-        return self.inner.search(queries, k, include=include, exclude=exclude, where=where)
+        return self.inner.search(
+            queries, k, include=include, exclude=exclude, where=where, stored=stored
+        )
 
     def save(self, path: Path) -> None:
         self.inner.save(path)
@@ -388,7 +391,7 @@ def compute_pool_stats(
     retriever = Retriever(store, lexical)
     for start in range(0, len(ids), batch_size):
         chunk = np.asarray(ids[start : start + batch_size], dtype=np.int64)
-        batch = QueryBatch(store.get(chunk), lexical.stored_counts(chunk), [int(i) for i in chunk])
+        batch = QueryBatch.of_articles(store, lexical, chunk)
         pools = retriever.pools(
             batch,
             candidates=config.candidates,
@@ -462,7 +465,7 @@ def _snapshot_stats(job: tuple[np.ndarray, RankingConfig]) -> np.ndarray:
     assert _SNAPSHOT is not None
     store, lexical = _SNAPSHOT
     chunk, config = job
-    batch = QueryBatch(store.get(chunk), lexical.stored_counts(chunk), [int(i) for i in chunk])
+    batch = QueryBatch.of_articles(store, lexical, chunk)
     pools = Retriever(store, lexical).pools(
         batch,
         candidates=config.candidates,
@@ -480,6 +483,8 @@ def write_snapshots(gen: Path, store: VectorStore, lexical: LexicalIndex, seq: i
     _atomic(storage.lexical_path(gen, seq), lexical.save)
     if store.writes_rows:
         _atomic(storage.rows_path(gen, seq), store.save_rows)
+    if store.writes_probes:
+        _atomic(storage.probes_path(gen, seq), store.save_probes)
     _atomic(storage.snapshot_path(gen, seq, store.snapshot_suffix), store.save)
     storage.fsync_dir(gen)
 

@@ -53,6 +53,8 @@ _SNAPSHOT = re.compile(r"^vectors\.(\d+)\.(?:faiss|milvus)$")
 _LEXICAL = re.compile(r"^lexical\.(\d+)\.npz$")
 # A vector snapshot's vectors as rows in id order (an IVF store reads them back from here).
 _ROWS = re.compile(r"^rows\.(\d+)\.npy$")
+# An IVF snapshot's lists to probe for each of its vectors as a query, in id order.
+_PROBES = re.compile(r"^probes\.(\d+)\.npy$")
 
 
 class IndexLayout:
@@ -192,9 +194,24 @@ def rows_path_for(snapshot: Path) -> Path | None:
     return rows_path(snapshot.parent, int(match.group(1))) if match else None
 
 
+def probes_path(gen_dir: Path, seq: int) -> Path:
+    return gen_dir / f"probes.{seq}.npy"
+
+
+def probes_path_for(snapshot: Path) -> Path | None:
+    """The probe file written with the vector snapshot at ``snapshot`` (None: not a snapshot)."""
+    match = _SNAPSHOT.match(snapshot.name)
+    return probes_path(snapshot.parent, int(match.group(1))) if match else None
+
+
 def remove_old_snapshots(gen_dir: Path, keep_seq: int) -> None:
     for path in gen_dir.iterdir():
-        match = _SNAPSHOT.match(path.name) or _LEXICAL.match(path.name) or _ROWS.match(path.name)
+        match = (
+            _SNAPSHOT.match(path.name)
+            or _LEXICAL.match(path.name)
+            or _ROWS.match(path.name)
+            or _PROBES.match(path.name)
+        )
         if match and int(match.group(1)) < keep_seq:
             path.unlink(missing_ok=True)
 

@@ -239,3 +239,49 @@ def test_an_ivf_snapshot_reads_vectors_back_from_its_row_file(
     again = FaissStore.load(storage.snapshot_path(tmp_path, 7), DIM, mmap=True, index_type="ivf")
     assert again._rows is None
     assert again.get(np.array([555])) == pytest.approx(vectors[[3_099 - 555]], abs=1e-3)
+
+
+def test_an_ivf_snapshot_knows_the_lists_each_of_its_vectors_probes(tmp_path: Path) -> None:
+    from recommender import storage
+    from recommender.lexical import LexicalIndex
+    from recommender.state import write_snapshots
+
+    rng = np.random.default_rng(8)
+    vectors = _clustered(rng, 3_000)
+    ids = np.arange(100, 3_100)
+    store = FaissStore(DIM, index_type="ivf")
+    store.add(ids, vectors)
+    assert store.writes_probes and not FaissStore(DIM, index_type="flat").writes_probes
+    write_snapshots(tmp_path, store, LexicalIndex(), 7)
+    probes = np.load(storage.probes_path(tmp_path, 7))
+    mapped = FaissStore.load(storage.snapshot_path(tmp_path, 7), DIM, mmap=True, index_type="ivf")
+    assert mapped._probes is not None and probes.shape == (3_000, mapped.index.nprobe)
+    # Each vector's lists are the quantizer's nearest to it...
+    import faiss
+
+    quantizer = faiss.downcast_index(mapped.index.quantizer)
+    picked = np.array([100, 101, 2_000, 3_099])
+    expected = quantizer.search(mapped.get(picked), mapped.index.nprobe)[1]
+    assert probes[picked - 100].tolist() == expected.tolist()
+    # ...so a search of stored vectors by id gives what a search of the vectors gives.
+    queries = mapped.get(ids[::50])
+    for exclude in (None, ids[:40]):
+        by_id = mapped.search(queries, 20, exclude=exclude, stored=ids[::50])
+        plain = mapped.search(queries, 20, exclude=exclude)
+        assert by_id.ids.tolist() == plain.ids.tolist()
+        assert by_id.scores.tobytes() == plain.scores.tobytes()
+    assert mapped._probes_of(ids[::50]) is not None
+    # A vector replaced since the snapshot, or one it never held, is searched as usual.
+    mapped.remove(np.array([2_000]))
+    mapped.add(np.array([2_000]), vectors[:1])
+    assert mapped._probes_of(np.array([2_000, 101])) is None
+    assert mapped._probes_of(np.array([9_999])) is None
+    again = mapped.search(vectors[:1], 5, stored=np.array([2_000]))
+    assert again.ids.tolist() == mapped.search(vectors[:1], 5).ids.tolist()
+    # A probe file that does not match its snapshot is ignored, never misread.
+    np.save(storage.probes_path(tmp_path, 7), np.zeros((10, 2), dtype=np.int32))
+    stale = FaissStore.load(storage.snapshot_path(tmp_path, 7), DIM, mmap=True, index_type="ivf")
+    assert stale._probes is None
+    # Older snapshots' probe files go with them.
+    storage.remove_old_snapshots(tmp_path, 8)
+    assert not storage.probes_path(tmp_path, 7).exists()
