@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -25,6 +28,9 @@ from recommender.encoders import HashingEncoder
 from recommender.ranking import RankingConfig
 
 from .conftest import article
+
+if TYPE_CHECKING:
+    from recommender.catalog import Catalog
 
 
 def test_build_and_related_excludes_self(built: Path) -> None:
@@ -402,9 +408,10 @@ def test_pool_statistics_are_stored_for_new_articles(built: Path) -> None:
     assert np.isfinite(stats).all() and (stats[:, 1] > 0).all()
 
 
-def test_statistics_not_stored_yet_are_read_again_only_after_a_commit(built: Path) -> None:
+@contextmanager
+def _two_catalogs(built: Path) -> Iterator[tuple[Catalog, Catalog, np.ndarray]]:
+    """A reader and a writer on ``built``'s catalog (another process's view), and two ids."""
     from recommender.catalog import Catalog
-    from recommender.state import ArticleNumbers
     from recommender.storage import IndexLayout
 
     layout = IndexLayout(built)
@@ -412,48 +419,48 @@ def test_statistics_not_stored_yet_are_read_again_only_after_a_commit(built: Pat
     reader, writer = Catalog(path), Catalog(path)
     try:
         ids = np.array(sorted(reader.int_ids(["port-0", "port-1"]).values()), dtype=np.int64)
+        yield reader, writer, ids
+    finally:
+        reader.close()
+        writer.close()
+
+
+def _counted_reads(catalog: Catalog) -> list[int]:
+    """One entry per ``catalog.numbers`` call from now on."""
+    reads: list[int] = []
+    original = catalog.numbers
+
+    def counted(*args: object) -> object:
+        reads.append(1)
+        return original(*args)  # type: ignore[arg-type]
+
+    catalog.numbers = counted  # type: ignore[method-assign]
+    return reads
+
+
+def test_statistics_not_stored_yet_are_read_again_only_after_a_commit(built: Path) -> None:
+    from recommender.state import ArticleNumbers
+
+    with _two_catalogs(built) as (reader, writer, ids):
         writer.set_pool_stats(ids.tolist(), np.full((2, 4), np.nan))  # as if not computed yet
         numbers = ArticleNumbers(reader)
-        reads: list[int] = []
-        original = reader.numbers
-
-        def counted(*args: object) -> object:
-            reads.append(1)
-            return original(*args)  # type: ignore[arg-type]
-
-        reader.numbers = counted  # type: ignore[method-assign]
+        reads = _counted_reads(reader)
         assert np.isnan(numbers.stats(ids)).all()
         assert np.isnan(numbers.stats(ids)).all()
         assert len(reads) <= 1  # nothing committed since: no query per request
         # Another process stores them: the next request reads them.
         writer.set_pool_stats(ids.tolist(), np.ones((2, 4)))
         assert numbers.stats(ids) == pytest.approx(np.ones((2, 4)))
-    finally:
-        reader.close()
-        writer.close()
 
 
 def test_known_numbers_are_served_from_memory_until_forgotten(built: Path) -> None:
-    from recommender.catalog import Catalog
     from recommender.state import ArticleNumbers
-    from recommender.storage import IndexLayout
 
-    layout = IndexLayout(built)
-    path = layout.generation_dir(layout.read_manifest()) / "catalog.sqlite3"
-    reader, writer = Catalog(path), Catalog(path)
-    try:
-        ids = np.array(sorted(reader.int_ids(["port-0", "port-1"]).values()), dtype=np.int64)
+    with _two_catalogs(built) as (reader, writer, ids):
         numbers = ArticleNumbers(reader)
         before = numbers.stats(ids)
         assert np.isfinite(before).all()
-        reads: list[int] = []
-        original = reader.numbers
-
-        def counted(*args: object) -> object:
-            reads.append(1)
-            return original(*args)  # type: ignore[arg-type]
-
-        reader.numbers = counted  # type: ignore[method-assign]
+        reads = _counted_reads(reader)
         writer.set_pool_stats(ids.tolist(), before + 1.0)
         assert numbers.stats(ids).tolist() == before.tolist()  # known: no catalog read
         assert numbers.times(ids).tolist() == numbers.times(ids).tolist() and not reads
@@ -462,9 +469,6 @@ def test_known_numbers_are_served_from_memory_until_forgotten(built: Path) -> No
         numbers.forget(ids)  # what a write to them does: the next use reads them again
         assert numbers.stats(ids) == pytest.approx(before + 1.0)
         assert len(reads) == 1
-    finally:
-        reader.close()
-        writer.close()
 
 
 def test_pool_statistics_from_worker_processes_equal_one_process(
