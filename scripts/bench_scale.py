@@ -53,7 +53,7 @@ from recommender.state import (  # noqa: E402
     compute_pool_stats_in_workers,
     write_snapshots,
 )
-from recommender.stores.faiss import FaissStore, recall_at  # noqa: E402
+from recommender.stores.faiss import FaissStore, recall_at, write_probes  # noqa: E402
 from recommender.types import Article  # noqa: E402
 
 _BATCH = 20_000
@@ -253,6 +253,7 @@ def _built(real: dict[str, Any], path: Path, n: int) -> float:
     if (path / "manifest.json").is_file() and record.is_file():
         build = json.loads(record.read_text())
         _phase(f"{n}: reusing {path}, built {build['built_at']} in {build['build_s']:.0f} s")
+        _add_probes(path)
         return float(build["build_s"])
     started = time.perf_counter()
     build_synthetic(real, path, n)
@@ -261,12 +262,33 @@ def _built(real: dict[str, Any], path: Path, n: int) -> float:
     return build_s
 
 
+def _add_probes(path: Path) -> None:
+    """Write the probe file a kept IVF index's snapshot lacks (kept before they existed).
+
+    The same file the next snapshot of that index would write, so that a reused index is
+    measured as a new build would be.
+    """
+    rec = Recommender.open(path)
+    try:
+        store = rec._state.store
+        if not isinstance(store, FaissStore) or store.kind != "ivf" or store._probes is not None:
+            return
+        seq = rec._state.snapshot_seq
+        target = storage.probes_path(rec._state.gen_dir, seq)
+        temporary = target.with_name(f".{target.name}.tmp")
+        write_probes(store.index, temporary)
+        os.replace(temporary, target)
+        _phase(f"wrote {target.name} for the kept snapshot")
+    finally:
+        rec.close()
+
+
 def _recall(rec: Recommender, picks: list[str]) -> float:
     """recall@10 of the index's dense search against exact search over the same vectors."""
     state = rec._state
     ids = np.array(list(state.catalog.int_ids(picks).values()), dtype=np.int64)
     queries = state.store.get(ids)
-    found = state.store.search(queries, 10).ids
+    found = state.store.search(queries, 10, stored=ids).ids  # as a query by id searches
     all_ids, vectors = state.store.live()  # type: ignore[attr-defined]
     truth = np.empty_like(found)
     for start in range(0, len(queries), 100):
