@@ -30,8 +30,14 @@ def enabled() -> bool:
     return _COMPILED
 
 
+_KERNELS: ModuleType | None = None
+
+
 def kernels() -> ModuleType:
     """The compiled loops, imported on first use (importing numba takes ~0.2 s)."""
-    from . import kernels as compiled_loops
+    global _KERNELS
+    if _KERNELS is None:  # an import statement per call cost ~5 us, four calls a request
+        from . import kernels as compiled_loops
 
-    return compiled_loops
+        _KERNELS = compiled_loops
+    return _KERNELS

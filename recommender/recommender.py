@@ -90,6 +90,7 @@ class Recommender:
         self._lock = RWLock()
         self._manifest_stamp = _stamp(layout.manifest_path)
         self._rules_stamp: tuple[int, int] | None = None
+        self._rules_path = layout.root / RULES_FILE  # checked on every query
         self._rules_cache: Rules | None = None
         self._editorial_cache: tuple[int, IndexState, Editorial] | None = None
         #: The manifest's ranking section and the config read from it (a request reads it).
@@ -1066,7 +1067,7 @@ class Recommender:
     @property
     def rules(self) -> Rules | None:
         """The editorial rules attached to the index (``rules.json``), or None."""
-        path = self._layout.root / RULES_FILE
+        path = self._rules_path
         stamp = _stamp(path)
         if stamp != self._rules_stamp:
             self._rules_cache = Rules.load(path) if stamp is not None else None
@@ -1076,7 +1077,7 @@ class Recommender:
 
     def set_rules(self, rules: Rules | None) -> None:
         """Attach ``rules`` to the index (atomically replacing any), or detach with None."""
-        path = self._layout.root / RULES_FILE
+        path = self._rules_path
         with self._layout.writer_lock():
             if rules is None:
                 path.unlink(missing_ok=True)

@@ -62,10 +62,8 @@ class IndexLayout:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
-
-    @property
-    def manifest_path(self) -> Path:
-        return self.root / MANIFEST
+        # Read on every query (has another process changed the index?): built once.
+        self.manifest_path = self.root / MANIFEST
 
     @property
     def rejects_path(self) -> Path:

@@ -108,6 +108,8 @@ class FaissStore(VectorStore):
         self._rows: np.ndarray | None = None
         #: The lists an IVF search of each base vector probes, in ``_base_ids`` order.
         self._probes: np.ndarray | None = None
+        #: Each id's position in ``_base_ids`` (-1: not in the base), built on first use.
+        self._base_row: np.ndarray | None = None
         #: The index the snapshot being written holds (built once for its rows and its file).
         self._pending: Any = None
 
@@ -170,14 +172,7 @@ class FaissStore(VectorStore):
             return np.zeros((0, self.dimension), dtype=np.float32)
         if not self.mapped:
             return _reconstruct(self.index, ids)
-        assert self._base_ids is not None
-        # One binary search places every id in the base: its row there, and whether it is.
-        where = np.minimum(np.searchsorted(self._base_ids, ids), max(len(self._base_ids) - 1, 0))
-        in_base = (
-            (self._base_ids[where] == ids) & ~_member(ids, self._dead)
-            if len(self._base_ids)
-            else np.zeros(len(ids), dtype=bool)
-        )
+        where, in_base = self._places(ids)
         if in_base.all():
             return self._base_vectors(ids, where)
         out = np.empty((len(ids), self.dimension), dtype=np.float32)
@@ -185,6 +180,30 @@ class FaissStore(VectorStore):
             out[in_base] = self._base_vectors(ids[in_base], where[in_base])
         out[~in_base] = _reconstruct(self._delta, ids[~in_base])
         return out
+
+    def _places(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each id's row in the mapped base, and whether it is live there.
+
+        Catalog ids only grow, so a dense id -> row table (4 bytes per id, built on
+        first use) places an id with one read; a binary search of the sorted base
+        ids took ~17, most of them cache misses at 100k articles.
+        """
+        assert self._base_ids is not None
+        if self._base_row is None:
+            size = int(self._base_ids[-1]) + 1 if len(self._base_ids) else 0
+            table = np.full(size, -1, dtype=np.int32)
+            table[self._base_ids] = np.arange(len(self._base_ids), dtype=np.int32)
+            self._base_row = table
+        inside = (ids >= 0) & (ids < len(self._base_row))
+        where = (
+            self._base_row[np.where(inside, ids, 0)]
+            if len(self._base_row)
+            else np.full(len(ids), -1, dtype=np.int32)
+        )
+        in_base = inside & (where >= 0)
+        if len(self._dead):
+            in_base &= ~_member(ids, self._dead)
+        return where.astype(np.int64), in_base
 
     def _base_vectors(self, ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """The base vectors of ``ids``, at ``rows`` of the base (their places in its ids)."""
@@ -243,11 +262,11 @@ class FaissStore(VectorStore):
         """
         if self._probes is None or stored is None or not len(stored):
             return None
-        assert self._base_ids is not None
-        where = np.minimum(np.searchsorted(self._base_ids, stored), len(self._base_ids) - 1)
-        if not ((self._base_ids[where] == stored).all() and not _member(stored, self._dead).any()):
+        where, in_base = self._places(np.asarray(stored, dtype=np.int64))
+        if not in_base.all():
             return None  # a query that is not in the snapshot, or was replaced since
-        return self._probes[where].astype(np.int64)
+        lists: np.ndarray = self._probes[where].astype(np.int64)
+        return lists
 
     def live(self) -> tuple[np.ndarray, np.ndarray]:
         """Every live (id, vector), base then overlay."""
