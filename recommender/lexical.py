@@ -35,6 +35,7 @@ import scipy.sparse as sp
 
 from . import compiled
 from .compiled import use_compiled
+from .positions import position_table, positions
 
 __all__ = ["LexicalIndex", "PinnedStats", "TermRow", "use_compiled"]
 
@@ -289,20 +290,8 @@ class LexicalIndex:
     def rows(self, ids: np.ndarray) -> np.ndarray:
         """Row positions of int ids (-1 for ids not indexed)."""
         if self._row_of is None:
-            # Catalog int ids only grow, so a dense id -> row table stays small
-            # and turns every lookup into one vectorised gather.
-            live = self._ids >= 0
-            size = int(self._ids.max()) + 1 if live.any() else 0
-            table = np.full(size, -1, dtype=np.int64)
-            table[self._ids[live]] = np.flatnonzero(live)
-            self._row_of = table
-        ids = np.asarray(ids, dtype=np.int64)
-        if len(ids) and ids.min() >= 0 and ids.max() < len(self._row_of):  # all in the table
-            return self._row_of[ids]  # type: ignore[no-any-return]
-        known = (ids >= 0) & (ids < len(self._row_of))
-        if not known.any():
-            return np.full(len(ids), -1, dtype=np.int64)
-        return np.where(known, self._row_of[np.where(known, ids, 0)], -1)
+            self._row_of = position_table(self._ids)  # dead rows hold id -1: skipped
+        return positions(self._row_of, ids)
 
     def stored_row(self, int_id: int) -> TermRow:
         """The stored counts of one article, as arrays (none when it is not indexed).

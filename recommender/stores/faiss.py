@@ -28,6 +28,7 @@ import numpy as np
 
 from .. import compiled, storage
 from ..errors import InvalidArgumentError
+from ..positions import position_table, positions
 from .base import SearchResult, VectorMeta, VectorStore
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ class FaissStore(VectorStore):
         self._rows: np.ndarray | None = None
         #: The lists an IVF search of each base vector probes, in ``_base_ids`` order.
         self._probes: np.ndarray | None = None
-        #: Each id's position in ``_base_ids`` (-1: not in the base), built on first use.
+        #: Each id's position in ``_base_ids`` (positions.position_table), built on first use.
         self._base_row: np.ndarray | None = None
         #: The index the snapshot being written holds (built once for its rows and its file).
         self._pending: Any = None
@@ -182,28 +183,15 @@ class FaissStore(VectorStore):
         return out
 
     def _places(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each id's row in the mapped base, and whether it is live there.
-
-        Catalog ids only grow, so a dense id -> row table (4 bytes per id, built on
-        first use) places an id with one read; a binary search of the sorted base
-        ids took ~17, most of them cache misses at 100k articles.
-        """
+        """Each id's row in the mapped base, and whether it is live there."""
         assert self._base_ids is not None
         if self._base_row is None:
-            size = int(self._base_ids[-1]) + 1 if len(self._base_ids) else 0
-            table = np.full(size, -1, dtype=np.int32)
-            table[self._base_ids] = np.arange(len(self._base_ids), dtype=np.int32)
-            self._base_row = table
-        inside = (ids >= 0) & (ids < len(self._base_row))
-        where = (
-            self._base_row[np.where(inside, ids, 0)]
-            if len(self._base_row)
-            else np.full(len(ids), -1, dtype=np.int32)
-        )
-        in_base = inside & (where >= 0)
+            self._base_row = position_table(self._base_ids)
+        where = positions(self._base_row, ids)
+        in_base = where >= 0
         if len(self._dead):
             in_base &= ~_member(ids, self._dead)
-        return where.astype(np.int64), in_base
+        return where, in_base
 
     def _base_vectors(self, ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """The base vectors of ``ids``, at ``rows`` of the base (their places in its ids)."""
