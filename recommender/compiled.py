@@ -8,9 +8,11 @@ command that answers one query and exits is faster through numpy.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
 
-__all__ = ["enabled", "kernels", "use_compiled"]
+__all__ = ["enabled", "kernels", "numpy_loops", "use_compiled"]
 
 _COMPILED = True
 
@@ -23,6 +25,16 @@ def use_compiled(compiled: bool) -> bool:
     global _COMPILED
     previous, _COMPILED = _COMPILED, compiled
     return previous
+
+
+@contextmanager
+def numpy_loops() -> Iterator[None]:
+    """The inner loops through numpy inside the block, as before it after (one-query commands)."""
+    previous = use_compiled(False)
+    try:
+        yield
+    finally:
+        use_compiled(previous)
 
 
 def enabled() -> bool:

@@ -127,14 +127,11 @@ def test_a_warm_up_query_loads_the_kernels_before_any_request(built: Path) -> No
 
 def _both(call: Callable[[], T]) -> tuple[T, T]:
     """``call()`` with the loops compiled, then through numpy."""
-    from recommender.lexical import use_compiled
+    from recommender.compiled import numpy_loops
 
     compiled = call()
-    use_compiled(False)
-    try:
+    with numpy_loops():
         return compiled, call()
-    finally:
-        use_compiled(True)
 
 
 @pytest.mark.parametrize("top", [None, 4])

@@ -198,7 +198,7 @@ def test_an_ivf_snapshot_reads_vectors_back_from_its_row_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from recommender import storage
-    from recommender.compiled import use_compiled
+    from recommender.compiled import numpy_loops
     from recommender.stores import faiss as faiss_module
     from recommender.stores.faiss import _reconstruct
 
@@ -216,11 +216,8 @@ def test_an_ivf_snapshot_reads_vectors_back_from_its_row_file(
     got = mapped.get(picked)
     # Exactly what the index holds (its fp16 codes), so scores agree with FAISS's own.
     assert np.array_equal(got, _reconstruct(mapped.index, picked))
-    previous = use_compiled(False)  # numpy's float16 cast: the same bits
-    try:
+    with numpy_loops():  # numpy's float16 cast: the same bits
         assert mapped.get(picked).tobytes() == got.tobytes()
-    finally:
-        use_compiled(previous)
     assert got == pytest.approx(vectors[3_099 - picked], abs=1e-3)
     hits = mapped.search(vectors[:2], 5, nprobe=mapped.index.nlist)
     for q in range(2):

@@ -111,15 +111,12 @@ def related(
                     return
             _write_all(rec, k, output, **options)
             return
-        from ..compiled import use_compiled
+        from ..compiled import numpy_loops
 
-        compiled = use_compiled(False)  # one query: numpy beats loading numba (~0.55 s)
-        try:
+        with numpy_loops():  # one query: numpy beats loading numba (~0.55 s)
             matches = rec.related(
                 article_id or "", k=k, ranking=ranking, explain=explain, fresh=not stored, **filters
             )
-        finally:
-            use_compiled(compiled)
         status = rec.stored_lists_status() if stored else None
         if status is not None and status["stale"]:
             click.echo(
@@ -238,15 +235,12 @@ def similar(
     query = _similar_query(
         text=text, title=title, file=file, page_format=page_format, article_json=article_json
     )
-    from ..compiled import use_compiled
+    from ..compiled import numpy_loops
 
-    compiled = use_compiled(False)  # one query: numpy beats loading numba (~0.55 s)
-    try:
-        with Recommender.open(index, model=model) as rec:
-            ranking = ranking_options(rec, filters)
-            matches = rec.similar(**query, k=k, ranking=ranking, explain=explain, **filters)
-    finally:
-        use_compiled(compiled)
+    # one query: numpy beats loading numba (~0.55 s)
+    with numpy_loops(), Recommender.open(index, model=model) as rec:
+        ranking = ranking_options(rec, filters)
+        matches = rec.similar(**query, k=k, ranking=ranking, explain=explain, **filters)
     print_matches(matches, as_json)
 
 
