@@ -292,8 +292,6 @@ class ArticleNumbers:
         self._sections = np.full(size, "", dtype=object)
         self._known = np.zeros(size, dtype=bool)
         self._set(ids, times, leads, stats, sections)
-        #: Known and with statistics: nothing to read again (the usual case, checked first).
-        self._ready = self._known & ~np.isnan(self._stats[:, 0])
         #: The catalog's data version when ids without statistics were last read again.
         self._unset_read_at: int | None = None
 
@@ -314,7 +312,6 @@ class ArticleNumbers:
     def forget(self, ids: np.ndarray) -> None:
         ids = ids[(ids >= 0) & (ids < len(self._known))]
         self._known[ids] = False
-        self._ready[ids] = False
 
     def _fetch(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """``ids`` clipped into the arrays, after reading unknown ones from the catalog.
@@ -322,8 +319,8 @@ class ArticleNumbers:
         And which ids are valid (not negative); None when all are.
         """
         ids = np.asarray(ids, dtype=np.int64)
-        if len(ids) and ids.min() >= 0 and ids.max() < len(self._ready) and self._ready[ids].all():
-            return ids, None
+        if len(ids) and ids.min() >= 0 and ids.max() < len(self._known) and self._usable(ids):
+            return ids, None  # the usual case: every id read, with its statistics
         top = int(ids.max()) + 1 if len(ids) else 0
         if top > len(self._known):
             grow = top - len(self._known)
@@ -332,7 +329,6 @@ class ArticleNumbers:
             self._stats = np.concatenate([self._stats, np.full((grow, 4), np.nan)])
             self._sections = np.concatenate([self._sections, np.full(grow, "", dtype=object)])
             self._known = np.concatenate([self._known, np.zeros(grow, dtype=bool)])
-            self._ready = np.concatenate([self._ready, np.zeros(grow, dtype=bool)])
         valid = ids >= 0
         missing = ids[valid][~self._known[ids[valid]]]
         unset = ids[valid][np.isnan(self._stats[ids[valid], 0])]
@@ -351,8 +347,11 @@ class ArticleNumbers:
             self._stats[missing] = np.nan
             self._sections[missing] = ""
             self._set(*self._catalog.numbers(np.unique(missing).tolist()))
-            self._ready[missing] = ~np.isnan(self._stats[missing, 0])
         return np.where(valid, ids, 0), valid
+
+    def _usable(self, ids: np.ndarray) -> bool:
+        """Whether every one of ``ids`` (all inside the arrays) is read and has statistics."""
+        return bool(self._known[ids].all() and not np.isnan(self._stats[ids, 0]).any())
 
     def times(self, ids: np.ndarray, *, lead_dates: bool = False) -> np.ndarray:
         rows, valid = self._fetch(ids)
