@@ -19,7 +19,7 @@ works like deleting from a flat one: hidden at once, gone at the next snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -304,16 +304,7 @@ class FaissStore(VectorStore):
 
     def save_rows(self, path: Path) -> None:
         """The snapshot's vectors in id order, float16: exactly its fp16 codes."""
-        index = self._snapshot()
-        ids = np.sort(_index_ids(index))
-        rows = np.lib.format.open_memmap(
-            path, mode="w+", dtype=np.float16, shape=(len(ids), self.dimension)
-        )
-        for start in range(0, len(ids), 65_536):
-            chunk = ids[start : start + 65_536]
-            rows[start : start + len(chunk)] = _reconstruct(index, chunk)
-        rows.flush()
-        del rows
+        _write_by_id(self._snapshot(), path, np.float16, self.dimension, lambda vectors: vectors)
 
     @property
     def writes_probes(self) -> bool:
@@ -374,19 +365,29 @@ class FaissStore(VectorStore):
 
 def write_probes(index: Any, path: Path) -> None:
     """The probe file of an IVF ``index``: each vector's ``nprobe`` nearest lists, id order."""
-    ids = np.sort(_index_ids(index))
     quantizer = faiss.downcast_index(index.quantizer)
-    probes = np.lib.format.open_memmap(
-        path, mode="w+", dtype=np.int32, shape=(len(ids), int(index.nprobe))
-    )
+    nprobe = int(index.nprobe)
     faiss.omp_set_num_threads(_THREADS)
+    _write_by_id(
+        index, path, np.int32, nprobe, lambda vectors: quantizer.search(vectors, nprobe)[1]
+    )
+
+
+def _write_by_id(
+    index: Any,
+    path: Path,
+    dtype: Any,
+    width: int,
+    row_of: Callable[[np.ndarray], np.ndarray],
+) -> None:
+    """A .npy of one row per vector of ``index`` in id order: ``row_of`` its vectors, in chunks."""
+    ids = np.sort(_index_ids(index))
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(len(ids), width))
     for start in range(0, len(ids), 65_536):
         chunk = ids[start : start + 65_536]
-        probes[start : start + len(chunk)] = quantizer.search(
-            _reconstruct(index, chunk), int(index.nprobe)
-        )[1]
-    probes.flush()
-    del probes
+        out[start : start + len(chunk)] = row_of(_reconstruct(index, chunk))
+    out.flush()
+    del out
 
 
 def build_index(kind: str, dimension: int, ids: np.ndarray, vectors: np.ndarray) -> Any:
