@@ -35,6 +35,7 @@ _MONTHS = (
     "november",
     "december",
 )
+_MONTH_NUMBERS = {name[:3]: number for number, name in enumerate(_MONTHS, 1)}
 _MONTH = r"(?P<month>jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
 _YEAR = r"(?P<year>(?:19|20)\d\d)"
 _PATTERNS = (
@@ -72,8 +73,12 @@ def _date(match: re.Match[str]) -> datetime | None:
         if month > 12 >= day:  # 14/03/2013: day first
             month, day = day, month
     else:
-        prefix = month_text[:3].lower()
-        month = next(n for n, name in enumerate(_MONTHS, 1) if name.startswith(prefix))
+        # The patterns ignore case the Unicode way, so "\u017fep" (long s) matched "sep": casefold
+        # maps it back, and a prefix that still names no month is no date.
+        number = _MONTH_NUMBERS.get(month_text[:3].casefold())
+        if number is None:
+            return None
+        month = number
     try:
         return datetime(year, month, day, tzinfo=timezone.utc)
     except ValueError:

@@ -49,9 +49,17 @@ class RecommenderError(Exception):
 
 
 class InvalidArgumentError(RecommenderError, ValueError):
-    """A caller passed a value the engine cannot use; the message names it."""
+    """A caller passed a value the engine cannot use; the message names it.
+
+    ``field`` names the offending input (``"id"``, ``"text"``, ``"url"``...) when one is known,
+    so the edges can point at it (a 422's ``loc``) without validating the value again.
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ArticleNotFoundError(RecommenderError, KeyError):

@@ -6,6 +6,11 @@ cannot be read at all (missing file, unknown format, unusable CSV header) raise 
 
 Saved pages (HTML, scraped text; see recommender.pages) are one record each: a folder or
 a glob expands to its pages, and a page without story text is a Rejection like any other.
+
+Everything read from outside passes one gate, :func:`article_from_mapping`: every key and
+string of a record, at any depth, must be valid Unicode (recommender.text), and a ``url``
+that is not http(s) or a site path is dropped into ``metadata["url_rejected"]``
+(recommender.urls). Rejections themselves only ever hold writable text.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ import csv
 import glob
 import io
 import json
+import math
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from functools import partial
 from os import PathLike
@@ -27,9 +34,11 @@ from typing import Any, BinaryIO
 
 from .errors import InputError, InvalidArgumentError
 from .pages import HTML_SUFFIXES, MAX_PAGE_BYTES, PAGE_KINDS, TEXT_SUFFIXES, extract_page, page_kind
+from .text import checked_text, is_valid_text, printable
 from .types import Article, Rejection
+from .urls import safe_url, url_problem
 
-__all__ = ["FieldMap", "article_from_mapping", "parse_datetime", "read_records"]
+__all__ = ["FieldMap", "ReadStats", "article_from_mapping", "parse_datetime", "read_records"]
 
 # Same singleton as timezone.utc; datetime.UTC would need Python 3.11.
 _UTC = timezone(timedelta(0))
@@ -41,6 +50,12 @@ _RAW_LIMIT = 2000
 # stops a stray unclosed quote from swallowing a multi-gigabyte file into one field.
 _CSV_FIELD_LIMIT = 64 * 1024 * 1024
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Deeper metadata is a generated or hostile record, and would reach the recursion limits of
+# json.dumps and SQLite's JSON functions far from here.
+_MAX_NESTING = 100
+# Python refuses str() of integers over 4,300 digits; this is about 3,000.
+_MAX_INT_BITS = 10_000
+_SKIPPED_LINK = "symlink to outside the folder: not followed; pass --follow-symlinks to read it"
 _JSON_WS = re.compile(r"[ \t\n\r]*")
 _ISO_DATETIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})"
@@ -81,9 +96,13 @@ def parse_datetime(value: str) -> datetime:
     micros = int((fraction or "0")[:6].ljust(6, "0"))
     try:
         y, mo, d, h, mi, s = (int(part or 0) for part in (year, month, day, hour, minute, second))
-        return datetime(y, mo, d, h, mi, s, micros, tzinfo=_parse_offset(offset))
-    except ValueError:
+        parsed = datetime(y, mo, d, h, mi, s, micros, tzinfo=_parse_offset(offset))
+        # 0001-01-01T00:00+01:00 is before the first UTC datetime: every later comparison
+        # and timestamp would overflow.
+        parsed.astimezone(_UTC)
+    except (ValueError, OverflowError):
         raise _bad_date(value) from None
+    return parsed
 
 
 def _parse_offset(offset: str | None) -> timezone:
@@ -99,8 +118,11 @@ def _parse_offset(offset: str | None) -> timezone:
 
 
 def _bad_date(value: object) -> InvalidArgumentError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 100 else shown[:99] + "…"
     return InvalidArgumentError(
-        f"unparseable date {value!r}; expected ISO 8601 such as 2024-05-01 or 2024-05-01T10:00:00Z"
+        f"unparseable date {shown}; expected ISO 8601 such as 2024-05-01 or 2024-05-01T10:00:00Z",
+        field="published_at",
     )
 
 
@@ -112,24 +134,76 @@ def article_from_mapping(record: Mapping[str, Any], *, fields: FieldMap = FieldM
 
     Fields not named by ``fields`` go to ``metadata``; a nested ``metadata`` object is merged
     into it, so the output of ``Article.to_dict()`` reads back as the same Article.
+    Every key and string, at any depth, must be valid Unicode. A ``url`` that is neither
+    http(s) nor a path on the site is not kept as the URL: it goes to
+    ``metadata["url_rejected"]`` as ``{"value": ..., "reason": ...}`` (see recommender.urls).
     Raises InvalidArgumentError with a short reason such as ``missing id`` or ``empty body``.
     """
     if not isinstance(record, Mapping):
         raise InvalidArgumentError(f"record must be a mapping, got {type(record).__name__}")
+    _check_values(record)
     title = _optional_text(record, fields.title, "title") or ""
-    article = Article(
-        id=_require_id(record, fields),
-        body=_require_body(record, fields, has_title=bool(title)),
+    article_id = _require_id(record, fields)
+    body = _require_body(record, fields, has_title=bool(title))
+    url = _optional_text(record, fields.url, "url")
+    metadata = _metadata(record, fields)
+    problem = url_problem(url) if url is not None else None
+    if problem is not None:
+        # Policy: keep the record, drop the URL, keep what was given where it can be fixed.
+        metadata["url_rejected"] = {"value": record[fields.url], "reason": problem}
+    return Article(
+        id=article_id,
+        body=body,
         title=title,
-        url=_optional_text(record, fields.url, "url"),
+        url=safe_url(url),
         published_at=_optional_date(record.get(fields.published_at)),
         section=_optional_text(record, fields.section, "section"),
         tags=_tags(record, fields.tags),
         language=_optional_text(record, fields.language, "language"),
-        metadata=_metadata(record, fields),
+        metadata=metadata,
     )
-    _check_unicode(article)
-    return article
+
+
+def _check_values(record: Mapping[str, Any]) -> None:
+    """The gate for outside text: every key and string of ``record`` must be valid Unicode.
+
+    Also refuses what cannot be written back as JSON: nesting over ``_MAX_NESTING`` levels,
+    NaN and infinities (JSON has none; the HTTP service could not return the article), and
+    integers too long to print. Iterative, so no record can exhaust the stack.
+    """
+    pending: list[tuple[object, str, int]] = [(record, "", 0)]
+    while pending:
+        value, field, depth = pending.pop()
+        if isinstance(value, str):
+            checked_text(value, field=field)
+        elif isinstance(value, Mapping):
+            _check_depth(depth, field)
+            for key, item in value.items():
+                name = field or _field_name(key)
+                if isinstance(key, str):
+                    checked_text(key, field=f"{name} (a key)" if field else "field name")
+                pending.append((item, name, depth + 1))
+        elif isinstance(value, (list, tuple)):
+            _check_depth(depth, field)
+            pending.extend((item, field, depth + 1) for item in value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise InvalidArgumentError(
+                f"{field}: {value} is not a JSON number (JSON has no NaN or Infinity)", field=field
+            )
+        elif isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:
+            raise InvalidArgumentError(f"{field}: integer too large", field=field)
+
+
+def _check_depth(depth: int, field: str) -> None:
+    if depth > _MAX_NESTING:
+        raise InvalidArgumentError(
+            f"{field}: nested more than {_MAX_NESTING} levels deep", field=field
+        )
+
+
+def _field_name(key: object) -> str:
+    name = printable(key) if isinstance(key, str) else repr(key)
+    return name if len(name) <= 60 else name[:59] + "…"
 
 
 def _label(name: str, source: str) -> str:
@@ -217,34 +291,6 @@ def _metadata(record: Mapping[str, Any], fields: FieldMap) -> dict[str, Any]:
     return extra
 
 
-def _check_unicode(article: Article) -> None:
-    # JSON escapes like "\ud800" decode to lone surrogates, which cannot be stored as UTF-8.
-    for name in ("id", "body", "title", "url", "section", "language", "tags", "metadata"):
-        if _has_surrogate(getattr(article, name)):
-            raise InvalidArgumentError(f"{name} contains a lone surrogate (invalid Unicode)")
-
-
-def _has_surrogate(value: object) -> bool:
-    if isinstance(value, str):
-        return _has_surrogate_text(value)
-    if isinstance(value, Mapping):
-        return any(_has_surrogate(key) or _has_surrogate(item) for key, item in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(_has_surrogate(item) for item in value)
-    return False
-
-
-def _has_surrogate_text(text: str) -> bool:
-    # Encoding is a C fast path, several times quicker than a regex scan on long bodies.
-    if text.isascii():
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
 def _type(value: object) -> str:
     return type(value).__name__
 
@@ -252,14 +298,29 @@ def _type(value: object) -> str:
 # --- files -------------------------------------------------------------------------------
 
 
+@dataclass
+class ReadStats:
+    """What :func:`read_records` read besides the items it yields; final once they are read.
+
+    ``records + blank_lines`` is every line of a JSONL file, every row of a CSV file after
+    its header, every element of a JSON array, and one per page.
+    """
+
+    #: Articles and Rejections yielded.
+    records: int = 0
+    #: Blank JSONL lines and empty CSV rows (",,,"), skipped: they hold no record.
+    blank_lines: int = 0
+
+
 @dataclass(frozen=True)
 class _Entry:
-    """One record as a reader found it: a mapping to validate, or why it is unreadable."""
+    """One record as a reader found it: a mapping to validate, why it is unreadable, or blank."""
 
     line: int
     raw: str
     record: Mapping[str, Any] | None = None
     reason: str | None = None
+    blank: bool = False
 
 
 _Reader = Callable[[BinaryIO, str], Iterator[_Entry]]
@@ -272,6 +333,8 @@ class _Source:
     reader: _Reader
     #: A saved page: its record uses the standard field names whatever the field map says.
     page: bool = False
+    #: Why this path is reported and not read (a symlink out of the folder given).
+    skipped: str | None = None
 
 
 def read_records(
@@ -280,6 +343,8 @@ def read_records(
     fields: FieldMap = FieldMap(),
     stdin: BinaryIO | None = None,
     page_format: str | None = None,
+    follow_symlinks: bool = False,
+    stats: ReadStats | None = None,
 ) -> Iterator[Article | Rejection]:
     """Yield an Article or a Rejection for every record of ``sources``, in input order.
 
@@ -291,32 +356,41 @@ def read_records(
     of page whatever its extension, and a folder's files with that kind's extensions. A page's
     id is its canonical URL, else its path (relative to the folder it was found in).
 
-    Ids must be unique across all sources: later duplicates are rejected. Every source is
-    checked before anything is yielded, so a mistyped path raises InputError at once rather
-    than after a long read. A lone path is taken as a list of one.
+    In a folder or a glob, a symlink whose target is outside the folder (the glob's fixed
+    leading folder) is not followed but yields a Rejection, unless ``follow_symlinks``; a
+    symlinked folder inside it is not read twice. Files named directly are always read.
+
+    Blank lines are skipped and counted in ``stats`` (see :class:`ReadStats`), so its counts
+    add up to the input. Ids must be unique across all sources: later duplicates are
+    rejected. Every source is checked before anything is yielded, so a mistyped path raises
+    InputError at once rather than after a long read. A lone path is taken as a list of one.
     """
     if isinstance(sources, (str, PathLike)):
         sources = [sources]
     if page_format is not None and page_format not in PAGE_KINDS:
         raise InvalidArgumentError(
-            f"unknown page format {page_format!r}; expected one of {', '.join(PAGE_KINDS)}"
+            f"unknown page format {page_format!r}; expected one of {', '.join(PAGE_KINDS)}",
+            field="format",
         )
-    checked = [found for source in sources for found in _check_source(source, page_format)]
-    return _iter_records(checked, fields, stdin)
+    checked = [
+        found
+        for source in sources
+        for found in _check_source(source, page_format, follow_symlinks=follow_symlinks)
+    ]
+    return _iter_records(checked, fields, stdin, stats if stats is not None else ReadStats())
 
 
-def _check_source(source: str | Path, page_format: str | None) -> list[_Source]:
+def _check_source(
+    source: str | Path, page_format: str | None, *, follow_symlinks: bool
+) -> list[_Source]:
     text = str(source)
     if text == _STDIN:
         return [_Source(_STDIN_NAME, None, _read_jsonl)]
     path = Path(source)
     if not path.exists() and glob.has_magic(text):
-        matches = sorted(glob.glob(text, recursive=True))
-        if not matches:
-            raise InputError(f"no files match {text!r}")
-        return [found for match in matches for found in _check_source(match, page_format)]
+        return _glob_sources(text, page_format, follow_symlinks=follow_symlinks)
     if path.is_dir():
-        return _folder_pages(path, page_format)
+        return _folder_pages(path, page_format, follow_symlinks=follow_symlinks)
     kind = page_format or page_kind(path.name)
     if kind is not None:
         return [_page_source(path, kind, article_id=text)]
@@ -331,19 +405,133 @@ def _check_source(source: str | Path, page_format: str | None) -> list[_Source]:
     return [_Source(text, path, reader)]
 
 
-def _folder_pages(folder: Path, page_format: str | None) -> list[_Source]:
-    pages = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+def _glob_sources(pattern: str, page_format: str | None, *, follow_symlinks: bool) -> list[_Source]:
+    matches = sorted(glob.glob(pattern, recursive=True))
+    if not matches:
+        raise InputError(f"no files match {pattern!r}")
+    # The folder a glob is about is its leading part without wildcards: site/ for site/*/*.html.
+    parts = Path(pattern).parts
+    fixed = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts))
+    root = os.path.realpath(Path(*parts[:fixed]) if fixed else Path("."))
+    # "**" follows symlinked folders, round a loop up to the system's limit: a file reached
+    # through one is read once, at its own place (or with follow_symlinks, first time seen).
+    direct: list[tuple[str, str | None]] = []
+    linked: list[tuple[str, str | None]] = []
+    for match in matches:
+        link = _linked_folder(match, fixed)
+        (direct if link is None else linked).append((match, link))
+    linked.sort(key=lambda pair: (pair[0].count(os.sep), pair[0]))  # the shortest way first
+    seen = {os.path.realpath(match) for match, _ in direct}
+    reported: set[str] = set()
+    found: list[_Source] = []
+    for match, link in [*direct, *linked]:
+        if follow_symlinks:
+            if link is not None and os.path.realpath(match) in seen:
+                continue
+            seen.add(os.path.realpath(match))
+        elif link is not None or not _within(match, root) or _is_folder_link(match):
+            out = link or match
+            if not _within(out, root) and out not in reported:
+                reported.add(out)
+                found.append(_skipped(Path(out)))
+            continue
+        found.extend(_check_source(match, page_format, follow_symlinks=follow_symlinks))
+    return found
+
+
+def _is_folder_link(path: str) -> bool:
+    return os.path.islink(path) and os.path.isdir(path)
+
+
+def _linked_folder(match: str, fixed: int) -> str | None:
+    """The first symlinked folder between a glob's fixed folder and ``match``, or None."""
+    parts = Path(match).parts
+    for end in range(fixed + 1, len(parts)):
+        folder = os.path.join(*parts[:end])
+        if os.path.islink(folder):
+            return folder
+    return None
+
+
+def _folder_pages(folder: Path, page_format: str | None, *, follow_symlinks: bool) -> list[_Source]:
+    found: list[tuple[Path, _Source]] = []
+    for path, followed in _walk(folder, follow_symlinks=follow_symlinks):
         kind = page_kind(path.name)
-        if kind is not None and page_format in (None, kind):
-            pages.append(_page_source(path, kind, article_id=path.relative_to(folder).as_posix()))
-    if not pages:
-        wanted = " or ".join(
+        if page_format not in (None, kind):
+            kind = None
+        if not followed:
+            # Reported only when it would have been read: a page, or a folder of them.
+            if kind is not None or path.is_dir():
+                found.append((path, _skipped(path)))
+        elif kind is not None:
+            article_id = path.relative_to(folder).as_posix()
+            found.append((path, _page_source(path, kind, article_id=article_id)))
+    if not found:
+        wanted_suffixes = " or ".join(
             ", ".join(HTML_SUFFIXES if k == "html" else TEXT_SUFFIXES)
             for k in ([page_format] if page_format else PAGE_KINDS)
         )
-        raise InputError(f"folder {str(folder)!r} holds no pages ({wanted})")
-    return pages
+        raise InputError(f"folder {str(folder)!r} holds no pages ({wanted_suffixes})")
+    return [source for _, source in sorted(found, key=lambda pair: pair[0])]
+
+
+def _walk(folder: Path, *, follow_symlinks: bool) -> Iterator[tuple[Path, bool]]:
+    """Files under ``folder`` as (path, True), and symlinks out of it as (path, False).
+
+    A symlink whose target is outside ``folder`` is followed only with ``follow_symlinks``
+    (then each real folder is read once, so link loops end); a symlinked folder whose target
+    is inside is not entered, since its files are read at their own place.
+    """
+    root = os.path.realpath(folder)
+    seen = {root}
+    pending = [folder]
+    while pending:
+        current = pending.pop()
+        try:
+            with os.scandir(current) as listing:
+                entries = list(listing)
+        except OSError:
+            continue  # unreadable subfolder: as rglob did, read what can be listed
+        for entry in entries:
+            path = Path(entry.path)
+            link = entry.is_symlink()
+            if link and not follow_symlinks and not _within(path, root):
+                yield path, False
+            elif _is_dir(entry):
+                real = os.path.realpath(path)
+                if (follow_symlinks or not link) and real not in seen:
+                    seen.add(real)
+                    pending.append(path)
+            elif _is_file(entry):
+                yield path, True
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
+def _within(path: str | Path, root: str) -> bool:
+    real = os.path.realpath(path)
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _skipped(path: Path) -> _Source:
+    # Nothing of the target is read or shown: it may be any file on the machine.
+    return _Source(str(path), path, _read_nothing, skipped=_SKIPPED_LINK)
+
+
+def _read_nothing(stream: BinaryIO, name: str) -> Iterator[_Entry]:
+    return iter(())
 
 
 def _page_source(path: Path, kind: str, *, article_id: str) -> _Source:
@@ -360,14 +548,22 @@ def _check_readable(path: Path) -> None:
 
 
 def _iter_records(
-    sources: list[_Source], fields: FieldMap, stdin: BinaryIO | None
+    sources: list[_Source], fields: FieldMap, stdin: BinaryIO | None, stats: ReadStats
 ) -> Iterator[Article | Rejection]:
     first_seen: dict[str, str] = {}
     for source in sources:
+        if source.skipped is not None:
+            stats.records += 1
+            yield _reject(_Entry(1, ""), source.name, source.skipped)
+            continue
         source_fields = FieldMap() if source.page else fields
         try:
             with _open(source, stdin) as stream:
                 for entry in source.reader(stream, source.name):
+                    if entry.blank:
+                        stats.blank_lines += 1
+                        continue
+                    stats.records += 1
                     yield _judge(entry, source.name, source_fields, first_seen)
         except OSError as exc:
             raise InputError(f"cannot read input {source.name!r}: {exc}") from exc
@@ -397,25 +593,27 @@ def _judge(
 
 
 def _reject(entry: _Entry, name: str, reason: str, article_id: str | None = None) -> Rejection:
-    return Rejection(name, entry.line, reason, article_id, _printable(entry.raw)[:_RAW_LIMIT])
+    # Every string here came from outside: make it writable (bad bytes and lone surrogates
+    # become U+FFFD), so any rejection can be printed and saved to rejects.jsonl.
+    return Rejection(
+        printable(name),
+        entry.line,
+        printable(reason),
+        printable(article_id) if article_id is not None else None,
+        printable(entry.raw[:_RAW_LIMIT]),
+    )
 
 
 def _peek_id(record: Mapping[str, Any], fields: FieldMap) -> str | None:
     try:
         return _require_id(record, fields)
-    except InvalidArgumentError:
+    except (InvalidArgumentError, ValueError):
         return None
 
 
-def _printable(raw: str) -> str:
-    # Undecodable bytes were carried as surrogate escapes; show them as U+FFFD instead.
-    if not _has_surrogate_text(raw):
-        return raw
-    return raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
 def _invalid_utf8(raw: str) -> str | None:
-    bad = _SURROGATE.search(raw) if _has_surrogate_text(raw) else None
+    # Readers decode with surrogateescape: each undecodable byte became one U+DC80..U+DCFF.
+    bad = _SURROGATE.search(raw) if not is_valid_text(raw) else None
     if bad is None:
         return None
     offset = len(raw[: bad.start()].encode("utf-8", "surrogateescape")) + 1
@@ -444,8 +642,7 @@ def _read_jsonl(stream: BinaryIO, name: str) -> Iterator[_Entry]:
             reason = f"invalid UTF-8 at byte {exc.start + 1}"
             yield _Entry(number, chunk.decode("utf-8", "replace"), reason=reason)
             continue
-        if text.strip():
-            yield _jsonl_entry(text, number)
+        yield _jsonl_entry(text, number) if text.strip() else _Entry(number, "", blank=True)
 
 
 def _jsonl_entry(text: str, line: int) -> _Entry:
@@ -455,6 +652,8 @@ def _jsonl_entry(text: str, line: int) -> _Entry:
         return _Entry(line, text, reason=f"invalid JSON: {exc.msg} at column {exc.colno}")
     except RecursionError:
         return _Entry(line, text, reason="invalid JSON: nested too deeply")
+    except ValueError:  # an integer of more digits than Python will convert
+        return _Entry(line, text, reason="invalid JSON: number too large")
     return _object_entry(value, line, text)
 
 
@@ -492,6 +691,7 @@ class _CsvRow:
     raw: str
     cells: list[str]
     error: str | None = None
+    blank: bool = False
 
 
 def _read_csv(stream: BinaryIO, name: str) -> Iterator[_Entry]:
@@ -500,12 +700,15 @@ def _read_csv(stream: BinaryIO, name: str) -> Iterator[_Entry]:
     # surrogateescape keeps bad bytes as markers, so one bad row is rejected, not the file.
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
     rows = _csv_rows(_LineTracker(iter(text)))
-    first = next(rows, None)
-    if first is None:
+    for first in rows:
+        if not first.blank:
+            break
+        yield _Entry(first.line, "", blank=True)
+    else:
         return
     header = _csv_header(first, name)
     for row in rows:
-        yield _csv_entry(row, header)
+        yield _Entry(row.line, "", blank=True) if row.blank else _csv_entry(row, header)
 
 
 def _csv_rows(lines: _LineTracker) -> Iterator[_CsvRow]:
@@ -520,8 +723,7 @@ def _csv_rows(lines: _LineTracker) -> Iterator[_CsvRow]:
             continue
         row = _CsvRow(*lines.take(), cells)
         # Spreadsheets pad exports with empty rows like ",,,": treat them as blank lines.
-        if any(cell.strip() for cell in cells):
-            yield row
+        yield row if any(cell.strip() for cell in cells) else replace(row, blank=True)
 
 
 def _csv_header(row: _CsvRow, name: str) -> list[str]:
@@ -568,7 +770,12 @@ def _json_array_items(text: str, pos: int) -> Iterator[_Entry]:
     line, counted = 1, 0
     pos = _skip_ws(text, pos)
     while not text.startswith("]", pos):
-        value, end = decoder.raw_decode(text, pos)
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            raise
+        except ValueError:  # an integer of more digits than Python will convert
+            raise json.JSONDecodeError("number too large", text, pos) from None
         line, counted = line + text.count("\n", counted, pos), pos
         raw = text[pos:end]
         problem = _invalid_utf8(raw)
@@ -606,7 +813,8 @@ def _read_page(stream: BinaryIO, name: str, *, kind: str, article_id: str) -> It
         yield _Entry(1, "", reason=str(exc))
         return
     except Exception as exc:  # a page that breaks the extractor is one rejection, not the end
-        yield _Entry(1, "", reason=f"cannot extract the page: {type(exc).__name__}: {exc}")
+        # Not the message: parsers quote the input, and the file may not be a page at all.
+        yield _Entry(1, "", reason=f"cannot extract the page ({type(exc).__name__})")
         return
     record = page.to_record(page.url or article_id)
     raw = json.dumps(record, ensure_ascii=False)

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .errors import InputError
+from .text import printable
+from .urls import safe_url
 
 __all__ = [
     "HTML_SUFFIXES",
@@ -71,8 +73,8 @@ class Page:
         words = len(self.body.split())
         if words >= MIN_BODY_WORDS:
             return None
-        found = f" (title {self.title!r})" if self.title else ""
-        return f"no story text found: {words} words, fewer than {MIN_BODY_WORDS}{found}"
+        # No title or text quoted: the file may be anything with a page's extension.
+        return f"no story text found: {words} words, fewer than {MIN_BODY_WORDS}"
 
     def to_record(self, article_id: str) -> dict[str, Any]:
         """The page as an input record (the JSONL format ``build`` reads)."""
@@ -94,7 +96,11 @@ def page_kind(name: str) -> str | None:
 
 
 def extract_page(data: bytes, kind: str) -> Page:
-    """Extract one page of ``kind`` (``html`` or ``text``) from its bytes."""
+    """Extract one page of ``kind`` (``html`` or ``text``) from its bytes, in any encoding.
+
+    Every string of the result is valid Unicode. Raises InputError for an unknown kind, a
+    page over ``MAX_PAGE_BYTES`` and a binary file (NUL bytes once decoded).
+    """
     if kind not in PAGE_KINDS:
         raise InputError(f"unknown page format {kind!r}; expected one of {', '.join(PAGE_KINDS)}")
     if len(data) > MAX_PAGE_BYTES:
@@ -103,7 +109,29 @@ def extract_page(data: bytes, kind: str) -> Page:
             "is it really one article?"
         )
     text = decode_page(data, html=kind == "html")
-    return extract_html(text) if kind == "html" else extract_text(text)
+    if "\x00" in text:
+        # Text in any encoding decodes without NULs (UTF-16 has a BOM, or is not read as
+        # such): this is an image, an archive, a database file... not a page.
+        raise InputError("binary file (NUL bytes), not a page")
+    page = extract_html(text) if kind == "html" else extract_text(text)
+    return _printable_page(page)
+
+
+def _printable_page(page: Page) -> Page:
+    # The page's JSON-LD may hold "\ud800" escapes; a page is worth keeping despite them.
+    return Page(
+        title=printable(page.title),
+        body=printable(page.body),
+        published_at=_printable_or_none(page.published_at),
+        url=safe_url(printable(page.url)) if page.url is not None else None,
+        language=_printable_or_none(page.language),
+        section=_printable_or_none(page.section),
+        tags=tuple(printable(tag) for tag in page.tags),
+    )
+
+
+def _printable_or_none(value: str | None) -> str | None:
+    return printable(value) if value is not None else None
 
 
 # -- decoding -----------------------------------------------------------------------------
@@ -115,6 +143,7 @@ _BOMS = (
 )
 # <meta charset="x">, <meta http-equiv="Content-Type" content="text/html; charset=x">,
 # <?xml version="1.0" encoding="x"?>: where pages declare their encoding.
+_UNSAFE_CODECS = {"utf-7", "unicode-escape", "raw-unicode-escape", "punycode", "idna"}
 _DECLARED = re.compile(rb"""(?:charset|encoding)\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
 
 
@@ -126,8 +155,8 @@ def decode_page(data: bytes, *, html: bool = True) -> str:
     declared = _declared_charset(data) if html else None
     if declared is not None:
         try:
-            return data.decode(declared)
-        except UnicodeDecodeError:
+            return printable(data.decode(declared))
+        except (UnicodeError, LookupError):
             pass  # a wrong declaration is common; fall through to UTF-8 and detection
     try:
         return data.decode("utf-8")
@@ -145,7 +174,10 @@ def decode_page(data: bytes, *, html: bool = True) -> str:
         for r in results
     ):
         encoding = "cp1252"
-    return data.decode(encoding, "replace")
+    try:
+        return printable(data.decode(encoding, "replace"))
+    except (UnicodeError, LookupError):
+        return data.decode("cp1252", "replace")
 
 
 def _declared_charset(data: bytes) -> str | None:
@@ -154,9 +186,12 @@ def _declared_charset(data: bytes) -> str | None:
         return None
     name = match.group(1).decode("ascii", "replace")
     try:
-        return codecs.lookup(name).name
+        codec = codecs.lookup(name).name
     except LookupError:
         return None
+    # Codecs that turn ASCII into any character (escape sequences, UTF-7's "+2AA-") are
+    # never a web page's encoding: browsers refuse them, and so does this reader.
+    return None if codec in _UNSAFE_CODECS else codec
 
 
 # -- text pages ---------------------------------------------------------------------------
@@ -201,7 +236,7 @@ def extract_html(html: str) -> Page:
         title=title,
         body=body,
         published_at=meta.published_at or getattr(doc, "date", None) or None,
-        url=meta.url or getattr(doc, "url", None) or None,
+        url=meta.url or safe_url(getattr(doc, "url", None)),
         language=meta.language,
         section=meta.section or _first(getattr(doc, "categories", None)),
         tags=meta.tags or tuple(getattr(doc, "tags", None) or ()),
@@ -256,7 +291,10 @@ class _Metadata:
             published_at=_text(ld.get("datePublished"))
             or _one(metas, "article:published_time", "og:published_time", "pubdate", "date")
             or _time_element(tree),
-            url=_canonical(tree) or _text(ld.get("url")) or _one(metas, "og:url"),
+            # The first safe one: a "javascript:" canonical link must not become the id.
+            url=safe_url(_canonical(tree))
+            or safe_url(_text(ld.get("url")))
+            or safe_url(_one(metas, "og:url")),
             language=_language(tree, ld, metas),
             section=_text(ld.get("articleSection"))
             or _one(metas, "article:section", "section", "category"),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import shutil
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -55,6 +57,7 @@ from .state import (
 from .stored import ListOwners, Reach, Written
 from .stores import VectorMeta, VectorStore, check_store_url, new_store
 from .stores.faiss import FaissStore, check_index_type
+from .text import checked_text, is_valid_text, printable
 from .types import Article, ArticleListing, ArticleSummary, Match, Rejection, UpdateReport
 
 __all__ = ["Recommender"]
@@ -240,74 +243,75 @@ class Recommender:
         rejected: list[Rejection] = []
         with layout.writer_lock():
             gen = layout.new_generation()
-            catalog = Catalog.create(gen / storage.CATALOG)
-            vectors_in: VectorStore | None = None
-            lexical = LexicalIndex()
-            with _progress(progress, total, "embedding") as bar:
-                for batch in _batched(_split(items, rejected), _BATCH):
-                    vectors = (
-                        pre.vectors_for(batch, embedder.embed_articles)
-                        if pre is not None
-                        else embedder.embed_articles(batch)
-                    )
-                    _, touched = catalog.write(list(zip(batch, vectors, strict=True)))
-                    ids = np.array(touched, dtype=np.int64)
-                    vectors_in = vectors_in or new_store(
-                        store, vectors.shape[1], generation=gen, index_type=index_type
-                    )
-                    vectors_in.add(ids, vectors, [VectorMeta.of(a) for a in batch])
-                    lexical.add(ids, [lexical_text(a.title, a.body) for a in batch])
-                    bar.update(len(batch))
-            vectors_in = vectors_in or new_store(
-                store, encoder.dimension, generation=gen, index_type=index_type
-            )
-            vectors_in.optimise()
-            # The pool statistics read many stored vectors: from the catalog, not the engine.
-            vectors_in = with_catalog_vectors(vectors_in, catalog)
-            if vectors_in.single_process:
-                workers = 1
-            config = ranking or RankingConfig()
-            seq = catalog.seq()
-            write_snapshots(gen, vectors_in, lexical, seq)
-            with _progress(progress, len(lexical), "normalising") as bar:
-                if workers > 1 and len(lexical) >= PARALLEL_STATS_MIN:
-                    compute_pool_stats_in_workers(
-                        gen,
-                        seq,
-                        vectors_in,
-                        catalog,
-                        lexical.ids,
-                        config=config,
-                        workers=workers,
-                        progress=bar,
-                    )
-                else:
-                    compute_pool_stats(
-                        vectors_in, lexical, catalog, lexical.ids, config=config, progress=bar
-                    )
-            catalog.prune_changes(seq)
-            count = catalog.count()
-            catalog.close()
-            _write_rejects(layout, rejected)
-            manifest = _new_manifest(
-                gen.name,
-                encoder.model_id,
-                vectors_in,
-                embedder,
-                count,
-                config,
-                # An injected encoder without a backend runs like the pre-backend default.
-                backend=getattr(encoder, "backend", LEGACY_BACKEND),
-            )
-            # A/B buckets are settings of the index, not of its contents: keep them.
-            if layout.exists():
-                buckets = layout.read_manifest().get("buckets")
-                if buckets:
-                    manifest["buckets"] = buckets
-            replaced = _replaced_collections(layout, gen, vectors_in)
-            layout.publish(manifest)
-            vectors_in.close()
-            _drop_collections(replaced)
+            with _removed_unless_published(layout, gen):
+                catalog = Catalog.create(gen / storage.CATALOG)
+                vectors_in: VectorStore | None = None
+                lexical = LexicalIndex()
+                with _progress(progress, total, "embedding") as bar:
+                    for batch in _batched(_split(items, rejected), _BATCH):
+                        vectors = (
+                            pre.vectors_for(batch, embedder.embed_articles)
+                            if pre is not None
+                            else embedder.embed_articles(batch)
+                        )
+                        _, touched = catalog.write(list(zip(batch, vectors, strict=True)))
+                        ids = np.array(touched, dtype=np.int64)
+                        vectors_in = vectors_in or new_store(
+                            store, vectors.shape[1], generation=gen, index_type=index_type
+                        )
+                        vectors_in.add(ids, vectors, [VectorMeta.of(a) for a in batch])
+                        lexical.add(ids, [lexical_text(a.title, a.body) for a in batch])
+                        bar.update(len(batch))
+                vectors_in = vectors_in or new_store(
+                    store, encoder.dimension, generation=gen, index_type=index_type
+                )
+                vectors_in.optimise()
+                # The pool statistics read many stored vectors: from the catalog, not the engine.
+                vectors_in = with_catalog_vectors(vectors_in, catalog)
+                if vectors_in.single_process:
+                    workers = 1
+                config = ranking or RankingConfig()
+                seq = catalog.seq()
+                write_snapshots(gen, vectors_in, lexical, seq)
+                with _progress(progress, len(lexical), "normalising") as bar:
+                    if workers > 1 and len(lexical) >= PARALLEL_STATS_MIN:
+                        compute_pool_stats_in_workers(
+                            gen,
+                            seq,
+                            vectors_in,
+                            catalog,
+                            lexical.ids,
+                            config=config,
+                            workers=workers,
+                            progress=bar,
+                        )
+                    else:
+                        compute_pool_stats(
+                            vectors_in, lexical, catalog, lexical.ids, config=config, progress=bar
+                        )
+                catalog.prune_changes(seq)
+                count = catalog.count()
+                catalog.close()
+                _write_rejects(layout, rejected)
+                manifest = _new_manifest(
+                    gen.name,
+                    encoder.model_id,
+                    vectors_in,
+                    embedder,
+                    count,
+                    config,
+                    # An injected encoder without a backend runs like the pre-backend default.
+                    backend=getattr(encoder, "backend", LEGACY_BACKEND),
+                )
+                # A/B buckets are settings of the index, not of its contents: keep them.
+                if layout.exists():
+                    buckets = layout.read_manifest().get("buckets")
+                    if buckets:
+                        manifest["buckets"] = buckets
+                replaced = _replaced_collections(layout, gen, vectors_in)
+                layout.publish(manifest)
+                vectors_in.close()
+                _drop_collections(replaced)
         rec = cls.open(path, encoder=encoder)
         rec.precomputed = pre
         rec.report = UpdateReport(
@@ -364,7 +368,7 @@ class Recommender:
         self.refresh()
         with self._lock.read():
             state = self._state
-            int_id = state.catalog.int_id(str(article_id))
+            int_id = state.catalog.int_id(_article_id(article_id))
             if int_id is None:
                 raise ArticleNotFoundError(str(article_id))
             stored = None if fresh else self._stored(int_id, k, ranking)
@@ -419,7 +423,7 @@ class Recommender:
         self.refresh()
         everything = self._state.catalog.all_ids()
         if ids is not None:
-            wanted = set(map(str, ids))
+            wanted = set(map(_article_id, ids))
             missing = wanted - {aid for _, aid in everything}
             if missing:
                 raise ArticleNotFoundError(sorted(missing)[0])
@@ -485,6 +489,7 @@ class Recommender:
         when = Filters.make(since=published_at).since if published_at is not None else None
         if article is not None and article.published_at is not None:
             when = article.published_at.timestamp()
+        stated = np.array([np.nan if when is None else when])
         if when is None and (ranking or self.ranking).lead_dates:
             lead = lead_date(title, body)
             when = lead.timestamp() if lead else None
@@ -495,7 +500,9 @@ class Recommender:
             batch = QueryBatch(vectors, counts, [None])
             times = np.array([np.nan if when is None else when])
             sections = [article.section if article is not None else None]
-            matches = self._ranked(batch, k, filters, ranking, times=times, sections=sections)[0]
+            matches = self._ranked(
+                batch, k, filters, ranking, times=times, story_times=stated, sections=sections
+            )[0]
             return self._explained(title, body, matches) if explain else matches
 
     def _explained(self, title: str, body: str, matches: list[Match]) -> list[Match]:
@@ -629,7 +636,7 @@ class Recommender:
         """(computed at, matches) of an article's stored list, if one is stored and usable."""
         self.refresh()
         with self._lock.read():
-            int_id = self._state.catalog.int_id(str(article_id))
+            int_id = self._state.catalog.int_id(_article_id(article_id))
             if int_id is None:
                 raise ArticleNotFoundError(str(article_id))
             return self._stored(int_id, None, None)
@@ -873,7 +880,7 @@ class Recommender:
 
     def get(self, article_id: str) -> Article:
         """The stored record of one article."""
-        found = self._state.catalog.article(str(article_id))
+        found = self._state.catalog.article(_article_id(article_id))
         if found is None:
             raise ArticleNotFoundError(str(article_id))
         return found
@@ -908,7 +915,8 @@ class Recommender:
         return self._state.catalog.field_values(field)
 
     def __contains__(self, article_id: object) -> bool:
-        return self._state.catalog.int_id(str(article_id)) is not None
+        text = str(article_id)
+        return is_valid_text(text) and self._state.catalog.int_id(text) is not None
 
     def __len__(self) -> int:
         return self._state.catalog.count()
@@ -932,12 +940,20 @@ class Recommender:
         ranking: RankingConfig | None,
         *,
         times: np.ndarray | None = None,
+        story_times: np.ndarray | None = None,
         sections: Sequence[str | None] | None = None,
         rules: bool = True,
     ) -> list[list[Match]]:
         """Rank a batch of queries into matches; the caller holds the read lock."""
         ranked = self._ranked_hits(
-            batch, k, filters, ranking, times=times, sections=sections, rules=rules
+            batch,
+            k,
+            filters,
+            ranking,
+            times=times,
+            story_times=story_times,
+            sections=sections,
+            rules=rules,
         )
         return self._matches(ranked)
 
@@ -954,6 +970,7 @@ class Recommender:
         ranking: RankingConfig | None,
         *,
         times: np.ndarray | None = None,
+        story_times: np.ndarray | None = None,
         sections: Sequence[str | None] | None = None,
         rules: bool = True,
         entries: list[PoolBounds] | None = None,
@@ -976,13 +993,16 @@ class Recommender:
                 times = state.published(skip, lead_dates=config.lead_dates)
         stories: list[QueryStory] = []
         if editorial is not None:
+            # Rules read the stated date only: a dateline guess is for the time prior.
+            if story_times is None:
+                story_times = state.published(skip, lead_dates=False)
             if sections is None:
                 found = state.sections(skip).tolist()
             else:
                 found = [(s or "").casefold() for s in sections]
             stories = [
                 QueryStory(None if i < 0 else int(i), sec, None if np.isnan(t) else float(t))
-                for i, sec, t in zip(skip, found, times, strict=True)
+                for i, sec, t in zip(skip, found, story_times, strict=True)
             ]
         include = (
             state.catalog.filter_ids(
@@ -1167,7 +1187,7 @@ class Recommender:
 
     def remove(self, article_ids: Iterable[str]) -> UpdateReport:
         """Delete articles by id; ids not in the index are listed in ``missing``."""
-        wanted = list(dict.fromkeys(str(a) for a in article_ids))
+        wanted = list(dict.fromkeys(_article_id(a) for a in article_ids))
         with self._layout.writer_lock():
             self.refresh()
             present = self._state.catalog.int_ids(wanted)
@@ -1447,9 +1467,34 @@ def _query_text(
     if text is not None and (title is not None or body is not None):
         raise InvalidArgumentError("give either text or title/body, not both")
     title, body = (title or "").strip(), (text if text is not None else body or "").strip()
+    checked_text(title, field="title")
+    checked_text(body, field="text" if text is not None else "body")
     if not title and not body:
         raise InvalidArgumentError("similar() needs text, or a title and/or body that is not empty")
     return title, body
+
+
+@contextlib.contextmanager
+def _removed_unless_published(layout: storage.IndexLayout, gen: Path) -> Iterator[None]:
+    """Remove a new generation that a failed build never published (no orphan is left)."""
+    try:
+        yield
+    except BaseException:
+        if _live_generation(layout) != gen.name:
+            shutil.rmtree(gen, ignore_errors=True)
+        raise
+
+
+def _live_generation(layout: storage.IndexLayout) -> str | None:
+    try:
+        return str(layout.read_manifest().get("generation")) if layout.exists() else None
+    except RecommenderError:
+        return None
+
+
+def _article_id(value: object) -> str:
+    """An id from a caller as the catalog stores it; invalid Unicode is a bad argument."""
+    return checked_text(str(value), field="id")
 
 
 def _validated(items: Iterable[ArticleInput]) -> Iterator[Article | Rejection]:
@@ -1460,8 +1505,9 @@ def _validated(items: Iterable[ArticleInput]) -> Iterator[Article | Rejection]:
             try:
                 item = article_from_mapping(item)
             except InvalidArgumentError as exc:
-                raw = json.dumps(item, default=str, ensure_ascii=False)[:2000]
-                yield Rejection(source="<input>", line=position, reason=str(exc), raw=raw)
+                raw = printable(json.dumps(item, default=str, ensure_ascii=False)[:2000])
+                reason = printable(str(exc))
+                yield Rejection(source="<input>", line=position, reason=reason, raw=raw)
                 continue
         if isinstance(item, Article):
             if item.id in seen:
@@ -1489,7 +1535,8 @@ def _batched(items: Iterator[Article] | Iterable[Article], size: int) -> Iterato
 def _raise_if_rejected(layout: storage.IndexLayout, rejected: list[Rejection]) -> None:
     if rejected:
         layout.check_writable_target()
-        _write_rejects(layout, rejected)
+        with layout.writer_lock():
+            _write_rejects(layout, rejected)
         raise RejectedRecordsError(rejected, str(layout.rejects_path))
 
 
@@ -1498,12 +1545,11 @@ def _write_rejects(layout: storage.IndexLayout, rejected: list[Rejection]) -> No
     if not rejected:
         layout.rejects_path.unlink(missing_ok=True)
         return
-    layout.root.mkdir(parents=True, exist_ok=True)
-    tmp = layout.root / f".rejects.{secrets.token_hex(4)}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        for rejection in rejected:
-            handle.write(json.dumps(rejection.to_dict(), ensure_ascii=False) + "\n")
-    os.replace(tmp, layout.rejects_path)
+    # ASCII with escapes: any rejected input can be written, lone surrogates included,
+    # and its raw text reads back exactly as it came in.
+    storage.write_lines_atomic(
+        layout.rejects_path, (json.dumps(r.to_dict(), ensure_ascii=True) for r in rejected)
+    )
 
 
 def _precomputed(
@@ -1526,6 +1572,8 @@ def _replaced_collections(
     """
     out: dict[str, list[str]] = {}
     others = [p.name for p in layout.root.iterdir() if p.is_dir() and p.name != gen.name]
+    # Orphans the writer lock already removed from disk still have their collections.
+    others += [g for g in layout.removed_generations if g != gen.name]
     if new.shared:
         from .stores.milvus import collection_name
 

@@ -11,14 +11,26 @@ statuses in one table (``_STATUS``). Queries are plain ``def`` routes, so FastAP
 runs them in its threadpool and the event loop never waits on FAISS or the model;
 writes go through one dedicated thread, which keeps them in order without tying
 up the threads that serve queries.
+
+Hardening, in one place each: every response carries the security headers of
+``_security_headers`` (a strict CSP for the HTML pages, ``default-src 'none'`` for
+everything else); JSON is rendered by ``_JSONResponse``, which cannot fail on text
+that is not valid Unicode; every string of a JSON body must be valid Unicode
+(``_Text``), so a lone surrogate is a 422 naming its field, never a 500; the docs
+and ``/metrics`` need the bearer token unless the app is told they are public.
 """
 
 import asyncio
+import base64
+import hashlib
 import hmac
 import ipaddress
+import json
 import logging
 import os
+import re
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +42,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import Body, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -40,7 +53,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic_core import PydanticCustomError
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.routing import Match as RouteMatch
 
@@ -58,18 +73,25 @@ from .errors import (
 )
 from .filters import Filters
 from .ingest import parse_datetime
+from .text import is_valid_text, printable
 from .types import Rejection
 
 if TYPE_CHECKING:
     from .recommender import Recommender
 
 __all__ = [
+    "API_CSP",
+    "DOCS_CSP",
     "ENV_INDEX",
     "ENV_METRICS_DIR",
+    "ENV_PUBLIC_DOCS",
+    "ENV_PUBLIC_METRICS",
     "ENV_READ_ONLY",
     "ENV_TOKEN",
     "MAX_BODY_BYTES",
     "MAX_K",
+    "PAGE_CSP",
+    "REFERRER_POLICY",
     "app_from_env",
     "create_app",
     "is_loopback",
@@ -81,11 +103,37 @@ __all__ = [
 ENV_INDEX = "RECOMMENDER_INDEX"
 ENV_TOKEN = "RECOMMENDER_API_TOKEN"
 ENV_READ_ONLY = "RECOMMENDER_READ_ONLY"
+#: "1" or "0": whether /docs, /redoc and /openapi.json (DOCS), /metrics (METRICS) answer
+#: without the token. ``serve`` always sets both; unset means public (as ``create_app``).
+ENV_PUBLIC_DOCS = "RECOMMENDER_PUBLIC_DOCS"
+ENV_PUBLIC_METRICS = "RECOMMENDER_PUBLIC_METRICS"
 #: prometheus_client's multiprocess mode: each worker writes its metrics to files
 #: there, and a scrape of any worker reports the sum over all of them.
 ENV_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 MAX_BODY_BYTES = 10 * 1024 * 1024
 MAX_K = 100
+
+#: The web pages: their own script and stylesheet, nothing inline, nothing from elsewhere.
+PAGE_CSP = (
+    "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; "
+    "object-src 'none'"
+)
+#: Everything that is not a page (JSON, /metrics, static files): nothing may run or load.
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+#: /docs and /redoc: FastAPI's pages load Swagger UI and ReDoc from the jsDelivr CDN (so
+#: they need the network), and both style themselves inline; Swagger UI's one inline
+#: script is allowed by its hash (added per response), ReDoc's search runs in a blob: worker.
+DOCS_CSP = (
+    "default-src 'none'; script-src https://cdn.jsdelivr.net; "
+    "style-src https://cdn.jsdelivr.net https://fonts.googleapis.com 'unsafe-inline'; "
+    "font-src https://fonts.gstatic.com; "
+    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
+    "connect-src 'self'; worker-src blob:; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'; object-src 'none'"
+)
+#: No Referer leaves the pages: nothing here reads it, and page addresses hold article
+#: ids and search words that other sites have no need to see.
+REFERRER_POLICY = "no-referrer"
 
 _log = logging.getLogger("recommender.service")
 T = TypeVar("T")
@@ -120,6 +168,25 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 
 
 # -- schemas -------------------------------------------------------------------------------
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _unicode(value: str) -> str:
+    # JSON may escape half a surrogate pair ("\ud800"); such a string cannot be stored,
+    # tokenized or sent back, so it is refused here, where the 422 can name the field.
+    if is_valid_text(value):
+        return value
+    bad = _SURROGATE.search(value)
+    assert bad is not None  # only a surrogate makes UTF-8 encoding fail
+    where = f"lone surrogate U+{ord(bad.group()):04X} at character {bad.start() + 1}"
+    raise PydanticCustomError("invalid_unicode", f"invalid Unicode ({where})")
+
+
+#: A JSON string that is valid Unicode (no lone surrogate).
+_Text = Annotated[str, AfterValidator(_unicode)]
+#: SQLite's INTEGER: the event log stores positions as one.
+_MAX_POSITION = 2**63 - 1
 
 
 class ErrorDetail(BaseModel):
@@ -182,17 +249,21 @@ class RelatedList(BaseModel):
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: str = Field(description="impression or click.")
-    article_id: str | int = Field(description="The article whose related list was shown.")
-    related_id: str | int = Field(description="The related item shown or clicked.")
-    position: int = Field(description="Its position in the list, 1 for the first.")
-    bucket: str | None = Field(None, description="The ranking bucket of the list, if any.")
+    # The event log checks the values (type, blank ids, position >= 1, at most 1,000
+    # events) and its messages name them; what it cannot store is refused here.
+    type: _Text = Field(description="impression or click.")
+    article_id: _Text | int = Field(description="The article whose related list was shown.")
+    related_id: _Text | int = Field(description="The related item shown or clicked.")
+    position: int = Field(
+        le=_MAX_POSITION, description="Its position in the list, 1 for the first."
+    )
+    bucket: _Text | None = Field(None, description="The ranking bucket of the list, if any.")
 
 
 class EventsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    events: list[EventIn]
+    events: list[EventIn] = Field(description="At most 1,000.")
 
 
 class EventsRecorded(BaseModel):
@@ -266,15 +337,17 @@ class Health(BaseModel):
 class _SimilarBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str | None = Field(None, description="A whole story; or give title and/or body.")
-    title: str | None = None
-    body: str | None = None
-    published_at: str | None = Field(None, description="The story's date: turns on the time prior.")
-    section: str | list[str] | None = None
-    since: str | None = Field(None, description="On or after this ISO 8601 date.")
-    until: str | None = Field(None, description="Before this date (a date includes that day).")
-    language: str | list[str] | None = None
-    exclude: str | list[str] | None = None
+    text: _Text | None = Field(None, description="A whole story; or give title and/or body.")
+    title: _Text | None = None
+    body: _Text | None = None
+    published_at: _Text | None = Field(
+        None, description="The story's date: turns on the time prior."
+    )
+    section: _Text | list[_Text] | None = None
+    since: _Text | None = Field(None, description="On or after this ISO 8601 date.")
+    until: _Text | None = Field(None, description="Before this date (a date includes that day).")
+    language: _Text | list[_Text] | None = None
+    exclude: _Text | list[_Text] | None = None
 
 
 _BATCH_SCHEMA: dict[str, Any] = {
@@ -290,6 +363,10 @@ _BATCH_SCHEMA: dict[str, Any] = {
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (404, 413, 422, 500, 503)
+}
+_PRIVATE_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Missing or wrong bearer token."},
+    403: {"model": ErrorResponse, "description": "Not public, and the server has no token."},
 }
 _WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     **_ERRORS,
@@ -309,6 +386,8 @@ def create_app(
     *,
     token: str | None,
     allow_writes: bool = True,
+    public_docs: bool = True,
+    public_metrics: bool = True,
     max_body_bytes: int = MAX_BODY_BYTES,
     max_k: int = MAX_K,
 ) -> FastAPI:
@@ -317,11 +396,17 @@ def create_app(
     Writes (PUT, DELETE) need ``Authorization: Bearer <token>`` when ``token`` is
     set; with ``token=None`` they are open, which ``recommender serve`` allows only
     on a loopback address. ``allow_writes=False`` makes them answer 403.
+
+    ``public_docs=False`` puts /docs, /redoc and /openapi.json behind the same
+    token, and ``public_metrics=False`` does so for /metrics; without a token they
+    then answer 403. ``recommender serve`` makes them public only on a loopback address.
     """
     return _build(
         rec,
         token=token,
         allow_writes=allow_writes,
+        public_docs=public_docs,
+        public_metrics=public_metrics,
         max_body_bytes=max_body_bytes,
         max_k=max_k,
         owns_rec=False,
@@ -332,7 +417,9 @@ def app_from_env() -> FastAPI:
     """The app ``recommender serve`` runs in each worker, configured by environment.
 
     ``RECOMMENDER_INDEX`` names the index; ``RECOMMENDER_API_TOKEN`` the write token;
-    ``RECOMMENDER_READ_ONLY=1`` turns writes off. The Recommender is opened here,
+    ``RECOMMENDER_READ_ONLY=1`` turns writes off; ``RECOMMENDER_PUBLIC_DOCS=0`` and
+    ``RECOMMENDER_PUBLIC_METRICS=0`` put the docs and /metrics behind the token (unset:
+    public, as :func:`create_app`). The Recommender is opened here,
     in the worker, answers one warm-up query (:meth:`Recommender.warm_up`) before
     the worker accepts requests, and is closed when the server shuts down.
     """
@@ -349,11 +436,24 @@ def app_from_env() -> FastAPI:
     return _build(
         rec,
         token=os.environ.get(ENV_TOKEN) or None,
-        allow_writes=os.environ.get(ENV_READ_ONLY, "") not in ("1", "true", "yes"),
+        allow_writes=not _env_flag(ENV_READ_ONLY, default=False),
+        public_docs=_env_flag(ENV_PUBLIC_DOCS, default=True),
+        public_metrics=_env_flag(ENV_PUBLIC_METRICS, default=True),
         max_body_bytes=MAX_BODY_BYTES,
         max_k=MAX_K,
         owns_rec=True,
     )
+
+
+def _env_flag(name: str, *, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("1", "true", "yes"):
+        return True
+    if value in ("0", "false", "no"):
+        return False
+    if value:
+        raise InvalidArgumentError(f"{name} must be 1 or 0, got {value!r}")
+    return default
 
 
 def _build(
@@ -361,6 +461,8 @@ def _build(
     *,
     token: str | None,
     allow_writes: bool,
+    public_docs: bool,
+    public_metrics: bool,
     max_body_bytes: int,
     max_k: int,
     owns_rec: bool,
@@ -369,16 +471,14 @@ def _build(
         raise InvalidArgumentError(
             f"max_k and max_body_bytes must be positive, got {max_k} and {max_body_bytes}"
         )
-    # One thread for writes: they queue in order here instead of each holding a
-    # query thread while waiting for the index's writer lock.
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recommender-writer")
+    writer = _Writer()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            writer.shutdown(wait=True)
+            writer.stop()
             if _shared_metrics_dir():
                 from prometheus_client import multiprocess
 
@@ -391,6 +491,11 @@ def _build(
         summary="Related articles for news sites.",
         version=_version(),
         lifespan=lifespan,
+        # Served by _add_docs() below, behind the token when they are not public.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        default_response_class=_JSONResponse,
     )
     _add_error_handlers(app)
     registry = CollectorRegistry(auto_describe=True)
@@ -406,26 +511,35 @@ def _build(
     # response, the 413s of the body limit included.
     app.add_middleware(_BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(_Metrics, registry=registry)
+    # Outermost: the headers reach every response, the 413s and the metrics' included.
+    app.add_middleware(_SecurityHeaders)
 
     bearer = HTTPBearer(auto_error=False, description="The server's write token.")
+    Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]  # noqa: N806
 
-    async def writable(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> None:
+    async def writable(credentials: Credentials) -> None:
         if not allow_writes:
             raise HTTPException(403, "this server is read-only; writes are turned off")
-        if token is None:
-            return
-        given = credentials.credentials if credentials is not None else ""
-        if not hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8")):
-            raise HTTPException(
-                401,
-                "a valid bearer token is required: Authorization: Bearer <token>",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        if token is not None:
+            _require_token(credentials, token)
 
-    async def in_writer(call: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(writer, call)
+    def private(what: str, option: str) -> list[Any]:
+        """The dependencies of a route that needs the token unless ``option`` says public."""
+
+        async def check(credentials: Credentials) -> None:
+            if token is None:
+                raise HTTPException(
+                    403,
+                    f"{what} is not public on this server and it has no token: "
+                    f"start it with {option}, or with a token",
+                )
+            _require_token(credentials, token)
+
+        return [Depends(check)]
+
+    docs_guard = [] if public_docs else private("the API documentation", "--public-docs")
+    metrics_guard = [] if public_metrics else private("/metrics", "--public-metrics")
+    _add_docs(app, dependencies=docs_guard)
 
     # Parameter types that carry this app's cap on k, for validation and the schema.
     K = Annotated[int, Query(ge=1, le=max_k, description=f"How many results (1-{max_k}).")]  # noqa: N806
@@ -440,7 +554,16 @@ def _build(
         """Liveness: answers as long as the server's event loop runs."""
         return {"status": "ok"}
 
-    @app.get("/metrics", response_class=Response, tags=["operations"])
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        dependencies=metrics_guard,
+        responses={
+            200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}},
+            **({} if public_metrics else _PRIVATE_ERRORS),
+        },
+        tags=["operations"],
+    )
     def metrics() -> Response:
         """Prometheus text format: requests and latency per route, article count."""
         rec.refresh()
@@ -586,7 +709,7 @@ def _build(
         visible to the next query and durable once this answers.
         """
         items = _batch_items(batch)
-        report = await in_writer(partial(rec.upsert, items))
+        report = await writer.run(partial(rec.upsert, items))
         return report.to_dict()
 
     @app.delete(
@@ -598,7 +721,7 @@ def _build(
     )
     async def delete_article(article_id: ArticleId) -> dict[str, Any]:
         """Delete one article; 404 when it is not in the index."""
-        report = await in_writer(partial(rec.remove, [article_id]))
+        report = await writer.run(partial(rec.remove, [article_id]))
         if report.missing:
             raise ArticleNotFoundError(article_id)
         return report.to_dict()
@@ -607,8 +730,90 @@ def _build(
 
     # The HTML pages for people (browse, a story's Related list, paste a story): read-only
     # queries like the JSON ones, so the token and --read-only leave them as they are.
-    add_web_ui(app, rec, status_of=_status_of, max_k=max_k)
+    add_web_ui(app, rec, status_of=_status_of, max_k=max_k, docs=public_docs)
     return app
+
+
+class _Writer:
+    """The one thread writes run on, so they queue in order here instead of each holding
+    a query thread while waiting for the index's writer lock.
+
+    Started by the first write and stopped (after the writes in flight) when the app's
+    lifespan ends; a later lifespan of the same app (tests run several) starts a new one.
+    """
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    async def run(self, call: Callable[[], T]) -> T:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="recommender-writer")
+            pool = self._pool
+        return await asyncio.get_running_loop().run_in_executor(pool, call)
+
+    def stop(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+def _require_token(credentials: HTTPAuthorizationCredentials | None, token: str) -> None:
+    given = credentials.credentials if credentials is not None else ""
+    if not hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8")):
+        raise HTTPException(
+            401,
+            "a valid bearer token is required: Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def _add_docs(app: FastAPI, *, dependencies: list[Any]) -> None:
+    """/openapi.json, /docs and /redoc, FastAPI's own pages with a CSP that lets them run."""
+
+    def root(request: Request) -> str:
+        return str(request.scope.get("root_path", "")).rstrip("/")
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=dependencies)
+    def openapi(request: Request) -> Response:
+        schema = app.openapi()
+        if root(request):  # behind a proxy's path prefix, as FastAPI's own route does
+            schema = {**schema, "servers": [{"url": root(request)}]}
+        return _JSONResponse(schema)
+
+    @app.get("/docs", include_in_schema=False, dependencies=dependencies)
+    def swagger(request: Request) -> Response:
+        page = get_swagger_ui_html(
+            openapi_url=root(request) + "/openapi.json",
+            title=f"{app.title} - API",
+            # No badge from validator.swagger.io: the schema stays on this server.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+        return _with_docs_csp(page)
+
+    @app.get("/redoc", include_in_schema=False, dependencies=dependencies)
+    def redoc(request: Request) -> Response:
+        page = get_redoc_html(openapi_url=root(request) + "/openapi.json", title=app.title)
+        return _with_docs_csp(page)
+
+
+_INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
+
+
+def _with_docs_csp(page: HTMLResponse) -> HTMLResponse:
+    """``page`` with DOCS_CSP, its inline scripts allowed by their SHA-256 hashes."""
+    hashes = [
+        "'sha256-" + base64.b64encode(hashlib.sha256(script).digest()).decode("ascii") + "'"
+        for script in _INLINE_SCRIPT.findall(page.body)
+    ]
+    policy = DOCS_CSP.replace(
+        "script-src https://cdn.jsdelivr.net",
+        " ".join(["script-src https://cdn.jsdelivr.net", *hashes]),
+    )
+    page.headers["Content-Security-Policy"] = policy
+    return page
 
 
 # -- running it ---------------------------------------------------------------------------
@@ -622,13 +827,16 @@ def serve(
     workers: int = 1,
     token: str | None = None,
     read_only: bool = False,
+    public_docs: bool | None = None,
+    public_metrics: bool | None = None,
     access_log: bool = True,
 ) -> None:
     """Run the service with uvicorn until SIGTERM or Ctrl-C (``recommender serve``).
 
     Refuses, before binding, to accept unauthenticated writes on a non-loopback
-    address. Settings reach the workers through the environment, so each worker
-    process opens the index itself (see :func:`app_from_env`).
+    address. ``public_docs`` and ``public_metrics`` (see :func:`create_app`) default
+    to whether ``host`` is a loopback address. Settings reach the workers through the
+    environment, so each worker process opens the index itself (see :func:`app_from_env`).
     """
     from .storage import IndexLayout
 
@@ -647,6 +855,19 @@ def serve(
         )
     os.environ[ENV_INDEX] = str(FilePath(index).resolve())
     os.environ[ENV_READ_ONLY] = "1" if read_only else "0"
+    # Anyone who can reach a loopback address is on this machine already.
+    local = is_loopback(host)
+    docs = local if public_docs is None else public_docs
+    metrics = local if public_metrics is None else public_metrics
+    os.environ[ENV_PUBLIC_DOCS] = "1" if docs else "0"
+    os.environ[ENV_PUBLIC_METRICS] = "1" if metrics else "0"
+    private = [name for name, public in (("the docs", docs), ("/metrics", metrics)) if not public]
+    if private and token is None:
+        _log.warning(
+            "%s answer 403: they need a token and there is none (--public-docs and "
+            "--public-metrics make them public)",
+            " and ".join(private),
+        )
     if token is None:
         os.environ.pop(ENV_TOKEN, None)
         if not read_only:
@@ -793,6 +1014,20 @@ def _json_type(value: object) -> str:
 # -- errors --------------------------------------------------------------------------------
 
 
+class _JSONResponse(JSONResponse):
+    """JSON that can always be sent: a lone surrogate anywhere in it is sent as U+FFFD.
+
+    Inputs are checked for them, but an error message may still quote what the client
+    sent (an unknown key, a record's raw text), and a response must never fail for that.
+    """
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(
+            content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+        )
+        return printable(text).encode("utf-8")
+
+
 def _error(
     status: int,
     kind: str,
@@ -806,7 +1041,7 @@ def _error(
     body: dict[str, Any] = {"type": kind, "message": message, "field": field, "in": where}
     if details is not None:
         body["details"] = details
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+    return _JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
 def _status_of(exc: RecommenderError) -> int:
@@ -819,13 +1054,36 @@ async def _on_library_error(request: Request, exc: Exception) -> Response:
     if status >= 500:
         _log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc)
     headers = {"Retry-After": _RETRY_AFTER_S} if status == 503 else None
-    return _error(status, type(exc).__name__, str(exc), headers=headers)
+    field, where = _located(request, getattr(exc, "field", None))
+    return _error(status, type(exc).__name__, str(exc), field=field, where=where, headers=headers)
+
+
+def _located(request: Request, field: str | None) -> tuple[str | None, str | None]:
+    """The request's name for a field the library named, and where in the request it is."""
+    if field is None:
+        return None, None
+    # The library says "id" for the article id, which the routes take as a path parameter.
+    if field == "id" and "article_id" in request.path_params:
+        return "article_id", "path"
+    if field in request.path_params:
+        return field, "path"
+    if field in request.query_params:
+        return field, "query"
+    return field, "body" if request.method in ("POST", "PUT") else None
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    details = [_detail(err) for err in exc.errors()]
-    first = details[0] if details else {"field": None, "in": None, "message": "invalid request"}
+    errors = exc.errors()
+    details = [_detail(err) for err in errors]
+    # Each member of a union (str | list[str]) reports its own error: the one that got past
+    # the type check says more ("section.1: invalid Unicode", not "should be a string").
+    telling = [
+        d
+        for d, e in zip(details, errors, strict=True)
+        if not str(e.get("type", "")).endswith("_type")
+    ]
+    first = (telling or details or [{"field": None, "in": None, "message": "invalid request"}])[0]
     message = str(first["message"])
     # Library messages often start with the field's name already.
     if first["field"] and not message.startswith(f"{first['field']}:"):
@@ -840,10 +1098,18 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
     )
 
 
+#: What pydantic puts in an error's loc for the member of a union that failed: "str",
+#: "list[...]", "function-after[...]"; never one of this API's field names.
+_UNION_TAG = re.compile(r"str|int|float|bool|[a-z-]+\[.*\]")
+
+
 def _detail(err: Mapping[str, Any]) -> dict[str, Any]:
     loc = [str(part) for part in err.get("loc", ())]
     where = loc[0] if loc and loc[0] in ("path", "query", "body", "header") else None
     parts = loc[1:] if where else loc
+    # The last part of an unknown field's loc is the client's own key: kept as given.
+    named = parts[-1:] if err.get("type") == "extra_forbidden" else []
+    parts = [p for p in parts[: len(parts) - len(named)] if not _UNION_TAG.fullmatch(p)] + named
     message = str(err.get("msg", "invalid value"))
     if err.get("type") == "json_invalid":
         # The loc of a JSON syntax error is a character offset, not a field.
@@ -864,13 +1130,22 @@ def _detail(err: Mapping[str, Any]) -> dict[str, Any]:
 
 async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI's "error parsing the body" for bytes that are not UTF-8: bad JSON, a 422.
+        message = (
+            f"the request body is not UTF-8: {exc.__cause__.reason} at byte {exc.__cause__.start}"
+        )
+        return _error(422, "ValidationError", message, where="body")
     kind = HTTPStatus(exc.status_code).phrase.replace(" ", "")
     return _error(exc.status_code, kind, str(exc.detail), headers=exc.headers)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
-    # Starlette logs the traceback after this; the client gets no internals.
-    return _error(500, "InternalError", "internal server error")
+    # Starlette logs the traceback after this; the client gets no internals. This handler
+    # runs outside every middleware (Starlette's ServerErrorMiddleware), hence the headers.
+    return _error(
+        500, "InternalError", "internal server error", headers=_security_headers("application/json")
+    )
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -942,6 +1217,38 @@ class _BodyLimit:
             headers={"Connection": "close"},
         )
         await response(scope, receive, send)
+
+
+def _security_headers(content_type: str) -> dict[str, str]:
+    """The headers every response carries; the CSP depends on what the response is."""
+    page = content_type.split(";")[0].strip().lower() == "text/html"
+    return {
+        "Content-Security-Policy": PAGE_CSP if page else API_CSP,
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": REFERRER_POLICY,
+    }
+
+
+class _SecurityHeaders:
+    """Adds ``_security_headers`` to every response; a route's own CSP (the docs') stays."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in _security_headers(headers.get("content-type", "")).items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class _Metrics:

@@ -89,13 +89,20 @@ class IndexState:
         """Commit a write to the catalog, then mirror it in the store and lexical index.
 
         A shared store (Milvus) is written inside the catalog transaction,
-        before it commits: if the engine fails, the catalog is unchanged too.
+        before it commits: if the engine fails, the catalog is unchanged too, and
+        the requests the engine already took are undone (:class:`_EngineUndo`).
         """
         shared = self.store.shared
+        undo = _EngineUndo.before(self.catalog, self.store, upserts, removals) if shared else None
 
         def write_engine(touched: list[int]) -> None:
-            if shared:
+            if undo is None:
+                return
+            try:
                 _write_shared(self.store, upserts, touched)
+            except BaseException:
+                undo.restore(touched)
+                raise
 
         seq, touched = self.catalog.write(upserts, removals, before_commit=write_engine)
         upserted = touched[: len(upserts)]
@@ -191,6 +198,50 @@ def _write_shared(
         ids = np.array([i for i, _ in moved], dtype=np.int64)
         store.upsert(ids, store.get(ids), [VectorMeta.of(a) for _, a in moved])
     store.remove(np.array(touched[len(upserts) :], dtype=np.int64))
+
+
+@dataclass
+class _EngineUndo:
+    """What a shared store held for the ids a write touches, to put back if the write fails.
+
+    The engine takes a write in several requests (upserts in batches, then deletes) and has
+    no transaction: a failure after the first one would leave its rows in the engine while
+    the catalog rolls back. The catalog, read before the write, knows the old vectors and
+    fields, so restoring them (and deleting ids the write was adding) undoes it.
+    """
+
+    store: VectorStore
+    old: dict[int, tuple[np.ndarray, VectorMeta]]
+
+    @classmethod
+    def before(
+        cls,
+        catalog: Catalog,
+        store: VectorStore,
+        upserts: list[tuple[Article, np.ndarray | None]],
+        removals: list[str],
+    ) -> _EngineUndo:
+        existing = catalog.int_ids([a.id for a, _ in upserts] + removals)
+        vectors = catalog.vectors(list(existing.values()), store.dimension)
+        old: dict[int, tuple[np.ndarray, VectorMeta]] = {}
+        for article_id, int_id in existing.items():
+            article = catalog.article(article_id)
+            if article is not None and int_id in vectors:
+                old[int_id] = (vectors[int_id], VectorMeta.of(article))
+        return cls(store, old)
+
+    def restore(self, touched: list[int]) -> None:
+        """Put the old rows back and delete the ids the failed write was adding."""
+        ids = sorted(self.old)
+        if ids:
+            self.store.upsert(
+                np.array(ids, dtype=np.int64),
+                np.stack([self.old[i][0] for i in ids]),
+                [self.old[i][1] for i in ids],
+            )
+        new = sorted(set(touched) - set(self.old))
+        if new:
+            self.store.remove(np.array(new, dtype=np.int64))
 
 
 class CatalogVectors(VectorStore):

@@ -4,6 +4,7 @@
       manifest.json          format version, model, dimension, counts, live generation
       rejects.jsonl          records the last build/add rejected, with reasons
       .lock                  held (flock) by the one writer at a time
+      .<name>.<rand>.tmp     an atomic write in progress (or the remains of a killed one)
       gen-<time>-<rand>/     the live generation
         catalog.sqlite3      records, id map, hashes, vectors (source of truth)
         vectors.<seq>.faiss  vector snapshot containing catalog writes up to <seq>
@@ -14,6 +15,11 @@ A build writes a whole new generation, then replaces ``manifest.json`` with
 never a mix, and a build killed at any moment leaves the old one in place.
 Updates go through one SQLite transaction, then a new snapshot file; a reader
 that finds the snapshot older than the catalog replays the logged changes.
+
+A killed writer can leave a generation the manifest does not name (a build
+killed before publishing, or after publishing but before removing the one it
+replaced) and temporary files. Whoever takes the writer lock next removes them
+before doing anything else (:meth:`IndexLayout.remove_leftovers`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
 import re
 import secrets
@@ -31,11 +38,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import IndexFormatError, IndexLockedError, IndexNotFoundError
+from .errors import IndexFormatError, IndexLockedError, IndexNotFoundError, InvalidArgumentError
 
 __all__ = [
+    "DEFAULT_LOCK_TIMEOUT",
+    "ENV_LOCK_TIMEOUT",
     "FORMAT_VERSION",
     "IndexLayout",
+    "lock_timeout",
     "write_json_atomic",
 ]
 
@@ -48,6 +58,19 @@ LOCK = ".lock"
 RULES = "rules.json"
 EVENTS = "events.sqlite3"
 _GEN = re.compile(r"^gen-[0-9TZ]+-[0-9a-f]+$")
+#: Seconds a writer waits for the lock before IndexLockedError, unless this variable says.
+ENV_LOCK_TIMEOUT = "RECOMMENDER_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT = 60.0
+# Temporary files of the atomic writes at the root: write_json_atomic (manifest, rules)
+# and the rejects file, in its current (.rejects.jsonl.<rand>.tmp) and older naming.
+_ROOT_TEMP = re.compile(r"^\.(?:manifest\.json|rules\.json|rejects|rejects\.jsonl)\.\w+\.tmp$")
+_REJECTS_TEMP = re.compile(r"^\.rejects\.")
+# A strict build or add writes rejects.jsonl before it takes the writer lock, so a fresh
+# rejects temp file may be another process's write in progress: only older ones are remains.
+_UNLOCKED_TEMP_GRACE_S = 60.0
+# Inside a generation everything is ours: any dot-file ending in .tmp is an atomic write
+# (a snapshot) that a killed writer never renamed into place.
+_GEN_TEMP = re.compile(r"^\..+\.tmp$")
 # A FAISS file, or (a shared store) a small file naming the engine's collection.
 _SNAPSHOT = re.compile(r"^vectors\.(\d+)\.(?:faiss|milvus)$")
 _LEXICAL = re.compile(r"^lexical\.(\d+)\.npz$")
@@ -64,6 +87,9 @@ class IndexLayout:
         self.root = Path(root)
         # Read on every query (has another process changed the index?): built once.
         self.manifest_path = self.root / MANIFEST
+        #: Orphan generations this object's writer locks removed, oldest first: a caller
+        #: can drop what they held outside the directory (a Milvus collection).
+        self.removed_generations: list[str] = []
 
     @property
     def rejects_path(self) -> Path:
@@ -119,11 +145,18 @@ class IndexLayout:
             )
 
     @contextlib.contextmanager
-    def writer_lock(self, timeout: float = 60.0) -> Iterator[None]:
-        """Hold the index's single-writer lock (across processes) for the block."""
+    def writer_lock(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the index's single-writer lock (across processes) for the block.
+
+        Waits up to ``timeout`` seconds (default: :func:`lock_timeout`) for another
+        writer, then raises :class:`IndexLockedError`. Once the lock is held, and
+        before the block runs, the remains of killed writers are removed
+        (:meth:`remove_leftovers`).
+        """
+        wait = lock_timeout() if timeout is None else timeout
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / LOCK, "a+") as handle:
-            deadline = time.monotonic() + timeout
+            deadline = time.monotonic() + wait
             while True:
                 try:
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -132,10 +165,11 @@ class IndexLayout:
                     if time.monotonic() >= deadline:
                         raise IndexLockedError(
                             f"index {str(self.root)!r} is being written by another process; "
-                            f"gave up after {timeout:g}s"
+                            f"gave up after {wait:g}s"
                         ) from None
                     time.sleep(0.05)
             try:
+                self.removed_generations += self.remove_leftovers()
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
@@ -158,6 +192,49 @@ class IndexLayout:
         for path in self.root.iterdir():
             if _GEN.match(path.name) and path.name != keep:
                 shutil.rmtree(path, ignore_errors=True)
+
+    def remove_leftovers(self) -> list[str]:
+        """Remove what killed writers left behind; return the orphan generations removed.
+
+        Called by :meth:`writer_lock` as soon as the lock is held, before its
+        holder creates anything, so no writer is at work: a generation the live
+        manifest does not name is a killed build's, or one a killed build
+        replaced (with no manifest, every generation is a killed first build's).
+        Temporary files of atomic writes at the root and in the live generation
+        are removed too. A Milvus collection an orphan generation wrote is left
+        on the engine. Nothing is removed from a directory whose manifest cannot
+        be read or names a missing generation: which data is live is then unknown.
+        """
+        live = self._live_generation()
+        removed: list[str] = []
+        now = time.time()
+        for path in self.root.iterdir():
+            name = path.name
+            if _GEN.match(name) and live is not None and name not in live:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(name)
+            elif _ROOT_TEMP.match(name) and not (
+                _REJECTS_TEMP.match(name) and _modified_within(path, now, _UNLOCKED_TEMP_GRACE_S)
+            ):
+                _unlink_quietly(path)
+        for gen in live or ():
+            for path in (self.root / gen).iterdir():
+                if _GEN_TEMP.match(path.name):
+                    _unlink_quietly(path)
+        return sorted(removed)
+
+    def _live_generation(self) -> set[str] | None:
+        """The generation the manifest names (empty: no manifest); None when it is unknown."""
+        try:
+            manifest = json.loads(self.manifest_path.read_text("utf-8"))
+        except FileNotFoundError:
+            return set()
+        except (OSError, ValueError):
+            return None
+        gen = manifest.get("generation") if isinstance(manifest, dict) else None
+        if not isinstance(gen, str) or not _GEN.match(gen) or not (self.root / gen).is_dir():
+            return None
+        return {gen}
 
 
 def latest_snapshot(gen_dir: Path, max_seq: int) -> tuple[int, Path] | None:
@@ -244,6 +321,22 @@ def write_lines_atomic(path: Path, lines: Iterable[str]) -> int:
     return count
 
 
+def lock_timeout() -> float:
+    """Seconds a writer waits for the lock: ``$RECOMMENDER_LOCK_TIMEOUT``, else 60."""
+    raw = os.environ.get(ENV_LOCK_TIMEOUT, "").strip()
+    if not raw:
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise InvalidArgumentError(
+            f"${ENV_LOCK_TIMEOUT} must be a number of seconds, 0 or more; got {raw!r}"
+        )
+    return seconds
+
+
 def fsync_dir(path: Path) -> None:
     """Make a rename in ``path`` durable."""
     fd = os.open(path, os.O_RDONLY)
@@ -253,9 +346,22 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _modified_within(path: Path, now: float, seconds: float) -> bool:
+    try:
+        return now - path.stat().st_mtime < seconds
+    except FileNotFoundError:
+        return False
+
+
+def _unlink_quietly(path: Path) -> None:
+    # Clearing leftovers is housekeeping: a file that cannot go must not fail a write.
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+
+
 def _ours(name: str) -> bool:
     return (
-        bool(_GEN.match(name))
+        bool(_GEN.match(name) or _ROOT_TEMP.match(name))
         or name in {LOCK, REJECTS, RULES, EVENTS}
         or name.startswith((f".{MANIFEST}.", f".{RULES}."))
     )

@@ -12,8 +12,12 @@
 Everything is rendered on the server and works without JavaScript; app.js only
 swaps the Related list in place when a control changes. Templates are Jinja2
 with autoescaping on, so titles and bodies from the index can never inject
-markup. Like the JSON routes, these hold no ranking or storage logic: they
-parse the controls, make one Recommender call and shape the answer.
+markup, and an article's ``url`` becomes a link only when it is http(s) or a site
+path (:func:`recommender.urls.safe_url`; an index built before URLs were checked
+on the way in may hold ``javascript:`` ones). Nothing is inline: no script, no
+style, no ``on*=`` handler, so the pages run under the service's strict CSP.
+Like the JSON routes, these hold no ranking or storage logic: they parse the
+controls, make one Recommender call and shape the answer.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from starlette.staticfiles import StaticFiles
 from .errors import InputError, InvalidArgumentError, RecommenderError
 from .ingest import parse_datetime
 from .types import Match
+from .urls import safe_url
 
 if TYPE_CHECKING:
     import jinja2
@@ -120,6 +125,7 @@ class RelatedItem:
     reason: str | None
     #: (a sentence of the query story, a sentence of this item) that share the most telling words.
     passages: tuple[str, str] | None
+    #: The original's address as a link: None unless http(s) or a site path.
     url: str | None
 
 
@@ -132,14 +138,18 @@ def add_web_ui(
     *,
     status_of: Callable[[RecommenderError], int],
     max_k: int,
+    docs: bool = True,
 ) -> None:
-    """Add the pages and ``/static`` to ``app``; library errors become pages (``status_of``)."""
+    """Add the pages and ``/static`` to ``app``; library errors become pages (``status_of``).
+
+    ``docs=False``: the API docs need the token, so the pages do not link to them.
+    """
     env = _environment()
     app.mount("/static", StaticFiles(packages=[("recommender", "static")]), name="static")
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         base = str(request.scope.get("root_path", "")).rstrip("/")
-        html = env.get_template(name).render(base=base, count=len(rec), **context)
+        html = env.get_template(name).render(base=base, count=len(rec), docs=docs, **context)
         return HTMLResponse(html, status_code=status)
 
     def failure(request: Request, exc: RecommenderError) -> HTMLResponse:
@@ -268,6 +278,9 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["article_href"] = _article_href
+    # Links only to http(s) and site paths, ingest's rule: an index built before ingest
+    # checked URLs may still hold "javascript:" ones.
+    env.filters["safe_href"] = safe_url
     return env
 
 
@@ -414,5 +427,5 @@ def _related_view(match: Match) -> RelatedItem:
         score=f"{match.score:.2f}",
         reason=explanation.summary() if explanation is not None else None,
         passages=explanation.passages if explanation is not None else None,
-        url=match.url,
+        url=safe_url(match.url),
     )

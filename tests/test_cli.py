@@ -265,14 +265,19 @@ def test_help_is_instant_and_imports_nothing_heavy() -> None:
 
 
 def test_related_never_imports_the_model(index: Path) -> None:
+    # Nor scikit-learn or numba (what the lexical side could pull in). A hashing index:
+    # tests/test_no_model_load.py queries one the real model built (slow).
     code = (
         "import sys; from recommender.cli import main\n"
-        f"try: main(['related', 'port-0', '--index', {str(index)!r}])\nexcept SystemExit: pass\n"
+        f"try: main(['related', 'port-0', '--index', {str(index)!r}, '--json'])\n"
+        "except SystemExit as exit: print('exit', exit.code)\n"
         "print([m for m in ('torch', 'sentence_transformers', 'sklearn', 'numba')"
         " if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip().endswith("[]")
+    *printed, status, heavy = out.stdout.strip().splitlines()
+    assert status == "exit 0" and heavy == "[]"
+    assert {m["id"] for m in json.loads("\n".join(printed))[:2]} == {"port-1", "port-2"}
 
 
 def test_a_one_query_command_leaves_the_process_compiling(index: Path, runner: CliRunner) -> None:

@@ -72,10 +72,13 @@ def test_killed_writer_leaves_previous_index_intact(
         assert len(rec) == len(corpus)
         assert "new-0" not in rec
         assert [m.id for m in rec.related("port-0", k=5)] == before
-    # And the index still takes writes: the killed writer's lock died with it.
+    # And the index still takes writes: the killed writer's lock died with it, and
+    # what it left (a killed build's generation) went when the next writer took the lock.
     Recommender.build(corpus[:3], built, encoder=HashingEncoder(256)).close()
     with Recommender.open(built) as rec:
         assert len(rec) == 3
+    assert [p.name for p in built.glob("gen-*")] == [rec.manifest["generation"]]
+    assert list(built.rglob("*.tmp")) == []
 
 
 def test_killed_first_build_leaves_no_index_but_allows_a_retry(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -13,7 +14,13 @@ import pytest
 
 from recommender import ingest
 from recommender.errors import InputError, InvalidArgumentError
-from recommender.ingest import FieldMap, article_from_mapping, parse_datetime, read_records
+from recommender.ingest import (
+    FieldMap,
+    ReadStats,
+    article_from_mapping,
+    parse_datetime,
+    read_records,
+)
 from recommender.types import Article, Rejection
 
 UTC = timezone.utc
@@ -42,8 +49,21 @@ def reasons(rejections: list[Rejection]) -> list[tuple[int, str]]:
     return [(r.line, r.reason) for r in rejections]
 
 
+def _nested(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 def test_public_surface_is_locked() -> None:
-    assert ingest.__all__ == ["FieldMap", "article_from_mapping", "parse_datetime", "read_records"]
+    assert ingest.__all__ == [
+        "FieldMap",
+        "ReadStats",
+        "article_from_mapping",
+        "parse_datetime",
+        "read_records",
+    ]
 
 
 # --- parse_datetime ----------------------------------------------------------------------
@@ -169,8 +189,26 @@ def test_int_id_becomes_string() -> None:
         ({"id": "a", "body": "x", "tags": ["ok", 2]}, "tags must hold strings, got int"),
         ({"id": "a", "body": "x", "published_at": "31/02/2024"}, "unparseable date '31/02/2024'"),
         ({"id": "a", "body": "x", "published_at": 17}, "unparseable date 17"),
-        ({"id": "a", "body": "bad \ud800"}, "body contains a lone surrogate (invalid Unicode)"),
-        ({"id": "a", "body": "x", "k": ["\udcff"]}, "metadata contains a lone surrogate"),
+        (
+            {"id": "a", "body": "bad \ud800"},
+            "body: invalid Unicode (lone surrogate U+D800 at character 5)",
+        ),
+        (
+            {"id": "a", "body": "x", "k": ["ok", "\ud83d"]},
+            "k: invalid Unicode (lone surrogate U+D83D at character 1)",
+        ),
+        (
+            {"id": "a", "body": "x", "metadata": {"deep": [{"\ud800": 1}]}},
+            "metadata (a key): invalid Unicode",
+        ),
+        ({"id": "a", "body": "x", "k\udcff": 1}, "field name: invalid UTF-8 byte 0xff"),
+        ({"id": "a", "body": "x", "score": float("nan")}, "score: nan is not a JSON number"),
+        ({"id": "a", "body": "x", "n": 10**4000}, "n: integer too large"),
+        ({"id": "a", "body": "x", "deep": _nested(150)}, "deep: nested more than 100 levels"),
+        (
+            {"id": "a", "body": "x", "published_at": "0001-01-01T00:00:00+01:00"},
+            "unparseable date '0001-01-01T00:00:00+01:00'",
+        ),
     ],
 )
 def test_invalid_records_say_why(record: dict[str, object], reason: str) -> None:
@@ -318,7 +356,7 @@ def test_jsonl_escaped_lone_surrogate_is_rejected(tmp_path: Path) -> None:
     (rejection,) = read_records([path])
     assert isinstance(rejection, Rejection)
     assert (rejection.line, rejection.id) == (1, "a")
-    assert rejection.reason == "body contains a lone surrogate (invalid Unicode)"
+    assert rejection.reason == "body: invalid Unicode (lone surrogate U+D800 at character 2)"
 
 
 def test_rejection_raw_is_truncated(tmp_path: Path) -> None:
@@ -560,3 +598,283 @@ def test_headline_only_brief_is_indexed_but_empty_title_and_body_is_not() -> Non
         article_from_mapping({"id": "b2", "title": "  ", "body": ""})
     with pytest.raises(InvalidArgumentError, match="missing body"):
         article_from_mapping({"id": "b3", "title": "Headline"})
+
+
+# --- hardening (issue 19): outside text, URLs, symlinks, blank lines -----------------------
+
+
+def writable(rejection: Rejection) -> None:
+    """Any rejection can be printed and written as UTF-8 JSON (rejects.jsonl)."""
+    json.dumps(rejection.to_dict(), ensure_ascii=False).encode("utf-8")
+    str(rejection).encode("utf-8")
+
+
+def test_lone_surrogate_id_gives_a_writable_rejection(tmp_path: Path) -> None:
+    path = write(tmp_path, "x.jsonl", '{"id":"\\ud800","body":"some text"}\n')
+    (rejection,) = read_records([path])
+    assert isinstance(rejection, Rejection)
+    assert rejection.id == "\ufffd"
+    assert rejection.reason == "id: invalid Unicode (lone surrogate U+D800 at character 1)"
+    assert rejection.raw == '{"id":"\\ud800","body":"some text"}'
+    writable(rejection)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"id": "\ud800x", "body": "b"},
+        {"id": "a", "body": "b", "\udcff": "key"},
+        {"id": "a", "body": "b", "published_at": "\ud800"},
+        {"id": "a\ud800", "body": "b", "url": "javascript:\ud800"},
+        {"id": "a", "body": "b", "metadata": {"k": ["\udfff"]}},
+    ],
+)
+def test_rejections_of_invalid_unicode_are_writable(tmp_path: Path, record: object) -> None:
+    path = write(tmp_path, "in.json", json.dumps([record]))
+    (rejection,) = read_records([path])
+    assert isinstance(rejection, Rejection)
+    writable(rejection)
+
+
+def test_undecodable_file_name_gives_writable_rejections(tmp_path: Path) -> None:
+    name = os.fsdecode(b"bad\xff.jsonl")  # how Python spells a name that is not UTF-8
+    path = write(tmp_path, name, jsonl({"id": "a"}, {"id": "b", "body": "x"}, {"id": "b"}))
+    rejection, article, duplicate = read_records([path])
+    assert isinstance(article, Article)
+    assert isinstance(rejection, Rejection) and isinstance(duplicate, Rejection)
+    assert rejection.source.endswith("bad\ufffd.jsonl")
+    writable(rejection)
+    writable(duplicate)
+
+
+def test_huge_json_integer_is_one_rejection(tmp_path: Path) -> None:
+    line = '{"id": "a", "body": "x", "n": ' + "1" * 5000 + "}"
+    path = write(tmp_path, "in.jsonl", line + "\n" + jsonl({"id": "b", "body": "y"}))
+    rejection, article = read_records([path])
+    assert isinstance(rejection, Rejection) and isinstance(article, Article)
+    assert rejection.reason == "invalid JSON: number too large"
+    array = write(tmp_path, "in.json", "[" + line + "]")
+    (rejection,) = read_records([array])
+    assert isinstance(rejection, Rejection)
+    assert rejection.reason == "invalid JSON: number too large at line 1 column 2; rest not read"
+
+
+def test_nan_in_metadata_is_rejected(tmp_path: Path) -> None:
+    # json.loads reads NaN, but no JSON consumer (the HTTP API) could be given it back.
+    path = write(tmp_path, "in.jsonl", '{"id": "a", "body": "x", "score": NaN}\n')
+    (rejection,) = read_records([path])
+    assert isinstance(rejection, Rejection)
+    assert rejection.reason.startswith("score: nan is not a JSON number")
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("javascript:alert(1)", "scheme 'javascript' is not http or https"),
+        ("JaVaScRiPt:alert(1)", "scheme 'JaVaScRiPt' is not http or https"),
+        (" javascript:alert(1)", "scheme 'javascript' is not http or https"),
+        ("\tjavascript:alert(1)", "scheme 'javascript' is not http or https"),
+        ("\x01javascript:alert(1)", "control character U+0001 at character 1"),
+        ("java\tscript:alert(1)", "control character U+0009 at character 5"),
+        ("java\nscript:alert(1)", "control character U+000A at character 5"),
+        ("data:text/html,<script>alert(1)</script>", "scheme 'data' is not http or https"),
+        ("vbscript:msgbox(1)", "scheme 'vbscript' is not http or https"),
+        ("file:///etc/passwd", "scheme 'file' is not http or https"),
+        ("&#106;avascript:alert(1)", "not an absolute http or https URL"),
+        ("javascript&#58;alert(1)", "not an absolute http or https URL"),
+        ("story.html", "not an absolute http or https URL, nor a path starting with '/'"),
+        ("/\\evil.example/", "a backslash at character 2"),
+        ("https:evil.example", "https URL without a host"),
+        ("http:///path", "http URL without a host"),
+        ("//", "protocol-relative URL without a host"),
+        ("\uff4aavascript:alert(1)", "not an absolute http or https URL"),  # fullwidth j
+    ],
+)
+def test_unsafe_url_is_dropped_and_kept_in_metadata(url: str, reason: str) -> None:
+    article = article_from_mapping({"id": "a", "body": "x", "url": url, "author": "Ann"})
+    assert article.url is None
+    assert dict(article.metadata) == {
+        "author": "Ann",
+        "url_rejected": {"value": url, "reason": article.metadata["url_rejected"]["reason"]},
+    }
+    assert article.metadata["url_rejected"]["reason"].startswith(reason)
+    # The record survives a round trip through its own output.
+    assert article_from_mapping(article.to_dict()) == article
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        ("https://example.com/a?b=1#c", "https://example.com/a?b=1#c"),
+        ("  http://example.com  ", "http://example.com"),
+        ("HTTPS://Example.com/A", "https://Example.com/A"),
+        ("/2026/03/story.html", "/2026/03/story.html"),
+        ("//cdn.example.com/story", "//cdn.example.com/story"),
+        ("https://bücher.example/ä", "https://bücher.example/ä"),
+        ("/javascript:alert(1)", "/javascript:alert(1)"),  # a path on the site
+    ],
+)
+def test_http_https_and_site_paths_are_kept(url: str, kept: str) -> None:
+    article = article_from_mapping({"id": "a", "body": "x", "url": url})
+    assert article.url == kept
+    assert "url_rejected" not in article.metadata
+
+
+def test_unsafe_url_in_a_file_keeps_the_record(tmp_path: Path) -> None:
+    path = write(tmp_path, "in.jsonl", jsonl({"id": "a", "body": "x", "url": "javascript:x()"}))
+    (article,) = read_records([path])
+    assert isinstance(article, Article)
+    assert article.url is None
+    assert article.metadata["url_rejected"]["value"] == "javascript:x()"
+
+
+SECRET = "root:x:0:0:root:/root:/bin/bash"
+
+
+def _site_with_links(tmp_path: Path) -> Path:
+    """site/ with a story, a link to a file outside, a link to a folder outside, a loop."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "passwd").write_text(SECRET + "\n", encoding="utf-8")
+    (outside / "story.txt").write_text(STORY, encoding="utf-8")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "story.txt").write_text(STORY, encoding="utf-8")
+    (site / "leak.txt").symlink_to(outside / "passwd")
+    (site / "more").symlink_to(outside)
+    (site / "again.txt").symlink_to(site / "story.txt")  # inside: read
+    (site / "loop").symlink_to(site)  # inside: its pages are read at their own place
+    return site
+
+
+STORY = (
+    "Council approves harbour budget\n\n"
+    "The council voted on Tuesday to approve the new harbour budget after a long debate.\n\n"
+    "Dock workers welcomed the decision, which funds two new cranes and a safety review.\n"
+)
+
+
+def _no_secret(items: list[Article | Rejection]) -> None:
+    for item in items:
+        assert "root:" not in json.dumps(item.to_dict())
+
+
+def test_folder_symlinks_to_outside_are_reported_not_read(tmp_path: Path) -> None:
+    site = _site_with_links(tmp_path)
+    stats = ReadStats()
+    items = list(read_records([site], stats=stats))
+    articles, rejections = split(items)
+    assert sorted(a.id for a in articles) == ["again.txt", "story.txt"]
+    assert [(Path(r.source).name, r.reason) for r in rejections] == [
+        ("leak.txt", ingest._SKIPPED_LINK),
+        ("more", ingest._SKIPPED_LINK),
+    ]
+    assert "--follow-symlinks" in rejections[0].reason
+    assert all(r.raw == "" for r in rejections)
+    assert stats.records == 4
+    _no_secret(items)
+
+
+def test_follow_symlinks_reads_links_out_and_ends_loops(tmp_path: Path) -> None:
+    site = _site_with_links(tmp_path)
+    items = list(read_records([site], follow_symlinks=True))
+    articles, rejections = split(items)
+    ids = sorted(a.id for a in articles)
+    assert "more/story.txt" in ids and "story.txt" in ids
+    # The page read through the link is a rejection (no story), but its text was read.
+    assert [Path(r.source).name for r in rejections] == ["leak.txt"]
+    assert "no story text found" in rejections[0].reason
+    assert SECRET not in rejections[0].reason
+
+
+def test_glob_symlinks_to_outside_are_reported_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _site_with_links(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    items = list(read_records(["site/**/*.txt"]))
+    articles, rejections = split(items)
+    assert sorted(a.id for a in articles) == ["site/again.txt", "site/story.txt"]
+    # The folder link is reported once, not each file under it; the loop is not followed.
+    assert sorted(r.source for r in rejections) == ["site/leak.txt", "site/more"]
+    assert {r.reason for r in rejections} == {ingest._SKIPPED_LINK}
+    _no_secret(items)
+    # A glob whose folder holds the target reads it: the link stays inside what was given.
+    followed = split(list(read_records(["site/**/*.txt"], follow_symlinks=True)))[0]
+    assert sorted(a.id for a in followed) == [
+        "site/again.txt",
+        "site/more/story.txt",
+        "site/story.txt",
+    ]
+
+
+def test_a_file_named_directly_is_read_even_through_a_link(tmp_path: Path) -> None:
+    site = _site_with_links(tmp_path)
+    (rejection,) = read_records([site / "leak.txt"])
+    assert isinstance(rejection, Rejection)
+    assert rejection.reason.startswith("text page: no story text found")
+
+
+def test_blank_lines_are_counted(tmp_path: Path) -> None:
+    path = write(tmp_path, "in.jsonl", '\n  \n{"id": "a", "body": "x"}\r\n\n[1]\n\t\n')
+    stats = ReadStats()
+    assert len(list(read_records([path], stats=stats))) == 2
+    assert stats == ReadStats(records=2, blank_lines=4)
+    csv_path = write(tmp_path, "in.csv", "\n,,\nid,body,x\n\na,one,\n,,\n  , ,\nb,two,\n")
+    stats = ReadStats()
+    assert len(list(read_records([csv_path], stats=stats))) == 2
+    assert stats == ReadStats(records=2, blank_lines=5)
+
+
+def test_build_summary_counts_blank_lines(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from recommender.cli import main
+
+    path = write(tmp_path, "in.jsonl", '{"id": "a", "body": "x"}\n\n\n{"id": "b"}\n \n')
+    index = str(tmp_path / "idx")
+    runner = CliRunner()
+    result = runner.invoke(main, ["build", str(path), "--index", index, "--model", "hashing:256"])
+    assert result.exit_code == 0, result.output
+    assert "indexed 1, rejected 1, 3 blank lines skipped" in result.stdout
+    result = runner.invoke(main, ["add", str(path), "--index", index, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["unchanged"], len(report["rejected"]), report["blank_lines"]) == (1, 1, 3)
+
+
+def test_cli_follow_symlinks_flag(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from recommender.cli import main
+
+    site = _site_with_links(tmp_path)
+    runner = CliRunner()
+    plain = runner.invoke(main, ["extract", str(site), "--json"])
+    assert plain.exit_code == 5
+    assert "symlink to outside the folder" in plain.stderr
+    assert "root:" not in plain.output
+    followed = runner.invoke(main, ["extract", str(site), "--json", "--follow-symlinks"])
+    assert '"id": "more/story.txt"' in followed.stdout
+    index = str(tmp_path / "idx")
+    built = runner.invoke(
+        main, ["build", str(site), "--index", index, "--model", "hashing:256", "--follow-symlinks"]
+    )
+    assert built.exit_code == 0, built.output
+    assert "indexed 3, rejected 1" in built.stdout
+
+
+@pytest.mark.parametrize("command", ["build", "add", "extract"])
+def test_undecodable_path_argument_is_one_line_error(tmp_path: Path, command: str) -> None:
+    import subprocess
+    import sys
+
+    args = [command, os.fsencode(tmp_path) + b"/missing\xff.jsonl"]
+    if command != "extract":
+        args += [b"--index", os.fsencode(tmp_path / "idx"), b"--model", b"hashing:256"]
+    result = subprocess.run(
+        [sys.executable, "-m", "recommender", *args], capture_output=True, check=False
+    )
+    assert result.returncode in (4, 6), result.stderr
+    lines = result.stderr.decode("utf-8").splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), lines

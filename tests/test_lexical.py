@@ -90,10 +90,33 @@ def test_save_and_load_round_trip(index: LexicalIndex, tmp_path: Path) -> None:
     assert scores_of(loaded, 10) == pytest.approx(scores_of(index, 10))
 
 
+def _term(index: LexicalIndex, term: str) -> int:
+    """The hashed column of one analysed term (a word or a word pair)."""
+    words = set(term.split())
+    (column,) = set(index.counts([term]).indices) - {
+        c for word in words if word != term for c in index.counts([word]).indices
+    }
+    return int(column)
+
+
 def test_max_query_terms_keeps_the_heaviest(index: LexicalIndex) -> None:
     query = index.stored_counts(np.array([10]))
-    pruned = index.weigh(query, max_terms=2)
-    assert pruned.nnz == 2
+    full = index.weigh(query)
+    # Article 10's heaviest terms are the names it shares with article 11 (IDF of a
+    # term in two of five articles, x1.5 for names); "checked" and "clinic" (shared with
+    # article 12, not names) weigh 2/3 of that; the rest is in one article: weight 0.
+    names = {_term(index, t) for t in ("tara", "reid", "tara reid", "promises")}
+    plain = {_term(index, t) for t in ("checked", "clinic")}
+    weights = dict(zip(full.indices.tolist(), full.data.tolist(), strict=True))
+    assert set(weights) == names | plain
+    assert min(weights[c] for c in names) > max(weights[c] for c in plain)
+    pruned = index.weigh(query, max_terms=4)
+    assert set(pruned.indices.tolist()) == names
+    # The kept terms are weighed as before, the row normalised again over them alone.
+    kept = np.array([weights[c] for c in pruned.indices.tolist()])
+    assert pruned.data == pytest.approx(kept / np.linalg.norm(kept), rel=1e-6)
+    five = set(index.weigh(query, max_terms=5).indices.tolist())
+    assert len(five) == 5 and names < five < names | plain
 
 
 MORE = [

@@ -192,14 +192,16 @@ def test_queries_by_id_import_neither_torch_nor_onnxruntime(built: Path) -> None
     code = (
         "import sys; from recommender import Recommender\n"
         f"rec = Recommender.open({str(built)!r})\n"
-        "rec.related('port-0', k=3); rec.info()\n"
+        "print(sorted(m.id for m in rec.related('port-0', k=3))); rec.info()\n"
         "from recommender.encoders import make_encoder\n"
         "make_encoder(None, 'onnx-int8'); make_encoder(None, 'torch')\n"
         "heavy = ('torch', 'onnxruntime', 'onnx', 'sentence_transformers', 'tokenizers')\n"
         "print([m for m in heavy if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip().endswith("[]")
+    # An index that says onnx-int8 but holds hashing vectors: tests/test_no_model_load.py
+    # queries one the real model built (slow).
+    assert out.stdout.splitlines() == ["['port-1', 'port-2', 'port-3']", "[]"]
 
 
 def test_info_shows_the_backend(built: Path) -> None:

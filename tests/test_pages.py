@@ -519,3 +519,80 @@ def test_page_on_the_same_story_finds_it_first(tmp_path: Path, runner: CliRunner
     assert matches[0]["id"] == GOOD_PAGES["local_news.html"]
     assert matches[0]["title"] == "Council approves £2.4m footbridge over the River Marrow"
     assert matches[0]["score"] > matches[1]["score"]
+
+
+# -- hardening (issue 19): URLs, encodings, bytes that are not pages -----------------------
+
+STORY_HTML = """<html lang="en"><head><title>Harbour budget approved</title>{head}</head>
+<body><article><h1>{headline}</h1>
+<p>The council voted on Tuesday to approve the new harbour budget after a long debate that
+ran late into the evening, with dock workers watching from the public gallery.</p>
+<p>The plan funds two new cranes and a safety review of the old quay, officials said.</p>
+</article></body></html>"""
+
+
+def _story(head: str = "", headline: str = "Harbour budget approved") -> bytes:
+    return STORY_HTML.format(head=head, headline=headline).encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("head", "url"),
+    [
+        ('<link rel="canonical" href="javascript:alert(1)">', None),
+        ('<link rel="canonical" href=" JaVaScRiPt:alert(1)">', None),
+        ('<link rel="canonical" href="data:text/html,x">', None),
+        (
+            '<link rel="canonical" href="javascript:alert(1)">'
+            '<meta property="og:url" content="https://news.example/harbour">',
+            "https://news.example/harbour",
+        ),
+        ('<meta property="og:url" content="HTTPS://news.example/a">', "https://news.example/a"),
+        ('<link rel="canonical" href="/2026/03/harbour.html">', "/2026/03/harbour.html"),
+    ],
+)
+def test_page_urls_pass_the_url_check(head: str, url: str | None) -> None:
+    assert extract_page(_story(head), "html").url == url
+
+
+def test_unsafe_canonical_link_never_becomes_the_id(tmp_path: Path) -> None:
+    path = tmp_path / "story.html"
+    path.write_bytes(_story('<link rel="canonical" href="javascript:alert(1)">'))
+    (article,) = read_records([path])
+    assert isinstance(article, Article)
+    assert (article.id, article.url) == (str(path), None)
+
+
+def test_lone_surrogate_escape_in_json_ld_is_repaired() -> None:
+    ld = '<script type="application/ld+json">{"@type": "NewsArticle", "headline": "A\\ud800B"}'
+    found = extract_page(_story(ld + "</script>"), "html")
+    assert found.title == "A\ufffdB"
+
+
+@pytest.mark.parametrize(
+    ("charset", "literal"),
+    [("utf-7", "+ADw-b+AD4-"), ("unicode_escape", "\\u0041\\u0042"), ("base64", "QUJD")],
+)
+def test_charsets_that_invent_characters_are_not_used(charset: str, literal: str) -> None:
+    raw = _story(f'<meta charset="{charset}">', headline=f"Harbour {literal}")
+    assert f"Harbour {literal}" in decode_page(raw)
+
+
+def test_binary_file_with_a_page_extension_is_rejected_unread(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="binary file"):
+        extract_page(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR secret words here", "html")
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    (folder / "image.html").write_bytes(b"GIF89a\x00\x00 root:x:0:0 more secret words")
+    (folder / "notes.txt").write_text("root:x:0:0:root:/root:/bin/bash\n", encoding="utf-8")
+    _, rejections = split(list(read_records([folder])))
+    assert [r.reason for r in rejections] == [
+        "binary file (NUL bytes), not a page",
+        "text page: no story text found: 0 words, fewer than 10",
+    ]
+    # Neither the reason nor the message quotes the file.
+    assert all("root:x" not in f"{r.reason} {r}" for r in rejections)
+
+
+def test_storyless_page_reason_does_not_quote_the_page() -> None:
+    problem = page(STORYLESS_PAGE).problem()
+    assert problem == "no story text found: 0 words, fewer than 10"

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -364,12 +365,28 @@ def test_info(built: Path, corpus: list[Article]) -> None:
     assert data["path"] == str(built)
 
 
-def test_dense_scores_are_cosines_of_unit_vectors(built: Path) -> None:
+def _stored_vectors(rec: Recommender) -> dict[str, np.ndarray]:
+    """Every article's vector as the catalog keeps it (not the FAISS copy the search reads)."""
+    catalog = rec._state.catalog
+    names = dict(catalog.all_ids())
+    stored = catalog.vectors(list(names), rec.manifest["model"]["dimension"])
+    return {names[i]: vector.astype(np.float64) for i, vector in stored.items()}
+
+
+def test_dense_scores_are_cosines_of_unit_vectors(built: Path, corpus: list[Article]) -> None:
+    # With the dense side alone and no time prior, a score is the documented cosine: the
+    # inner product of the two stored unit vectors (shown to 6 decimals).
+    plain = RankingConfig(method="dense", time_weight=0.0)
     with Recommender.open(built) as rec:
-        plain = RankingConfig(method="dense", time_weight=0.0)
-        top = rec.related("port-0", k=1, ranking=plain)[0]
-    assert 0 < top.score <= 1.0 + 1e-5
-    assert np.isfinite(top.score)
+        matches = rec.related("port-0", k=len(corpus), ranking=plain)
+        vectors = _stored_vectors(rec)
+    assert [np.linalg.norm(v) for v in vectors.values()] == pytest.approx(
+        [1.0] * len(corpus), abs=1e-6
+    )
+    query = vectors["port-0"]
+    cosines = {aid: float(v @ query) for aid, v in vectors.items() if aid != "port-0"}
+    assert {m.id: m.score for m in matches} == pytest.approx(cosines, abs=1e-6)
+    assert [m.score for m in matches] == sorted((m.score for m in matches), reverse=True)
 
 
 def test_related_all_matches_related_for_every_article(built: Path, corpus: list[Article]) -> None:
@@ -457,13 +474,18 @@ def test_known_numbers_are_served_from_memory_until_forgotten(built: Path) -> No
     from recommender.state import ArticleNumbers
 
     with _two_catalogs(built) as (reader, writer, ids):
+        # port-0 and port-1 (conftest's corpus), in the int id order of ``ids``.
+        dates = {"port-0": "2026-03-10T09:00:00+00:00", "port-1": "2026-03-11T09:00:00+00:00"}
+        by_int = {i: aid for aid, i in reader.int_ids(dates).items()}
+        published = [datetime.fromisoformat(dates[by_int[i]]).timestamp() for i in ids.tolist()]
         numbers = ArticleNumbers(reader)
         before = numbers.stats(ids)
         assert np.isfinite(before).all()
         reads = _counted_reads(reader)
         writer.set_pool_stats(ids.tolist(), before + 1.0)
         assert numbers.stats(ids).tolist() == before.tolist()  # known: no catalog read
-        assert numbers.times(ids).tolist() == numbers.times(ids).tolist() and not reads
+        # Publication times come from memory too, and are the articles' own.
+        assert numbers.times(ids).tolist() == published and not reads
         # An id that is not an article (-1) reads as unknown without touching the rest.
         assert np.isnan(numbers.stats(np.array([-1, ids[0]]))[0]).all()
         numbers.forget(ids)  # what a write to them does: the next use reads them again
@@ -510,11 +532,26 @@ def test_manifest_records_the_ranking(built: Path) -> None:
 
 
 def test_neighbour_feedback_moves_the_query_towards_its_story(built: Path) -> None:
-    plain = RankingConfig(time_weight=0.0)
-    feedback = RankingConfig(time_weight=0.0, feedback_docs=2, feedback_weight=1.0)
+    # Documented (RankingConfig.feedback_*): the dense query moves towards the mean of its
+    # top feedback_docs results by feedback_weight (Rocchio), normalised, then re-queries.
+    # On the dense side alone every score of the second pass is then a cosine with it.
+    dense = RankingConfig(method="dense", time_weight=0.0)
     with Recommender.open(built) as rec:
-        before = rec.related("quake-0", k=3, ranking=plain)
-        after = rec.related("quake-0", k=3, ranking=feedback)
-    assert {m.id for m in after} == {"quake-1", "quake-2", "quake-3"}
-    assert {m.id for m in before} == {m.id for m in after}
-    assert [m.score for m in before] != [m.score for m in after]  # the second pass ran
+        before = rec.related("quake-0", k=20, ranking=dense)
+        after = rec.related(
+            "quake-0", k=20, ranking=dense.with_options(feedback_docs=2, feedback_weight=0.5)
+        )
+        hybrid = RankingConfig(time_weight=0.0, feedback_docs=2, feedback_weight=1.0)
+        story = rec.related("quake-0", k=3, ranking=hybrid)
+        vectors = _stored_vectors(rec)
+    top = [m.id for m in before[:2]]
+    assert set(top) < {"quake-1", "quake-2", "quake-3"}
+    moved = vectors["quake-0"] + 0.5 * (vectors[top[0]] + vectors[top[1]]) / 2
+    moved /= np.linalg.norm(moved)
+    expected = {aid: float(v @ moved) for aid, v in vectors.items() if aid != "quake-0"}
+    assert {m.id: m.score for m in after} == pytest.approx(expected, abs=1e-6)
+    # Towards its story: every other article of the story is closer to the moved query.
+    old, new = {m.id: m.score for m in before}, {m.id: m.score for m in after}
+    for aid in ("quake-1", "quake-2", "quake-3"):
+        assert new[aid] > old[aid], aid
+    assert {m.id for m in story} == {"quake-1", "quake-2", "quake-3"}

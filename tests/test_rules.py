@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,28 @@ from recommender.service import create_app
 def demo(tmp_path: Path) -> Iterator[Recommender]:
     path = tmp_path / "demo"
     Recommender.build(demo_articles(), path, encoder=HashingEncoder(256)).close()
+    with Recommender.open(path, encoder=HashingEncoder(256)) as rec:
+        yield rec
+
+
+#: Demo articles stripped of their date; some keep a full date at the head of their text
+#: (a dateline), which dates them for the time prior only, never for editorial rules.
+UNDATED = {
+    "demo-081": "March 6, 2026 - ",  # world, 11.5 hours after demo-001 by that dateline
+    "demo-011": "",  # world, no date anywhere
+    "demo-067": "Friday, March 6, 2026 - ",  # local, the day of demo-001
+    "demo-025": "Wednesday, March 11, 2026 - ",  # world: a story without a date
+}
+
+
+@pytest.fixture
+def undated(tmp_path: Path) -> Iterator[Recommender]:
+    articles = [
+        replace(a, published_at=None, body=UNDATED[a.id] + a.body) if a.id in UNDATED else a
+        for a in demo_articles()
+    ]
+    path = tmp_path / "undated"
+    Recommender.build(articles, path, encoder=HashingEncoder(256)).close()
     with Recommender.open(path, encoder=HashingEncoder(256)) as rec:
         yield rec
 
@@ -136,21 +158,39 @@ def test_never_offer_sponsored_to_any_other_section(demo: Recommender) -> None:
     assert not {m.id for m in demo.related(world, k=85)} & set(sponsored)
 
 
-def test_recency_window_per_section(demo: Recommender) -> None:
-    query = demo.get("demo-001")
-    assert query.published_at is not None
-    demo.set_rules(_rules(recency_days={"world": 2}))
-    for m in demo.related("demo-001", k=85):
-        if m.section == "world":
-            assert m.published_at is not None
-            apart = abs(datetime.fromisoformat(m.published_at) - query.published_at)
-            assert apart.total_seconds() <= 2 * 86_400
-    assert any(m.section != "world" for m in demo.related("demo-001", k=85))
-    demo.set_rules(_rules(recency_days={"*": 1}))
-    for m in demo.related("demo-001", k=85):
-        assert m.published_at is not None
-        apart = abs(datetime.fromisoformat(m.published_at) - query.published_at)
-        assert apart.total_seconds() <= 86_400
+def _within(days: float, of: str = "demo-001") -> set[str]:
+    """Demo articles dated within ``days`` of article ``of`` (the undated ones never are)."""
+    dated = {a.id: a.published_at for a in demo_articles() if a.id not in UNDATED}
+    when = dated[of]
+    assert when is not None
+    return {
+        aid
+        for aid, at in dated.items()
+        if aid != of and at is not None and abs(at - when).total_seconds() <= days * 86_400
+    }
+
+
+def test_recency_window_per_section(undated: Recommender) -> None:
+    everything = {m.id for m in undated.related("demo-001", k=85)}
+    assert len(everything) == 85  # every other article, the undated ones included
+    world = {aid for aid, s in _sections(undated).items() if s == "world"}
+    undated.set_rules(_rules(recency_days={"world": 3}))
+    # A world candidate passes only with a date within 3 days (undated ones never pass,
+    # whatever their text says); the other sections are untouched, undated ones included.
+    kept = {m.id for m in undated.related("demo-001", k=85)}
+    assert kept == (everything - world) | (world & _within(3))
+    assert world & _within(3) and "demo-067" in kept and "demo-081" not in kept
+    undated.set_rules(_rules(recency_days={"*": 1}))
+    kept = {m.id for m in undated.related("demo-001", k=85)}
+    assert kept == _within(1) and kept
+    assert not kept & set(UNDATED)
+
+
+def test_a_story_without_a_date_applies_no_window(undated: Recommender) -> None:
+    assert undated.get("demo-025").published_at is None
+    everything = {m.id for m in undated.related("demo-025", k=85)}
+    undated.set_rules(_rules(recency_days={"*": 1}))
+    assert {m.id for m in undated.related("demo-025", k=85)} == everything
 
 
 def test_min_score_show_nothing(demo: Recommender) -> None:
@@ -161,23 +201,30 @@ def test_min_score_show_nothing(demo: Recommender) -> None:
     assert demo.related("demo-001", k=10) == []
 
 
-def test_min_score_backfill_latest_in_section(demo: Recommender) -> None:
-    top = demo.related("demo-001", k=10)
-    demo.set_rules(
-        _rules(min_score={"score": top[0].score, "min_items": 3, "fallback": "backfill"})
+def test_min_score_backfill_latest_in_section(undated: Recommender) -> None:
+    top = undated.related("demo-001", k=10)
+    undated.set_rules(
+        _rules(
+            min_score={"score": top[0].score, "min_items": 3, "fallback": "backfill"},
+            blocked_pairs=[["demo-001", "demo-022"]],
+        )
     )
-    filled = demo.related("demo-001", k=5)
-    assert filled[0].id == top[0].id and len(filled) == 5
-    rest = filled[1:]
-    assert all(m.score == 0.0 and m.section == "world" for m in rest)
-    dates = [m.published_at or "" for m in rest]
-    assert dates == sorted(dates, reverse=True)
-    assert "demo-001" not in {m.id for m in filled}
+    filled = undated.related("demo-001", k=10)
+    # The newest articles of the story's section that pass the other rules, newest first,
+    # score 0: not the story, not the item above, not a blocked one, never an undated one
+    # (the world section has 8 articles, 3 of them undated: the list stays short).
+    newest = sorted(
+        (a for a in demo_articles() if a.section == "world" and a.id not in UNDATED),
+        key=lambda a: a.published_at.timestamp() if a.published_at else 0.0,
+        reverse=True,
+    )
+    taken = {"demo-001", top[0].id, "demo-022"}
+    assert [m.id for m in filled] == [top[0].id] + [a.id for a in newest if a.id not in taken]
+    assert filled[0].score == top[0].score
+    assert all(m.score == 0.0 for m in filled[1:]) and len(filled) >= 3
 
 
 def test_backfill_finds_a_section_written_with_capitals(tmp_path: Path) -> None:
-    from dataclasses import replace
-
     # Rules and queries fold sections; the archive may store "Économie" or "ÉCONOMIE"
     # (SQLite's NOCASE folds only ASCII letters).
     def spelled(section: str | None, n: int) -> str:

@@ -561,3 +561,20 @@ def test_german_page() -> None:
     assert page.section == "Inland"
     assert page.body.startswith("Der Stadtrat hat am Dienstag")
     assert "Veröffentlicht" not in page.body
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "\x00\x01\x02",
+        "Home > \ud800 > News\n\nHeadline \udcff here\n\n" + "Word " * 40,
+        "\u017fep 3, 2013\n\nPublished: \u017fep 3, 2013",  # long s: "sep" to re.IGNORECASE
+        "Date: 0001-01-01T00:00:00+01:00\n\n" + "Word " * 40,
+        "- In: - \n- \n" * 50,
+        "\u2028\u2029\x85\x0b\x0c" * 20,
+    ],
+)
+def test_any_text_is_read_without_error(text: str) -> None:
+    found = parse_scraped_text(text)
+    assert isinstance(found, Page)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,13 +78,20 @@ def test_home_lists_articles_newest_first_in_pages(client: TestClient, rec: Reco
     doc = _page(client, "/")
     ids = [_id_of(h) for h in doc.xpath('//ol[@class="articles"]/li/a/@href')]
     assert ids == [a.id for a in rec.browse(limit=PAGE_SIZE).articles]
-    dates = doc.xpath('//ol[@class="articles"]/li//time/@datetime')
-    assert dates == sorted(dates, reverse=True) or len(set(dates)) > 1
+    # Newest first, undated ones last: the dates as the page gives them, in list order.
+    shown = [item.xpath(".//time/@datetime") for item in doc.xpath('//ol[@class="articles"]/li')]
+    dates = [datetime.fromisoformat(d[0]) for d in shown if d]
+    assert len(dates) == PAGE_SIZE and len(set(dates)) > 1  # page 1: dated, and not all alike
+    assert dates == sorted(dates, reverse=True)
     assert doc.xpath("//nav[@aria-label='Pages']//a[@rel='next']/@href") == ["?page=2"]
     # 87 articles: page 5 is the last, with the undated article at the very end.
     last = _page(client, "/?page=5")
     last_ids = [_id_of(h) for h in last.xpath('//ol[@class="articles"]/li/a/@href')]
     assert last_ids[-1] == EVIL_ID
+    rows = [item.xpath(".//time/@datetime") for item in last.xpath('//ol[@class="articles"]/li')]
+    assert rows[-1] == [] and all(rows[:-1])  # the one undated article is after every dated one
+    last_dates = [datetime.fromisoformat(d[0]) for d in rows[:-1]]
+    assert last_dates == sorted(last_dates, reverse=True) and last_dates[0] <= dates[-1]
     assert last.xpath("//ol[@class='articles']/@start") == [str(4 * PAGE_SIZE + 1)]
     assert not last.xpath("//a[@rel='next']")
 

@@ -18,7 +18,7 @@ import click
 from ..errors import RecommenderError
 
 if TYPE_CHECKING:
-    from ..ingest import FieldMap
+    from ..ingest import FieldMap, ReadStats
     from ..recommender import Recommender
     from ..types import Match
 
@@ -66,6 +66,12 @@ page_format_option = click.option(
     help="Read input files as saved HTML pages or scraped text pages, whatever their "
     "extension [default: by extension: .html/.htm/.xhtml, .txt].",
 )
+follow_symlinks_option = click.option(
+    "--follow-symlinks",
+    is_flag=True,
+    help="In folders and globs, also read symlinks that point outside the folder given "
+    "(by default they are reported as rejected and not read).",
+)
 
 
 def input_options(f: F) -> F:
@@ -84,6 +90,7 @@ def input_options(f: F) -> F:
         click.option("--tags-field", default="tags", show_default=True),
         click.option("--language-field", default="language", show_default=True),
         page_format_option,
+        follow_symlinks_option,
         click.option(
             "--strict", is_flag=True, help="Fail on any rejected record; publish nothing."
         ),
@@ -167,10 +174,19 @@ def field_map(opts: dict[str, Any]) -> FieldMap:
     )
 
 
-def read_inputs(inputs: Sequence[str], opts: dict[str, Any]) -> list[Any]:
+def read_inputs(
+    inputs: Sequence[str], opts: dict[str, Any], *, stats: ReadStats | None = None
+) -> list[Any]:
+    """Every Article and Rejection of ``inputs``, read as the shared input options say."""
     from ..ingest import read_records
 
-    records = read_records(list(inputs), fields=field_map(opts), page_format=opts["page_format"])
+    records = read_records(
+        list(inputs),
+        fields=field_map(opts),
+        page_format=opts["page_format"],
+        follow_symlinks=opts.get("follow_symlinks", False),
+        stats=stats,
+    )
     if not progress_enabled(opts["quiet"]):
         return list(records)
     from tqdm import tqdm

@@ -15,6 +15,7 @@ import click
 from ..errors import RejectedRecordsError
 from ..types import Article, Rejection
 from ._app import (
+    follow_symlinks_option,
     index_option,
     input_options,
     main,
@@ -26,6 +27,7 @@ from ._app import (
 from .embed import embed_for_build, ray_options
 
 if TYPE_CHECKING:
+    from ..ingest import ReadStats
     from ..recommender import Recommender
     from ..types import UpdateReport
 
@@ -98,6 +100,7 @@ def build(
     The new index replaces any index at --index atomically, only once it is complete.
     """
     from ..errors import InvalidArgumentError
+    from ..ingest import ReadStats
     from ..recommender import Recommender
     from ..stores import check_store_url
     from ..types import Article
@@ -106,7 +109,8 @@ def build(
     check_store_url(store)
     if distributed and embeddings is not None:
         raise InvalidArgumentError("give --distributed or --embeddings, not both")
-    items = read_inputs(opts["inputs"], opts)
+    stats = ReadStats()
+    items = read_inputs(opts["inputs"], opts, stats=stats)
     scratch = embed_for_build(items, model, encoder_backend, opts) if distributed else None
     if scratch is not None:
         embeddings = Path(scratch.name) / "embeddings"
@@ -127,7 +131,7 @@ def build(
         if scratch is not None:
             scratch.cleanup()
     _print_precomputed(rec, opts)
-    _print_update("built", index, rec.report, opts, time.monotonic() - started)
+    _print_update("built", index, rec.report, stats, opts, time.monotonic() - started)
 
 
 def _print_precomputed(rec: Recommender, opts: dict[str, Any]) -> None:
@@ -142,10 +146,12 @@ def _print_precomputed(rec: Recommender, opts: dict[str, Any]) -> None:
 @embeddings_option
 def add(index: Path, model: str | None, embeddings: Path | None, **opts: Any) -> None:
     """Add or update articles: new and changed ones are embedded, unchanged ones skipped."""
+    from ..ingest import ReadStats
     from ..recommender import Recommender
 
     started = time.monotonic()
-    items = read_inputs(opts["inputs"], opts)
+    stats = ReadStats()
+    items = read_inputs(opts["inputs"], opts, stats=stats)
     with Recommender.open(index, model=model) as rec:
         report = rec.upsert(
             items,
@@ -154,7 +160,7 @@ def add(index: Path, model: str | None, embeddings: Path | None, **opts: Any) ->
             embeddings=embeddings,
         )
         _print_precomputed(rec, opts)
-    _print_update("updated", index, report, opts, time.monotonic() - started)
+    _print_update("updated", index, report, stats, opts, time.monotonic() - started)
 
 
 @main.command()
@@ -176,11 +182,17 @@ def remove(ids: tuple[str, ...], index: Path, as_json: bool) -> None:
 
 
 def _print_update(
-    verb: str, index: Path, report: UpdateReport | None, opts: dict[str, Any], secs: float
+    verb: str,
+    index: Path,
+    report: UpdateReport | None,
+    stats: ReadStats,
+    opts: dict[str, Any],
+    secs: float,
 ) -> None:
     assert report is not None
     if opts["as_json"]:
-        click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+        data = {**report.to_dict(), "blank_lines": stats.blank_lines}
+        click.echo(json.dumps(data, ensure_ascii=False))
         return
     if not opts["quiet"]:
         _print_rejects(report.rejected)
@@ -193,6 +205,10 @@ def _print_update(
             f"unchanged {report.unchanged}",
         ]
     parts.append(f"rejected {len(report.rejected)}")
+    if stats.blank_lines:
+        # So the counts add up to the lines of the input.
+        plural = "s" if stats.blank_lines != 1 else ""
+        parts.append(f"{stats.blank_lines} blank line{plural} skipped")
     where = f" (see {report.rejects_path})" if report.rejects_path else ""
     click.echo(f"{verb} {index}: {', '.join(parts)}{where}; {report.total} articles in {secs:.1f}s")
 
@@ -210,8 +226,11 @@ def _print_rejects(rejected: Sequence[Rejection]) -> None:
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 @page_format_option
+@follow_symlinks_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON record a line, as build reads.")
-def extract(inputs: tuple[str, ...], page_format: str | None, as_json: bool) -> None:
+def extract(
+    inputs: tuple[str, ...], page_format: str | None, follow_symlinks: bool, as_json: bool
+) -> None:
     """Show what would be indexed from pages (files, folders, globs), without indexing.
 
     With --json the output is exactly the records build would index (JSONL: save it and
@@ -222,7 +241,8 @@ def extract(inputs: tuple[str, ...], page_format: str | None, as_json: bool) -> 
 
     rejected: list[Rejection] = []
     shown = 0
-    for item in read_records(list(inputs), page_format=page_format):
+    items = read_records(list(inputs), page_format=page_format, follow_symlinks=follow_symlinks)
+    for item in items:
         if isinstance(item, Rejection):
             rejected.append(item)
             click.echo(f"rejected {item}", err=True)

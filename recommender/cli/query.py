@@ -281,7 +281,8 @@ def _similar_query(
         text = _read_story_file(file)
     if text is None and title is None:
         raise InvalidArgumentError("give the story with --text, --file or --article-json")
-    return {"title": title, "body": text or ""}
+    # As text when alone, so an error in it names the option that was given.
+    return {"text": text} if title is None else {"title": title, "body": text or ""}
 
 
 def _file_query(path: str, page_format: str | None) -> dict[str, Any] | None:

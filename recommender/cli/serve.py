@@ -63,8 +63,9 @@ def demo(
 
     url = f"http://{_url_host(host)}:{port}/"
     click.echo(f"\nWeb UI: {url}   this story: {url}articles/{story.id}   (Ctrl-C stops)")
-    # Read-only: a demo server never needs a write token, whatever address it binds.
-    service.serve(index, host=host, port=port, read_only=True, access_log=False)
+    # Read-only: a demo server never needs a write token, whatever address it binds; and
+    # its API docs are public, as the demo corpus is (/metrics follows the address).
+    service.serve(index, host=host, port=port, read_only=True, public_docs=True, access_log=False)
 
 
 def _url_host(host: str) -> str:
@@ -94,6 +95,18 @@ def _url_host(host: str) -> str:
     help="File holding the bearer token for writes [default: $RECOMMENDER_API_TOKEN].",
 )
 @click.option("--read-only", is_flag=True, help="Turn off PUT and DELETE (they answer 403).")
+@click.option(
+    "--public-docs/--no-public-docs",
+    default=None,
+    help="Whether /docs, /redoc and /openapi.json answer without the token "
+    "[default: public on a loopback --host, else they need the token].",
+)
+@click.option(
+    "--public-metrics/--no-public-metrics",
+    default=None,
+    help="Whether /metrics answers without the token "
+    "[default: public on a loopback --host, else it needs the token].",
+)
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
 def serve(
     index: Path,
@@ -102,9 +115,14 @@ def serve(
     workers: int,
     token_file: Path | None,
     read_only: bool,
+    public_docs: bool | None,
+    public_metrics: bool | None,
     access_log: bool,
 ) -> None:
-    """Serve the HTTP API until SIGTERM or Ctrl-C (in-flight requests finish)."""
+    """Serve the HTTP API until SIGTERM or Ctrl-C (in-flight requests finish).
+
+    Without a token, docs and /metrics that are not public answer 403.
+    """
     import os
 
     from .. import service
@@ -117,5 +135,7 @@ def serve(
         workers=workers,
         token=token or os.environ.get(service.ENV_TOKEN) or None,
         read_only=read_only,
+        public_docs=public_docs,
+        public_metrics=public_metrics,
         access_log=access_log,
     )
