@@ -20,12 +20,15 @@ from typing import Any
 
 from .errors import InvalidArgumentError
 from .storage import EVENTS
+from .text import checked_text
 
 __all__ = ["EVENT_TYPES", "MAX_EVENTS", "Event", "EventLog", "ReportRow"]
 
 EVENT_TYPES = ("impression", "click")
 #: Events accepted in one call (a page view's impressions fit many times over).
 MAX_EVENTS = 1_000
+#: SQLite's largest integer: a larger position could not be stored.
+MAX_POSITION = 2**63 - 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -74,16 +77,22 @@ class Event:
                 value = str(value)
             if not isinstance(value, str) or not value.strip():
                 raise InvalidArgumentError(f"{where}.{name}: expected an article id, got {value!r}")
-            ids[name] = value
+            ids[name] = checked_text(value, field=f"{where}.{name}")
         position = data.get("position")
-        if isinstance(position, bool) or not isinstance(position, int) or position < 1:
+        if (
+            isinstance(position, bool)
+            or not isinstance(position, int)
+            or not 1 <= position <= MAX_POSITION
+        ):
             raise InvalidArgumentError(
-                f"{where}.position: expected an integer >= 1 (1 is the first item), "
-                f"got {position!r}"
+                f"{where}.position: expected an integer >= 1 (1 is the first item) and "
+                f"<= {MAX_POSITION}, got {position!r}"
             )
         bucket = data.get("bucket")
         if bucket is not None and (not isinstance(bucket, str) or not bucket.strip()):
             raise InvalidArgumentError(f"{where}.bucket: expected a bucket name, got {bucket!r}")
+        if bucket is not None:
+            checked_text(bucket, field=f"{where}.bucket")
         return cls(kind, ids["article_id"], ids["related_id"], position, bucket)
 
     def to_dict(self) -> dict[str, Any]:

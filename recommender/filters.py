@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from .errors import InvalidArgumentError
 from .ingest import parse_datetime
+from .text import checked_text
 
 __all__ = ["DateLike", "Filters"]
 
@@ -47,11 +48,11 @@ class Filters:
         if start is not None and end is not None and end <= start:
             raise InvalidArgumentError(f"until ({until!s}) must be after since ({since!s})")
         return cls(
-            sections=_strings(section),
-            languages=_strings(language),
+            sections=_strings(section, "section"),
+            languages=_strings(language, "language"),
             since=start,
             until=end,
-            exclude=_strings(exclude),
+            exclude=_strings(exclude, "exclude"),
         )
 
     @property
@@ -62,12 +63,13 @@ class Filters:
         )
 
 
-def _strings(value: str | Iterable[str] | None) -> tuple[str, ...]:
+def _strings(value: str | Iterable[str] | None, field: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
         value = [value]
-    return tuple(dict.fromkeys(str(v) for v in value if str(v).strip()))
+    texts = (checked_text(str(v), field=field) for v in value)
+    return tuple(dict.fromkeys(t for t in texts if t.strip()))
 
 
 def _timestamp(value: DateLike | None, name: str, *, end_of_day: bool) -> float | None:

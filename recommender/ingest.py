@@ -38,7 +38,14 @@ from .text import checked_text, is_valid_text, printable
 from .types import Article, Rejection
 from .urls import safe_url, url_problem
 
-__all__ = ["FieldMap", "ReadStats", "article_from_mapping", "parse_datetime", "read_records"]
+__all__ = [
+    "FieldMap",
+    "ReadStats",
+    "article_from_mapping",
+    "check_article",
+    "parse_datetime",
+    "read_records",
+]
 
 # Same singleton as timezone.utc; datetime.UTC would need Python 3.11.
 _UTC = timezone(timedelta(0))
@@ -162,6 +169,16 @@ def article_from_mapping(record: Mapping[str, Any], *, fields: FieldMap = FieldM
         language=_optional_text(record, fields.language, "language"),
         metadata=metadata,
     )
+
+
+def check_article(article: Article) -> Article:
+    """Return an Article built in code (not read from a record) once its text passed the gate.
+
+    The same check as for records (every string valid Unicode, JSON-writable values), so a
+    library caller's Article cannot carry what a file could not.
+    """
+    _check_values(article.to_dict())
+    return article
 
 
 def _check_values(record: Mapping[str, Any]) -> None:

@@ -39,7 +39,7 @@ from .errors import (
 )
 from .feedback import EventLog
 from .filters import DateLike, Filters
-from .ingest import article_from_mapping
+from .ingest import article_from_mapping, check_article
 from .lexical import LexicalIndex, PinnedStats
 from .precomputed import PrecomputedEmbeddings
 from .ranking import Candidates, PoolBounds, RankingConfig, pair_scores, pool_bounds, rank
@@ -1510,6 +1510,12 @@ def _validated(items: Iterable[ArticleInput]) -> Iterator[Article | Rejection]:
                 yield Rejection(source="<input>", line=position, reason=reason, raw=raw)
                 continue
         if isinstance(item, Article):
+            try:
+                check_article(item)
+            except InvalidArgumentError as exc:
+                reason = printable(str(exc))
+                yield Rejection("<input>", position, reason, printable(item.id))
+                continue
             if item.id in seen:
                 reason = f"duplicate id {item.id!r} (first at item {seen[item.id]})"
                 yield Rejection(source="<input>", line=position, reason=reason, id=item.id)

@@ -1,10 +1,12 @@
 """Property-based tests of every input path: records (JSONL, CSV, JSON), pages, URLs, dates.
 
 Whatever a file holds, reading it never raises (only InputError, for a whole file that
-cannot be read: a bad CSV header, a JSON file that is not an array, a binary page), every
-record becomes an Article or a Rejection, the counts add up to the input, and everything
-that comes out can be written as UTF-8 JSON. The "ci" profile (tests/conftest.py) runs a
-bounded, repeatable number of examples; HYPOTHESIS_PROFILE=long runs many more.
+cannot be read: a bad CSV header, a JSON file that is not an array), every record becomes an
+Article or a Rejection, the counts add up to the input, and everything that comes out can
+be written as UTF-8 JSON. extract_page raises only InputError, for a binary file.
+
+The "ci" profile (tests/conftest.py) runs a bounded, repeatable number of examples;
+HYPOTHESIS_PROFILE=long runs many more.
 """
 
 from __future__ import annotations

@@ -878,3 +878,15 @@ def test_undecodable_path_argument_is_one_line_error(tmp_path: Path, command: st
     assert result.returncode in (4, 6), result.stderr
     lines = result.stderr.decode("utf-8").splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), lines
+
+
+def test_page_whose_path_is_not_utf8_is_a_writable_rejection(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / os.fsdecode(b"caf\xe9.txt")).write_text(STORY, encoding="utf-8")  # a latin-1 name
+    (rejection,) = read_records([site])
+    assert isinstance(rejection, Rejection)
+    # Its id would be its path, which is not text.
+    assert rejection.reason == "id: invalid UTF-8 byte 0xe9 at character 4"
+    assert rejection.id == "caf\ufffd.txt"
+    writable(rejection)

@@ -147,21 +147,7 @@ def test_every_cli_command_is_in_the_readme() -> None:
 
 #: Options the README does not document yet (the test fails when one gets documented:
 #: then drop it from here). Add none: document the option.
-UNDOCUMENTED_OPTIONS = {
-    ("add", "--model"),
-    ("add", "--quiet"),
-    ("demo", "--quiet"),
-    ("evaluate", "--quiet"),
-    ("related", "--quiet"),
-    ("similar", "--model"),
-    # New with issue 19's work in progress, not in the README yet.
-    ("add", "--follow-symlinks"),
-    ("build", "--follow-symlinks"),
-    ("embed", "--follow-symlinks"),
-    ("extract", "--follow-symlinks"),
-    ("serve", "--public-docs"),
-    ("serve", "--public-metrics"),
-}
+UNDOCUMENTED_OPTIONS: set[tuple[str, str]] = set()
 
 
 def test_every_cli_option_is_documented_for_its_command() -> None:
