@@ -1,26 +1,30 @@
 """Kill `recommender build`, `add` and `serve` with SIGKILL at random moments; check the index.
 
     .venv/bin/python scripts/crash_test.py [--runs 20] [--seed N] [--only build|add|serve]
-        [--articles 2000] [--serve-seconds 4] [--strict-cleanup] [--keep] [-v]
+        [--at-events 1] [--articles 2000] [--serve-seconds 4]
+        [--strict-cleanup] [--strict-stats] [--keep] [-v]
 
 Everything runs on a synthetic corpus with the fast hashing encoder (`--model hashing:256`),
-in a private temporary directory, so a build takes a few seconds and nothing of yours is
-touched. For each kind of process:
+in a private temporary directory, so a build takes seconds and nothing of yours is touched.
+For each kind of process:
 
 - build: an index of `--articles` articles is rebuilt from a different set (other ids, other
-  titles, another count, a few bad records so `rejects.jsonl` is written); every fourth run
-  is a first build into a path with no index yet. The command is timed unkilled first, then
-  each run kills it at a uniform random time in [0, that duration], so the kills fall in every
-  phase: start-up, embedding, snapshot writing, pool statistics, rejects, the manifest swap,
-  removing the old generation.
+  titles, another count, 3 bad records so `rejects.jsonl` is written); every fourth run is a
+  first build into a path with no index yet. The command is timed unkilled (twice; the
+  longer counts), then each run kills it at a uniform random time in [0, that duration].
 - add: the same index takes an upsert of as many new articles, 200 re-embedded ones, 100
   metadata-only changes and 3 bad records: over 2,000 changes, so the command ends with a
   checkpoint (a new snapshot). Timed and killed the same way.
 - serve: `recommender serve` on 127.0.0.1 (a free port, a bearer token) over an index with
   1,700 changes since its snapshot, so the stream soon crosses a checkpoint; the script PUTs
-  batches of 1-50 articles (some of them new versions of earlier ones) one request at a time,
+  batches of 1-50 articles (some of them new versions of earlier ones) one request at a time
   and kills the server's process group at a uniform random time in [0, --serve-seconds]
   after the first PUT.
+
+Uniform times rarely land in the short late steps, so `--at-events N` (default 1) adds N runs
+per step that poll the index directory and kill the process the moment the step starts:
+build: snapshot writing, rejects, the manifest swap; add: the checkpoint, the manifest
+update, rejects; serve: a checkpoint.
 
 After each kill, in a fresh process: the index opens (`Recommender.open`), `info()` counts
 as many vectors as articles, a related query answers, SQLite `PRAGMA integrity_check` on the
@@ -30,9 +34,12 @@ holds its acknowledged version; the PUT in flight landed whole or not at all). T
 command must succeed and leave the expected state (build/add: `recommender add` of 5
 articles, or `build` where a killed first build left no index; serve: restart the server,
 compare `/v1/info`, PUT one more article, stop it with SIGTERM). Orphan `gen-*` directories
-and temporary files are counted before and after that next command.
+and temporary files are counted before and after that next command, and articles left
+without pool statistics are noted (`--strict-cleanup`, `--strict-stats`: count those as
+failures).
 
-Prints a summary table and every failure with its reason; exits 1 on any failure.
+Prints each run, a summary table, kills by phase and every failure with its reason; exits 1
+on any failure, keeping the run directories (logs, indexes) for a look.
 """
 
 from __future__ import annotations
@@ -614,6 +621,8 @@ def next_command(run: Run, ctx: Context, index: Path, found: dict[str, Any], fol
     count_gaps(run, before, layout(index))
     if ctx.args.strict_cleanup and (run.orphans_after or run.temporary_after):
         run.fail("the next command left orphan generations or temporary files")
+    if ctx.args.strict_stats and after.get("no_stats"):
+        run.fail(f"{after['no_stats']} articles without pool statistics after the next command")
 
 
 # -- serve -------------------------------------------------------------------------------
@@ -786,6 +795,10 @@ def serve_run(number: int, ctx: Context, writer: Writer, event: str | None = Non
         run.notes.append(f"{found['no_stats']} articles without pool statistics after the kill")
     run.phase = _serve_phase(found, run.outcome, after_kill)
     restart(run, index, token, found, folder)
+    if ctx.args.strict_cleanup and (run.orphans_after or run.temporary_after):
+        run.fail("the restart and its PUT left orphan generations or temporary files")
+    if ctx.args.strict_stats and any("still without pool statistics" in n for n in run.notes):
+        run.fail("articles without pool statistics after the restart and a PUT")
     run.seconds = time.monotonic() - start
     return run
 
@@ -995,6 +1008,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--strict-cleanup",
         action="store_true",
         help="fail a run whose next command leaves orphan generations or temporary files",
+    )
+    parser.add_argument(
+        "--strict-stats",
+        action="store_true",
+        help="fail a run that leaves articles without pool statistics after the next command",
     )
     parser.add_argument(
         "--at-events",

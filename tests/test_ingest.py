@@ -61,6 +61,7 @@ def test_public_surface_is_locked() -> None:
         "FieldMap",
         "ReadStats",
         "article_from_mapping",
+        "check_article",
         "parse_datetime",
         "read_records",
     ]

@@ -555,3 +555,22 @@ def test_neighbour_feedback_moves_the_query_towards_its_story(built: Path) -> No
     for aid in ("quake-1", "quake-2", "quake-3"):
         assert new[aid] > old[aid], aid
     assert {m.id for m in story} == {"quake-1", "quake-2", "quake-3"}
+
+
+def test_an_article_object_with_invalid_text_is_rejected_not_a_crash(
+    tmp_path: Path, corpus: list[Article], encoder: HashingEncoder
+) -> None:
+    """Articles built in code pass the same text gate as records read from files."""
+    rec = Recommender.build(corpus, tmp_path / "idx", encoder=encoder)
+    report = rec.upsert([Article(id="\ud800", body="x"), Article(id="fine", body="harbour")])
+    assert report.added == 1
+    (rejected,) = report.rejected
+    assert rejected.reason == "id: invalid Unicode (lone surrogate U+D800 at character 1)"
+    lines = (tmp_path / "idx" / "rejects.jsonl").read_text("ascii").splitlines()
+    assert [json.loads(line)["reason"] for line in lines] == [rejected.reason]
+    with pytest.raises(InvalidArgumentError, match=r"^section: invalid Unicode"):
+        rec.similar(text="harbour", section="\ud800")
+    with pytest.raises(InvalidArgumentError, match=r"^id: invalid Unicode") as caught:
+        rec.related("\ud800")
+    assert caught.value.field == "id"
+    assert "\ud800" not in rec
