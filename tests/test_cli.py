@@ -353,3 +353,57 @@ def test_ranking_options(index: Path, runner: CliRunner) -> None:
     assert not second.startswith("port-")
     bad = runner.invoke(main, [*args, "--diversity", "1.5"])
     assert bad.exit_code == 2 and "1.5" in bad.output
+
+
+# -- issue 19's reproductions: bad text never gives a traceback -------------------------------
+
+
+def _cli_bytes(*args: str | bytes | Path) -> subprocess.CompletedProcess[bytes]:
+    """The real command in a child process, with argv as raw bytes (as a shell passes $'\\xff')."""
+    argv = [a if isinstance(a, bytes) else str(a).encode() for a in args]
+    command = [sys.executable.encode(), b"-m", b"recommender", *argv]
+    return subprocess.run(command, capture_output=True, timeout=120)
+
+
+def test_a_lone_surrogate_id_is_a_rejection_in_build_and_add(tmp_path: Path) -> None:
+    bad = tmp_path / "x.jsonl"
+    bad.write_text('{"id":"\\ud800","body":"some text"}\n\n{"id":"ok","body":"harbour strike"}\n')
+    index = tmp_path / "i1"
+    built = _cli_bytes("build", bad, "--index", index, *FAST, "--json")
+    assert built.returncode == 0, built.stderr
+    report = json.loads(built.stdout)
+    assert (report["added"], len(report["rejected"]), report["blank_lines"]) == (1, 1, 1)
+    (line,) = (index / "rejects.jsonl").read_text("ascii").splitlines()
+    assert json.loads(line)["raw"] == '{"id":"\\ud800","body":"some text"}'
+    assert not [p.name for p in index.iterdir() if p.name.endswith(".tmp")]
+
+    added = _cli_bytes("add", bad, "--index", index, "--quiet")
+    assert added.returncode == 0, added.stderr
+    assert b"Traceback" not in added.stderr and (index / "rejects.jsonl").is_file()
+
+    good = _write_jsonl(tmp_path / "s.jsonl", _records())
+    rebuilt = _cli_bytes("build", good, "--index", index, *FAST)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert [p.name for p in index.glob("gen-*")] == [
+        json.loads((index / "manifest.json").read_text())["generation"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((b"similar", b"--text", b"harbour strike \xff"), b"text: invalid UTF-8 byte 0xff"),
+        ((b"related", b"\xff"), b"id: invalid UTF-8 byte 0xff"),
+        ((b"remove", b"\xff"), b"id: invalid UTF-8 byte 0xff"),
+    ],
+)
+def test_undecodable_arguments_are_bad_arguments_not_tracebacks(
+    tmp_path: Path, args: tuple[bytes, ...], message: bytes
+) -> None:
+    index = tmp_path / "idx"
+    source = _write_jsonl(tmp_path / "s.jsonl", _records())
+    assert _cli_bytes("build", source, "--index", index, *FAST).returncode == 0
+    result = _cli_bytes(*args, "--index", index)
+    assert result.returncode == 2
+    assert result.stderr.startswith(b"Error: " + message), result.stderr
+    assert b"Traceback" not in result.stderr
