@@ -22,7 +22,6 @@ same entry wait for the first one's export instead of repeating it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -30,13 +29,13 @@ import re
 import shutil
 import tempfile
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import filelock
 import numpy as np
 
 from .encoders import (
@@ -344,23 +343,18 @@ def _ensure_entry(root: Path, name: str, build: Callable[[Path], None]) -> Path:
 
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
-    with open(path, "a+") as handle:
-        deadline = time.monotonic() + _LOCK_TIMEOUT_S
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise EncoderError(
-                        f"another process has held {str(path)!r} for {_LOCK_TIMEOUT_S:g}s "
-                        f"while exporting the model; remove the lock file if it is stale"
-                    ) from None
-                time.sleep(0.2)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    lock = filelock.FileLock(path, preserve_lock_file=True)
+    try:
+        lock.acquire(timeout=_LOCK_TIMEOUT_S, poll_interval=0.2)
+    except filelock.Timeout:
+        raise EncoderError(
+            f"another process has held {str(path)!r} for {_LOCK_TIMEOUT_S:g}s "
+            f"while exporting the model; remove the lock file if it is stale"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 # -- export and quantisation ---------------------------------------------------------------

@@ -25,8 +25,8 @@ before doing anything else (:meth:`IndexLayout.remove_leftovers`).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
+import logging
 import math
 import os
 import re
@@ -38,7 +38,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import filelock
+
 from .errors import IndexFormatError, IndexLockedError, IndexNotFoundError, InvalidArgumentError
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_LOCK_TIMEOUT",
@@ -155,24 +159,30 @@ class IndexLayout:
         """
         wait = lock_timeout() if timeout is None else timeout
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / LOCK, "a+") as handle:
-            deadline = time.monotonic() + wait
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise IndexLockedError(
-                            f"index {str(self.root)!r} is being written by another process; "
-                            f"gave up after {wait:g}s"
-                        ) from None
-                    time.sleep(0.05)
+        # filelock (flock on POSIX) rather than our own loop; the file stays, as readers
+        # and older versions expect, and an unlink race could let two writers in.
+        lock = filelock.FileLock(self.root / LOCK, preserve_lock_file=True)
+        try:
             try:
-                self.removed_generations += self.remove_leftovers()
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                lock.acquire(timeout=0)
+            except filelock.Timeout:
+                # Say why a command seems to hang (the CLI shows warnings on stderr).
+                _log.warning(
+                    "index %r is being written by another process; waiting up to %gs",
+                    str(self.root),
+                    wait,
+                )
+                lock.acquire(timeout=wait, poll_interval=0.05)
+        except filelock.Timeout:
+            raise IndexLockedError(
+                f"index {str(self.root)!r} is being written by another process; "
+                f"gave up after {wait:g}s"
+            ) from None
+        try:
+            self.removed_generations += self.remove_leftovers()
+            yield
+        finally:
+            lock.release()
 
     def new_generation(self) -> Path:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")

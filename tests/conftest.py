@@ -14,6 +14,8 @@ from hypothesis import HealthCheck, settings
 from recommender import Article
 from recommender.encoders import HashingEncoder
 
+from . import milvus_support
+
 # Property-based tests: a bounded, repeatable run by default (CI); scripts/fuzz.sh selects
 # "long" (many more examples, random seeds). HYPOTHESIS_PROFILE picks one.
 settings.register_profile(
@@ -41,6 +43,13 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_sep("-", "artefacts saved")
         for path in ARTIFACTS:
             terminalreporter.write_line(str(path))
+    if note := milvus_support.SESSION_SERVER.summary():
+        terminalreporter.write_line(note)
+
+
+def pytest_sessionfinish() -> None:
+    """Stop the Milvus server the first server test started, if one did (also after Ctrl-C)."""
+    milvus_support.SESSION_SERVER.stop()
 
 
 @pytest.fixture(autouse=True)

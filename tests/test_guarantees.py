@@ -355,20 +355,13 @@ def _read_until(proc: subprocess.Popen[str], line: str) -> None:
     raise AssertionError(f"the child exited ({proc.returncode}) before {line!r}:\n{errors}")
 
 
-def _wait_at_lock(proc: subprocess.Popen[str], index: Path, timeout: float = 60.0) -> None:
-    """Wait until ``proc`` has the index's lock file open: it is waiting for the lock."""
-    lock = str(index / ".lock")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        fds = Path(f"/proc/{proc.pid}/fd")
-        try:
-            if any(os.readlink(fd) == lock for fd in fds.iterdir()):
-                return
-        except FileNotFoundError:
-            pass  # a descriptor closed while we looked
-        time.sleep(0.02)
-    raise AssertionError("the second writer never reached the lock")
+def _wait_at_lock(proc: subprocess.Popen[str], index: Path) -> None:
+    """Wait until ``proc`` says it is waiting for the index's writer lock."""
+    assert proc.stderr is not None
+    for got in proc.stderr:
+        if f"index {str(index)!r} is being written by another process; waiting up to" in got:
+            return
+    raise AssertionError(f"the second writer never reached the lock ({proc.wait()})")
 
 
 def test_a_second_writer_waits_for_the_lock_then_gives_up(
