@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Run a command next to a throwaway Milvus server (PyPI's `milvus` package, milvus-server 2.3):
-#   scripts/with_milvus_server.sh .venv/bin/python -m pytest tests/test_store_contract.py
+#   scripts/with_milvus_server.sh .venv/bin/python scripts/benchmark.py --sections milvus
+# The tests do not need it: a pytest session starts its own server when a test needs one
+# (tests/milvus_support.py), unless RECOMMENDER_MILVUS_URL is set, as it is here.
 # The server and the command run in a private network namespace whose only interface is
 # loopback, so nothing the server starts (proxy, coordinators, embedded etcd; some of them bind
 # the machine's address by default) can be reached from outside; its components are also told

@@ -47,9 +47,14 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(note)
 
 
-def pytest_sessionfinish() -> None:
-    """Stop the Milvus server the first server test started, if one did (also after Ctrl-C)."""
-    milvus_support.SESSION_SERVER.stop()
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish() -> Iterator[None]:
+    """Stop the Milvus server a server test started, if one did: after the other finishers
+    (the teardown of an interrupted test may still use it), also when one of them fails."""
+    try:
+        yield
+    finally:
+        milvus_support.SESSION_SERVER.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -146,7 +146,7 @@ class SessionServer:
             port = listener.getsockname()[1]
             fd = listener.fileno()
             self._helper = subprocess.Popen(
-                [*unshare, sys.executable, __file__, str(fd), str(home / "data"), server],
+                [*unshare, sys.executable, __file__, str(fd), str(home), server],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -198,7 +198,8 @@ class SessionServer:
         """A line for the end of the run, when this session started a server."""
         if self.started_in is None:
             return None
-        return f"milvus-server for the server tests: started in {self.started_in:.1f} s, stopped"
+        started = f"started in {self.started_in:.1f} s"
+        return f"milvus-server for the server tests: {started}, stopped at the end of the session"
 
 
 SESSION_SERVER = SessionServer()
@@ -216,17 +217,19 @@ def _executable() -> str | None:
 # -- The helper: this file run as a script, inside the server's network namespace ---------------
 
 
-def _serve(listen_fd: int, data: str, server: str) -> None:
+def _serve(listen_fd: int, home: str, server: str) -> None:
     """Run milvus-server here, forward the test session's connections to it, until stopped.
 
-    Stopped by SIGTERM, or by the end of its standard input: the test process closed it, or
-    died without stopping it.
+    Stopped by SIGTERM (the session's end), or by the end of its standard input: the test
+    process died without stopping it, and the helper removes what it would have removed.
     """
     for stop in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop, _exit)
     listener = socket.socket(fileno=listen_fd)  # on the machine's loopback, made before unshare
+    data = os.path.join(home, "data")
     os.makedirs(data)
     launcher = None
+    orphaned = False
     try:
         subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
         args = [server, "--data", data]
@@ -247,12 +250,13 @@ def _serve(listen_fd: int, data: str, server: str) -> None:
         threading.Thread(target=_accept, args=(listener,), daemon=True).start()
         _say("ready")
         sys.stdin.buffer.read()
+        orphaned = True
     except (OSError, subprocess.CalledProcessError) as exc:
         _say(f"{exc}")
     finally:
         if launcher is not None:
             _kill_group(launcher)
-        shutil.rmtree(data, ignore_errors=True)
+        shutil.rmtree(home if orphaned else data, ignore_errors=True)
 
 
 def _exit(signum: int, frame: object) -> None:
