@@ -11,6 +11,7 @@ handed to another article.
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -54,6 +55,13 @@ CREATE TABLE IF NOT EXISTS changes (seq INTEGER NOT NULL, int_id INTEGER NOT NUL
 CREATE INDEX IF NOT EXISTS changes_seq ON changes (seq);
 """
 
+
+#: Why stored lists are stale while a write has not refreshed them.
+LISTS_WRITE_UNFINISHED = (
+    "a write changed articles and has not refreshed the stored lists yet (in progress in "
+    "another process, or interrupted); recompute them with 'related --all --store-lists' "
+    "if this lasts"
+)
 
 # Stored related lists (``related --all --store-lists``): created on first use, so
 # indexes built before them need no migration. ``related_members`` is the reverse
@@ -500,6 +508,7 @@ class Catalog:
                     touched.append(int(row[0]))
             conn.executemany("INSERT INTO changes VALUES (?, ?)", [(seq, i) for i in touched])
             conn.execute("UPDATE meta SET value = ? WHERE key = 'seq'", (str(seq),))
+            self._begin_lists_write(conn)
             if before_commit is not None:
                 before_commit(touched)
         return seq, touched
@@ -529,8 +538,26 @@ class Catalog:
             (*values, int_id),
         )
         if vector is not None:
-            conn.execute("UPDATE articles SET vector=? WHERE int_id=?", (_blob(vector), int_id))
+            # The statistics belong to the old vector: cleared in the same commit, so a
+            # writer killed before it computes the new ones leaves them missing, not stale
+            # (the next write computes every missing one: missing_pool_stats).
+            conn.execute(
+                "UPDATE articles SET vector=?, pool_stats=NULL WHERE int_id=?",
+                (_blob(vector), int_id),
+            )
         return int_id
+
+    def missing_pool_stats(self) -> list[int]:
+        """Int ids whose pool statistics are missing (a writer died before computing them)."""
+        conn = self._conn()
+        with conn:
+            # A partial index keeps this cheap at every write: no scan of the vectors.
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS articles_no_stats ON articles (int_id)"
+                " WHERE pool_stats IS NULL"
+            )
+        rows = conn.execute("SELECT int_id FROM articles WHERE pool_stats IS NULL")
+        return [int(row[0]) for row in rows]
 
     # -- stored related lists ------------------------------------------------------
 
@@ -543,18 +570,53 @@ class Catalog:
         return conn
 
     def lists_info(self) -> StoredLists | None:
-        """The settings of the stored lists, or None when none were stored."""
-        row = self._conn().execute("SELECT value FROM meta WHERE key = 'lists'").fetchone()
+        """The settings of the stored lists, or None when none were stored.
+
+        Lists are stale while a write that changed articles has not refreshed them
+        (another process's write in progress, or one killed in between), except for the
+        writer itself, which is about to refresh them.
+        """
+        conn = self._conn()
+        row = conn.execute("SELECT value FROM meta WHERE key = 'lists'").fetchone()
         if row is None:
             return None
         data = json.loads(row[0])
+        stale = data.get("stale")
+        pending = conn.execute("SELECT value FROM meta WHERE key = 'lists_write'").fetchone()
+        if stale is None and pending is not None and pending[0] != self._own_lists_write():
+            stale = LISTS_WRITE_UNFINISHED
         return StoredLists(
             int(data["k"]),
             dict(data["ranking"]),
             data.get("rules"),
             pin=data.get("pin"),
-            stale=data.get("stale"),
+            stale=stale,
         )
+
+    def _begin_lists_write(self, conn: sqlite3.Connection) -> None:
+        """Mark, inside a write's transaction, that stored lists await its refresh.
+
+        A mark left by an earlier writer that died stays: its lists were never refreshed.
+        """
+        if conn.execute("SELECT 1 FROM meta WHERE key = 'lists'").fetchone() is None:
+            return
+        token = secrets.token_hex(8)
+        cursor = conn.execute("INSERT OR IGNORE INTO meta VALUES ('lists_write', ?)", (token,))
+        if cursor.rowcount:
+            self._local.lists_write = token
+
+    def finish_lists_write(self) -> None:
+        """The stored lists are refreshed for this connection's last write: clear its mark."""
+        token = self._own_lists_write()
+        if token is None:
+            return
+        conn = self._conn()
+        with conn:
+            conn.execute("DELETE FROM meta WHERE key = 'lists_write' AND value = ?", (token,))
+        self._local.lists_write = None
+
+    def _own_lists_write(self) -> str | None:
+        return getattr(self._local, "lists_write", None)
 
     def lists_version(self) -> int:
         """A number that every change to the stored lists (by any process) increases."""
@@ -566,6 +628,7 @@ class Catalog:
         conn = self._lists_conn()
         with conn:
             conn.execute("DELETE FROM related_lists")
+            conn.execute("DELETE FROM meta WHERE key = 'lists_write'")
             conn.execute("DELETE FROM related_members")
             conn.execute("DELETE FROM related_bounds")
             count = self._put_lists(conn, lists)

@@ -1172,6 +1172,7 @@ class Recommender:
                 # A metadata change moves a story too (its date, its section's rules).
                 touched = self._state.catalog.int_ids([a.id for a, _ in upserts])
                 self._refresh_stored(before, sorted(touched.values()), [])
+                self._state.catalog.finish_lists_write()
             _write_rejects(self._layout, rejected)
             added = sum(1 for a in to_embed if a.id not in stored)
             self.report = UpdateReport(
@@ -1195,6 +1196,7 @@ class Recommender:
                 before = self._before_write(list(present))
                 self._apply([], list(present))
                 self._refresh_stored(before, [], sorted(present.values()))
+                self._state.catalog.finish_lists_write()
             self.report = UpdateReport(
                 removed=len(present),
                 missing=tuple(a for a in wanted if a not in present),
@@ -1220,9 +1222,11 @@ class Recommender:
         with self._lock.write():
             state = self._state
             state.apply(upserts, removals)
-            changed = [a.id for a, v in upserts if v is not None]
-            if changed:
-                ids = np.array(list(state.catalog.int_ids(changed).values()), dtype=np.int64)
+            # New and re-embedded articles (the catalog cleared theirs in the commit), and
+            # any a writer killed before computing them left (see missing_pool_stats).
+            missing = set(state.catalog.missing_pool_stats())
+            if missing:
+                ids = np.array(sorted(missing), dtype=np.int64)
                 compute_pool_stats(
                     state.store, state.lexical, state.catalog, ids, config=self.ranking
                 )

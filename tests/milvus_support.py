@@ -164,8 +164,10 @@ class SessionServer:
             os.environ[ENV_URL] = self.url
             return None
         why = (status + self._helper.stdout.read().decode()).strip()
-        log_tail = (home / "helper.log").read_text(errors="replace").strip()[-2000:]
-        return f"the Milvus server did not start: {why or log_tail or 'no reason given'}"
+        if not why:  # the helper never ran: unshare failed, and said why on its stderr
+            stderr = (home / "helper.log").read_text(errors="replace").strip()[-2000:]
+            why = f"no private network namespace (root or user namespaces needed): {stderr}"
+        return f"the Milvus server did not start: {why}"
 
     def stop(self) -> None:
         """Stop the server (its whole process group) and the helper; remove its data."""
@@ -245,7 +247,8 @@ def _serve(listen_fd: int, home: str, server: str) -> None:
         problem = _wait_healthy(launcher)
         if problem is not None:
             with open(log, errors="replace") as text:
-                _say(f"{problem}; its log ends:\n{''.join(text.readlines()[-20:])}")
+                tail = "".join(text.readlines()[-20:]).strip()
+            _say(f"{problem}; its log ends:\n{tail}" if tail else problem)
             return
         threading.Thread(target=_accept, args=(listener,), daemon=True).start()
         _say("ready")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -434,3 +435,70 @@ def test_the_lock_timeout_comes_from_the_environment(monkeypatch: pytest.MonkeyP
         monkeypatch.setenv(storage.ENV_LOCK_TIMEOUT, bad)
         with pytest.raises(InvalidArgumentError, match=f"RECOMMENDER_LOCK_TIMEOUT.*{bad!r}"):
             storage.lock_timeout()
+
+
+# -- A write killed after its commit, before the work that follows it ---------------------------
+
+
+def _pool_stats(path: Path) -> dict[str, bytes | None]:
+    gen = path / json.loads((path / "manifest.json").read_text())["generation"]
+    conn = sqlite3.connect(gen / "catalog.sqlite3")
+    try:
+        return dict(conn.execute("SELECT id, pool_stats FROM articles").fetchall())
+    finally:
+        conn.close()
+
+
+LATE = "valdora port late news"
+
+
+def test_statistics_a_killed_add_never_computed_are_computed_by_the_next_write(
+    index: Path, tmp_path: Path
+) -> None:
+    """Killed between its commit and the pool statistics: the write is there, its statistics
+    missing (never the old text's), and the next write computes them as if nothing happened."""
+    twin = tmp_path / "twin"
+    shutil.copytree(index, twin)
+    changed = article("port-0", "a rewritten story about volcanic ash over the valdora port")
+    source = write_jsonl(tmp_path / "w.jsonl", [*ADDED, changed])
+    late = write_jsonl(tmp_path / "late.jsonl", [article("late", LATE)])
+    kill = at_call("recommender.recommender:compute_pool_stats", "kill")
+    killed(cli("add", source, "--index", index, prelude=kill))
+    stats = _pool_stats(index)
+    assert {aid for aid, s in stats.items() if s is None} == {"added-0", "added-1", "port-0"}
+
+    assert cli("add", late, "--index", index).returncode == 0
+    stats = _pool_stats(index)
+    assert all(s is not None for s in stats.values())
+    # The statistics depend on the archive they are computed over: the same as one
+    # uninterrupted write of both batches, computed over the same archive.
+    both = write_jsonl(tmp_path / "both.jsonl", [*ADDED, changed, article("late", LATE)])
+    assert cli("add", both, "--index", twin).returncode == 0
+    assert _pool_stats(twin) == stats
+
+
+def test_stored_lists_a_killed_write_never_refreshed_are_stale_not_wrong(
+    index: Path, tmp_path: Path
+) -> None:
+    with Recommender.open(index, encoder=HashingEncoder(256)) as rec:
+        rec.store_lists(k=5)
+        assert rec.stored_lists_status()["stale"] is None
+        double = article("double", rec.get("port-1").body)
+    source = write_jsonl(tmp_path / "double.jsonl", [double])
+    kill = at_call("recommender.recommender:Recommender._refresh_stored", "kill")
+    killed(cli("add", source, "--index", index, prelude=kill))
+    with Recommender.open(index, encoder=HashingEncoder(256)) as rec:
+        assert "double" in rec
+        status = rec.stored_lists_status()
+        assert "has not refreshed the stored lists" in status["stale"] and not status["usable"]
+        assert rec.stored_list("port-1") is None  # never served as if it were current
+        # A later write does not clear the mark of the one that died...
+        rec.upsert([article("later", "an unrelated note on council budgets")])
+        assert rec.stored_lists_status()["stale"] is not None
+        # ...a recompute of every list does, and then the lists hold the duplicate.
+        rec.store_lists(k=5)
+        assert rec.stored_lists_status()["stale"] is None
+        stored = rec.stored_list("port-1")
+        assert stored is not None
+        assert [m.id for m in stored[1]] == [m.id for m in rec.related("port-1", k=5)]
+        assert "double" in [m.id for m in stored[1]]
