@@ -13,7 +13,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
+from recommender.errors import (
     ArticleNotFoundError,
     EncoderError,
     IndexDirectoryError,
@@ -27,7 +27,7 @@ from .errors import (
     RejectedRecordsError,
     StoreError,
 )
-from .types import (
+from recommender.types import (
     Article,
     ArticleListing,
     ArticleSummary,
@@ -38,10 +38,10 @@ from .types import (
 )
 
 if TYPE_CHECKING:
-    from .encoders import Encoder, SentenceTransformerEncoder
-    from .ingest import FieldMap, read_records
-    from .ranking import RankingConfig
-    from .recommender import Recommender
+    from recommender.embedding.encoders import Encoder, SentenceTransformerEncoder
+    from recommender.ingest.records import FieldMap, read_records
+    from recommender.ranking.scoring import RankingConfig
+    from recommender.recommender import Recommender
 
 __all__ = [
     "Article",
@@ -73,11 +73,11 @@ __all__ = [
 
 _LAZY = {
     "Recommender": "recommender.recommender",
-    "Encoder": "recommender.encoders",
-    "SentenceTransformerEncoder": "recommender.encoders",
-    "FieldMap": "recommender.ingest",
-    "RankingConfig": "recommender.ranking",
-    "read_records": "recommender.ingest",
+    "Encoder": "recommender.embedding.encoders",
+    "SentenceTransformerEncoder": "recommender.embedding.encoders",
+    "FieldMap": "recommender.ingest.records",
+    "RankingConfig": "recommender.ranking.scoring",
+    "read_records": "recommender.ingest.records",
 }
 
 

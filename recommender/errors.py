@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .types import Rejection
+    from recommender.types import Rejection
 
 __all__ = [
     "ArticleNotFoundError",

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from .ranking import RankingConfig
-    from .recommender import Recommender
+    from recommender.ranking.scoring import RankingConfig
+    from recommender.recommender import Recommender
 
 __all__ = [
     "BASELINES",
@@ -162,7 +162,7 @@ def evaluate_index(
     over title+body by cosine, the classic More-Like-This;
     ``dense`` is title+body through the default model, cut at its window, by cosine.
     """
-    from .errors import InvalidArgumentError
+    from recommender.errors import InvalidArgumentError
 
     unknown = [name for name in compare if name not in BASELINES]
     if unknown:
@@ -220,7 +220,7 @@ def _top_k(ids: list[str], queries: Sequence[str], k: int, scores_of: Any) -> di
 
 def _plain_dense_rankings(rec: Recommender, queries: Sequence[str], k: int) -> dict[str, list[str]]:
     """The textbook recipe: embed title+body with the default model, exact cosine top-k."""
-    from .encoders import ArticleEmbedder, SentenceTransformerEncoder
+    from recommender.embedding.encoders import ArticleEmbedder, SentenceTransformerEncoder
 
     ids = list(rec.field_values("title"))
     articles = [rec.get(aid) for aid in ids]

@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
-from .errors import InvalidArgumentError
-from .ingest import parse_datetime
-from .text import checked_text
+from recommender.errors import InvalidArgumentError
+from recommender.ingest.records import parse_datetime
+from recommender.text import checked_text
 
 __all__ = ["DateLike", "Filters"]
 

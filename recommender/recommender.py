@@ -18,11 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from . import storage
-from ._rwlock import RWLock
-from .catalog import Catalog, CatalogRow, ListRow, StoredLists, lexical_text
-from .dateline import lead_date
-from .encoders import (
+from recommender.embedding.encoders import (
     ARTICLE_BATCH,
     LEGACY_BACKEND,
     ArticleEmbedder,
@@ -30,22 +26,20 @@ from .encoders import (
     canonical_model_id,
     make_encoder,
 )
-from .errors import (
+from recommender.embedding.precomputed import PrecomputedEmbeddings
+from recommender.errors import (
     ArticleNotFoundError,
     InvalidArgumentError,
     ModelMismatchError,
     RecommenderError,
     RejectedRecordsError,
 )
-from .feedback import EventLog
-from .filters import DateLike, Filters
-from .ingest import article_from_mapping, check_article
-from .lexical import LexicalIndex, PinnedStats
-from .precomputed import PrecomputedEmbeddings
-from .ranking import Candidates, PoolBounds, RankingConfig, pair_scores, pool_bounds, rank
-from .retrieval import QueryBatch, Retriever
-from .rules import RULES_FILE, Editorial, QueryStory, Rules
-from .state import (
+from recommender.filters import DateLike, Filters
+from recommender.index import layout as storage
+from recommender.index.catalog import Catalog, CatalogRow, ListRow, StoredLists, lexical_text
+from recommender.index.events import EventLog
+from recommender.index.rwlock import RWLock
+from recommender.index.state import (
     PARALLEL_STATS_MIN,
     IndexState,
     compute_pool_stats,
@@ -54,11 +48,31 @@ from .state import (
     with_catalog_vectors,
     write_snapshots,
 )
-from .stored import ListOwners, Reach, Written
-from .stores import VectorMeta, VectorStore, check_store_url, new_store
-from .stores.faiss import FaissStore, check_index_type
-from .text import checked_text, is_valid_text, printable
-from .types import Article, ArticleListing, ArticleSummary, Match, Rejection, UpdateReport
+from recommender.ingest.dateline import lead_date
+from recommender.ingest.records import article_from_mapping, check_article
+from recommender.lexical.index import LexicalIndex, PinnedStats
+from recommender.ranking.retrieval import QueryBatch, Retriever
+from recommender.ranking.rules import RULES_FILE, Editorial, QueryStory, Rules
+from recommender.ranking.scoring import (
+    Candidates,
+    PoolBounds,
+    RankingConfig,
+    pair_scores,
+    pool_bounds,
+    rank,
+)
+from recommender.stored_lists.lists import ListOwners, Reach, Written
+from recommender.stores import VectorMeta, VectorStore, check_store_url, new_store
+from recommender.stores.faiss import FaissStore, check_index_type
+from recommender.text import checked_text, is_valid_text, printable
+from recommender.types import (
+    Article,
+    ArticleListing,
+    ArticleSummary,
+    Match,
+    Rejection,
+    UpdateReport,
+)
 
 __all__ = ["Recommender"]
 
@@ -507,7 +521,7 @@ class Recommender:
 
     def _explained(self, title: str, body: str, matches: list[Match]) -> list[Match]:
         """``matches`` with explanations against the query story; the caller holds the read lock."""
-        from .explain import Story, explain, prepare
+        from recommender.ranking.explain import Story, explain, prepare
 
         state = self._state
         lexical = state.lexical
@@ -686,7 +700,7 @@ class Recommender:
 
         Affected: the touched articles' own lists, the lists holding one, the
         lists whose candidate pool one of them left, the lists a newcomer enters
-        high enough or crowds a listed item out of (see :mod:`recommender.stored`),
+        high enough or crowds a listed item out of (see :mod:`recommender.stored_lists.lists`),
         and those editorial rules tie to them (pins, backfill). Every other list
         keeps its items and scores: under pinned statistics an item's score
         depends on the two articles alone.
@@ -1368,7 +1382,7 @@ def _parallel_lists(
 
 def _open_worker(root: str) -> None:
     global _WORKER
-    from .stores.faiss import use_threads
+    from recommender.stores.faiss import use_threads
 
     use_threads(1)  # the pool is the parallelism
     _WORKER = Recommender.open(root)
@@ -1585,7 +1599,7 @@ def _replaced_collections(
     # Orphans the writer lock already removed from disk still have their collections.
     others += [g for g in layout.removed_generations if g != gen.name]
     if new.shared:
-        from .stores.milvus import collection_name
+        from recommender.stores.milvus import collection_name
 
         url = new.options()["url"]
         out[url] = [collection_name(g) for g in others if g.startswith("gen-")]
@@ -1601,7 +1615,7 @@ def _replaced_collections(
 
 def _drop_collections(collections: dict[str, list[str]]) -> None:
     """Drop replaced collections; a failure only leaves an unused collection behind."""
-    from .stores.milvus import drop_collections
+    from recommender.stores.milvus import drop_collections
 
     for url, names in collections.items():
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import InvalidArgumentError
+from recommender.errors import InvalidArgumentError
 
 __all__ = ["checked_text", "is_valid_text", "printable"]
 

@@ -19,7 +19,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from recommender import Recommender
-from recommender.catalog import lexical_text
 from recommender.evaluation import (
     EvaluationResult,
     eligible_queries,
@@ -27,7 +26,8 @@ from recommender.evaluation import (
     evaluate_rankings,
     label_sets,
 )
-from recommender.lexical import LexicalIndex
+from recommender.index.catalog import lexical_text
+from recommender.lexical.index import LexicalIndex
 
 VARIANTS: dict[str, dict[str, object]] = {
     "default": {},

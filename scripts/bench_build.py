@@ -206,7 +206,7 @@ def _yes(flag: bool) -> str:
 
 def _read(source: Path, limit: int | None) -> list[Any]:
     """Articles and Rejections of the first ``limit`` records, exactly as the CLI reads them."""
-    from recommender.ingest import FieldMap, read_records
+    from recommender.ingest.records import FieldMap, read_records
 
     return list(itertools.islice(read_records([source], fields=FieldMap(id="newid")), limit))
 

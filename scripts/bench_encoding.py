@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from recommender import Recommender, read_records  # noqa: E402
-from recommender.encoders import (  # noqa: E402
+from recommender.embedding.encoders import (  # noqa: E402
     BACKENDS,
     ArticleEmbedder,
     SentenceTransformerEncoder,

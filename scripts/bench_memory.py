@@ -58,7 +58,7 @@ def main() -> None:
 
 def _build(source: Path, index: Path, limit: int) -> list[str]:
     from recommender import Article, Recommender
-    from recommender.encoders import HashingEncoder
+    from recommender.embedding.encoders import HashingEncoder
 
     articles = []
     with source.open() as handle:

@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recommender import Recommender  # noqa: E402
-from recommender.encoders import ArticleEmbedder, make_encoder  # noqa: E402
-from recommender.precomputed import write_embeddings  # noqa: E402
+from recommender.embedding.encoders import ArticleEmbedder, make_encoder  # noqa: E402
+from recommender.embedding.precomputed import write_embeddings  # noqa: E402
 
 
 def main() -> None:

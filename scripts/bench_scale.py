@@ -42,17 +42,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from recommender import Recommender, storage  # noqa: E402
-from recommender.catalog import Catalog  # noqa: E402
-from recommender.lexical import LexicalIndex  # noqa: E402
-from recommender.ranking import RankingConfig  # noqa: E402
-from recommender.recommender import _new_manifest  # noqa: E402
-from recommender.state import (  # noqa: E402
+from recommender import Recommender  # noqa: E402
+from recommender.index import layout as storage  # noqa: E402
+from recommender.index.catalog import Catalog  # noqa: E402
+from recommender.index.state import (  # noqa: E402
     PARALLEL_STATS_MIN,
     compute_pool_stats,
     compute_pool_stats_in_workers,
     write_snapshots,
 )
+from recommender.lexical.index import LexicalIndex  # noqa: E402
+from recommender.ranking.scoring import RankingConfig  # noqa: E402
+from recommender.recommender import _new_manifest  # noqa: E402
 from recommender.stores.faiss import FaissStore, recall_at, write_probes  # noqa: E402
 from recommender.types import Article  # noqa: E402
 

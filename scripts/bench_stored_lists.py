@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from recommender import Recommender
-from recommender.encoders import HashingEncoder
+from recommender.embedding.encoders import HashingEncoder
 
 ROOT = Path(__file__).resolve().parents[1]
 

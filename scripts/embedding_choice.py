@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from recommender.encoders import ArticleEmbedder, SentenceTransformerEncoder  # noqa: E402
+from recommender.embedding.encoders import ArticleEmbedder, SentenceTransformerEncoder  # noqa: E402
 
 DATA = Path(os.environ.get("RECOMMENDER_DATA", ROOT.parent / "shared" / "data"))
 CORPORA = {

@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from recommender import Recommender
 from recommender.evaluation import evaluate_index
-from recommender.ranking import RankingConfig
-from recommender.state import compute_pool_stats
+from recommender.index.state import compute_pool_stats
+from recommender.ranking.scoring import RankingConfig
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from recommender import Article
-from recommender.encoders import HashingEncoder
+from recommender.embedding.encoders import HashingEncoder
 
 from . import milvus_support
 
@@ -84,7 +84,7 @@ def article(
     published: str | None = None,
     language: str | None = "en",
 ) -> Article:
-    from recommender.ingest import parse_datetime
+    from recommender.ingest.records import parse_datetime
 
     return Article(
         id=aid,

@@ -27,9 +27,9 @@ from hypothesis import settings
 from schemathesis import Case
 
 from recommender import Recommender
-from recommender.encoders import HashingEncoder
+from recommender.embedding.encoders import HashingEncoder
 from recommender.recommender import Recommender as RecommenderType
-from recommender.service import API_CSP, REFERRER_POLICY, create_app
+from recommender.serving.app import API_CSP, REFERRER_POLICY, create_app
 
 from .conftest import STORIES, article
 

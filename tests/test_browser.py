@@ -25,8 +25,8 @@ import httpx
 import pytest
 
 from recommender import Recommender
-from recommender.demo import DEFAULT_STORY, demo_articles
-from recommender.encoders import HashingEncoder
+from recommender.embedding.encoders import HashingEncoder
+from recommender.ingest.demo import DEFAULT_STORY, demo_articles
 
 from . import conftest
 from .test_service import _free_port, _wait_ready

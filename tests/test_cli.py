@@ -281,7 +281,7 @@ def test_related_never_imports_the_model(index: Path) -> None:
 
 
 def test_a_one_query_command_leaves_the_process_compiling(index: Path, runner: CliRunner) -> None:
-    from recommender import compiled
+    from recommender.compiled import switch as compiled
 
     result = runner.invoke(main, ["related", "port-0", "--index", str(index), "--json"])
     assert result.exit_code == 0, result.output

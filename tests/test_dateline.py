@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from recommender import Recommender
-from recommender.dateline import LEAD_CHARS, lead_date
-from recommender.encoders import HashingEncoder
+from recommender.embedding.encoders import HashingEncoder
+from recommender.ingest.dateline import LEAD_CHARS, lead_date
 
 from .conftest import article
 

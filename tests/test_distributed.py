@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from recommender import Article, ModelMismatchError, Recommender
 from recommender.cli import main
-from recommender.encoders import ArticleEmbedder, HashingEncoder
-from recommender.precomputed import PrecomputedEmbeddings, write_embeddings
+from recommender.embedding.encoders import ArticleEmbedder, HashingEncoder
+from recommender.embedding.precomputed import PrecomputedEmbeddings, write_embeddings
 
 
 def _lists(rec: Recommender) -> dict[str, list[tuple[str, float]]]:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from recommender import Article, Recommender
-from recommender.encoders import HashingEncoder
-from recommender.ranking import RankingConfig
+from recommender.embedding.encoders import HashingEncoder
+from recommender.ranking.scoring import RankingConfig
 
 from .conftest import article
 
@@ -25,7 +25,7 @@ _CHILD = textwrap.dedent(
     """
     import sys, time
     from recommender import Recommender, Article
-    from recommender.encoders import HashingEncoder
+    from recommender.embedding.encoders import HashingEncoder
 
     class Slow(HashingEncoder):
         def encode(self, texts):

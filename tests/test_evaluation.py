@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from recommender import InvalidArgumentError, Recommender
 from recommender.cli import main
-from recommender.encoders import HashingEncoder
+from recommender.embedding.encoders import HashingEncoder
 from recommender.evaluation import (
     average_precision,
     eligible_queries,

@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 
 from recommender import Explanation, Match, Recommender
 from recommender.cli import main
-from recommender.demo import demo_articles
-from recommender.encoders import HashingEncoder
-from recommender.explain import Story, named_entities, sentences
-from recommender.service import create_app
+from recommender.embedding.encoders import HashingEncoder
+from recommender.ingest.demo import demo_articles
+from recommender.ranking.explain import Story, named_entities, sentences
+from recommender.serving.app import create_app
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 
 from recommender import Article, InvalidArgumentError, Recommender
 from recommender.cli import main
-from recommender.encoders import HashingEncoder
-from recommender.feedback import Event
-from recommender.service import create_app
+from recommender.embedding.encoders import HashingEncoder
+from recommender.index.events import Event
+from recommender.serving.app import create_app
 
 
 @pytest.fixture
@@ -126,7 +126,7 @@ def test_buckets_select_a_ranking(rec: Recommender, built: Path) -> None:
 def test_buckets_and_rules_survive_a_rebuild(
     built: Path, corpus: list[Article], encoder: HashingEncoder
 ) -> None:
-    from recommender.rules import Rules
+    from recommender.ranking.rules import Rules
 
     with Recommender.open(built, encoder=encoder) as rec:
         rec.set_bucket("diverse", {"diversity": 0.3})

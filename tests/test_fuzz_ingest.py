@@ -27,11 +27,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recommender import Recommender
-from recommender.dateline import lead_date
-from recommender.encoders import HashingEncoder
+from recommender.embedding.encoders import HashingEncoder
 from recommender.errors import InputError, InvalidArgumentError, RecommenderError
-from recommender.ingest import ReadStats, article_from_mapping, parse_datetime, read_records
-from recommender.pages import MAX_PAGE_BYTES, Page, extract_page
+from recommender.ingest.dateline import lead_date
+from recommender.ingest.pages import MAX_PAGE_BYTES, Page, extract_page
+from recommender.ingest.records import ReadStats, article_from_mapping, parse_datetime, read_records
 from recommender.text import is_valid_text
 from recommender.types import Article, Rejection
 

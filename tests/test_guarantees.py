@@ -26,10 +26,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from recommender import Article, Recommender, storage
-from recommender.encoders import HashingEncoder
+from recommender import Article, Recommender
+from recommender.embedding.encoders import HashingEncoder
 from recommender.errors import InvalidArgumentError
-from recommender.service import create_app
+from recommender.index import layout as storage
+from recommender.serving.app import create_app
 
 from .conftest import article
 

@@ -1,4 +1,4 @@
-"""Tests for recommender.ingest: record validation, readers, and rejection reports."""
+"""Tests for recommender.ingest.records: record validation, readers, and rejection reports."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from recommender import ingest
 from recommender.errors import InputError, InvalidArgumentError
-from recommender.ingest import (
+from recommender.ingest import records as ingest
+from recommender.ingest.records import (
     FieldMap,
     ReadStats,
     article_from_mapping,

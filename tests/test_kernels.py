@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recommender import kernels
-from recommender.lexical import _NO_MASK, _NO_TABLE, _encoded, _found
+from recommender.compiled import kernels
+from recommender.lexical.index import _NO_MASK, _NO_TABLE, _encoded, _found
 
 T = TypeVar("T")
 
@@ -127,7 +127,7 @@ def test_a_warm_up_query_loads_the_kernels_before_any_request(built: Path) -> No
 
 def _both(call: Callable[[], T]) -> tuple[T, T]:
     """``call()`` with the loops compiled, then through numpy."""
-    from recommender.compiled import numpy_loops
+    from recommender.compiled.switch import numpy_loops
 
     compiled = call()
     with numpy_loops():

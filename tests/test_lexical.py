@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommender.lexical import LexicalIndex, entity_words
+from recommender.lexical.index import LexicalIndex, entity_words
 
 TEXTS = [
     "Tara Reid checked into the Promises clinic in Malibu on Tuesday.",
@@ -234,7 +234,7 @@ def test_inverted_search_scores_match_cosines(index: LexicalIndex) -> None:
 def test_rows_as_arrays_weigh_search_and_score_as_matrices_do(
     index: LexicalIndex, tmp_path: Path
 ) -> None:
-    from recommender.lexical import TermRow
+    from recommender.lexical.index import TermRow
 
     index.save(tmp_path / "lex.npz")
     mapped = LexicalIndex.load(tmp_path / "lex.npz", mmap=True)
@@ -325,7 +325,7 @@ def test_snapshots_store_weights_as_codes_and_read_float32_ones(
 def test_snapshots_carry_norms_and_document_frequencies(
     index: LexicalIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from recommender import lexical as module
+    from recommender.lexical import index as module
 
     # Opening a snapshot must not read every count to rebuild them (1 GB at 1M articles).
     index.save(tmp_path / "lex.npz")
@@ -347,7 +347,7 @@ def test_snapshots_carry_norms_and_document_frequencies(
 def test_found_sums_each_row_over_every_list_and_segment(rows: int) -> None:
     import scipy.sparse as sp
 
-    from recommender.lexical import _NO_MASK, _NO_TABLE, _encoded, _found
+    from recommender.lexical.index import _NO_MASK, _NO_TABLE, _encoded, _found
 
     rng = np.random.default_rng(rows)
     # Two segments of inverted lists (the snapshot's, with coded weights, and the overlay's).
@@ -380,7 +380,7 @@ def test_found_sums_each_row_over_every_list_and_segment(rows: int) -> None:
 
 
 def test_weights_with_too_many_distinct_values_stay_float32() -> None:
-    from recommender.lexical import _MAX_CODES, _encoded
+    from recommender.lexical.index import _MAX_CODES, _encoded
 
     table, codes = _encoded(np.arange(_MAX_CODES + 1, dtype=np.float32))
     assert codes is None and not len(table)

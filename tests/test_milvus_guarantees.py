@@ -32,8 +32,8 @@ from fastapi.testclient import TestClient
 
 from recommender import Article, Recommender
 from recommender.cli import main
-from recommender.encoders import HashingEncoder
-from recommender.service import create_app
+from recommender.embedding.encoders import HashingEncoder
+from recommender.serving.app import create_app
 
 from . import test_service as service
 from .conftest import article
@@ -313,7 +313,7 @@ _REEMBED = textwrap.dedent(
     """
     import sys
     from recommender import Article, Recommender
-    from recommender.encoders import HashingEncoder
+    from recommender.embedding.encoders import HashingEncoder
 
     with Recommender.open(sys.argv[1], encoder=HashingEncoder(256)) as rec:
         for n in range(int(sys.argv[2])):

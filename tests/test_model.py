@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from recommender import Recommender
-from recommender.demo import DEFAULT_STORY, demo_articles
-from recommender.encoders import DEFAULT_MODEL, SentenceTransformerEncoder
+from recommender.embedding.encoders import DEFAULT_MODEL, SentenceTransformerEncoder
+from recommender.ingest.demo import DEFAULT_STORY, demo_articles
 
 from .conftest import SHARED_DATA
 
@@ -94,7 +94,7 @@ def _check_web_page(index: Path, related: list[str], clusters: dict[str, str]) -
     import lxml.html
     from fastapi.testclient import TestClient
 
-    from recommender.service import create_app
+    from recommender.serving.app import create_app
 
     with Recommender.open(index) as rec, TestClient(create_app(rec, token=None)) as client:
         response = client.get("/articles/1_10ecb")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from recommender import Recommender
-from recommender.encoders import DEFAULT_BACKEND
+from recommender.embedding.encoders import DEFAULT_BACKEND
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from recommender import Article, EncoderError, Recommender
 from recommender.cli import build as build_command
 from recommender.cli import main
-from recommender.encoders import (
+from recommender.embedding.encoders import (
     BACKENDS,
     DEFAULT_BACKEND,
     HashingEncoder,
@@ -30,7 +30,7 @@ from recommender.encoders import (
     make_encoder,
     token_batches,
 )
-from recommender.onnx_encoder import OnnxEncoder, _ensure_entry, cache_root
+from recommender.embedding.onnx import OnnxEncoder, _ensure_entry, cache_root
 
 # -- backend choice (fast) ---------------------------------------------------------------
 
@@ -193,7 +193,7 @@ def test_queries_by_id_import_neither_torch_nor_onnxruntime(built: Path) -> None
         "import sys; from recommender import Recommender\n"
         f"rec = Recommender.open({str(built)!r})\n"
         "print(sorted(m.id for m in rec.related('port-0', k=3))); rec.info()\n"
-        "from recommender.encoders import make_encoder\n"
+        "from recommender.embedding.encoders import make_encoder\n"
         "make_encoder(None, 'onnx-int8'); make_encoder(None, 'torch')\n"
         "heavy = ('torch', 'onnxruntime', 'onnx', 'sentence_transformers', 'tokenizers')\n"
         "print([m for m in heavy if m in sys.modules])"

@@ -30,8 +30,8 @@ from click.testing import CliRunner
 
 from recommender.cli import main
 from recommender.errors import InputError
-from recommender.ingest import parse_datetime, read_records
-from recommender.pages import MAX_PAGE_BYTES, Page, decode_page, extract_page
+from recommender.ingest.pages import MAX_PAGE_BYTES, Page, decode_page, extract_page
+from recommender.ingest.records import parse_datetime, read_records
 from recommender.types import Article, Rejection
 
 PAGES = Path(__file__).resolve().parent / "pages"

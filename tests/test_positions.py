@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recommender.positions import position_table, positions
+from recommender.compiled.positions import position_table, positions
 
 
 def test_ids_map_to_their_positions_and_everything_else_to_minus_one() -> None:

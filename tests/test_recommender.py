@@ -25,13 +25,13 @@ from recommender import (
     RejectedRecordsError,
     Rejection,
 )
-from recommender.encoders import HashingEncoder
-from recommender.ranking import RankingConfig
+from recommender.embedding.encoders import HashingEncoder
+from recommender.ranking.scoring import RankingConfig
 
 from .conftest import article
 
 if TYPE_CHECKING:
-    from recommender.catalog import Catalog
+    from recommender.index.catalog import Catalog
 
 
 def test_build_and_related_excludes_self(built: Path) -> None:
@@ -274,8 +274,8 @@ def test_upsert_adds_reembeds_and_updates_metadata(built: Path, corpus: list[Art
 
 
 def test_int_ids_are_stable_across_updates(built: Path, corpus: list[Article]) -> None:
-    from recommender.catalog import Catalog
-    from recommender.storage import IndexLayout
+    from recommender.index.catalog import Catalog
+    from recommender.index.layout import IndexLayout
 
     def id_map() -> dict[str, int]:
         layout = IndexLayout(built)
@@ -411,8 +411,8 @@ def test_related_all_in_worker_processes_gives_the_same_lists_in_order(built: Pa
 
 
 def test_pool_statistics_are_stored_for_new_articles(built: Path) -> None:
-    from recommender.catalog import Catalog
-    from recommender.storage import IndexLayout
+    from recommender.index.catalog import Catalog
+    from recommender.index.layout import IndexLayout
 
     with Recommender.open(built, encoder=HashingEncoder(256)) as rec:
         rec.upsert([article("fresh", "valdora port dockworkers strike cranes harbor")])
@@ -428,8 +428,8 @@ def test_pool_statistics_are_stored_for_new_articles(built: Path) -> None:
 @contextmanager
 def _two_catalogs(built: Path) -> Iterator[tuple[Catalog, Catalog, np.ndarray]]:
     """A reader and a writer on ``built``'s catalog (another process's view), and two ids."""
-    from recommender.catalog import Catalog
-    from recommender.storage import IndexLayout
+    from recommender.index.catalog import Catalog
+    from recommender.index.layout import IndexLayout
 
     layout = IndexLayout(built)
     path = layout.generation_dir(layout.read_manifest()) / "catalog.sqlite3"
@@ -456,7 +456,7 @@ def _counted_reads(catalog: Catalog) -> list[int]:
 
 
 def test_statistics_not_stored_yet_are_read_again_only_after_a_commit(built: Path) -> None:
-    from recommender.state import ArticleNumbers
+    from recommender.index.state import ArticleNumbers
 
     with _two_catalogs(built) as (reader, writer, ids):
         writer.set_pool_stats(ids.tolist(), np.full((2, 4), np.nan))  # as if not computed yet
@@ -471,7 +471,7 @@ def test_statistics_not_stored_yet_are_read_again_only_after_a_commit(built: Pat
 
 
 def test_known_numbers_are_served_from_memory_until_forgotten(built: Path) -> None:
-    from recommender.state import ArticleNumbers
+    from recommender.index.state import ArticleNumbers
 
     with _two_catalogs(built) as (reader, writer, ids):
         # port-0 and port-1 (conftest's corpus), in the int id order of ``ids``.
@@ -497,8 +497,8 @@ def test_pool_statistics_from_worker_processes_equal_one_process(
     tmp_path: Path, corpus: list[Article], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from recommender import recommender as module
-    from recommender.catalog import Catalog
-    from recommender.storage import IndexLayout
+    from recommender.index.catalog import Catalog
+    from recommender.index.layout import IndexLayout
 
     def stats_of(path: Path) -> np.ndarray:
         layout = IndexLayout(path)

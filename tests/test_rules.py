@@ -17,10 +17,10 @@ from fastapi.testclient import TestClient
 
 from recommender import InvalidArgumentError, Recommender
 from recommender.cli import main
-from recommender.demo import demo_articles
-from recommender.encoders import HashingEncoder
-from recommender.rules import Rules
-from recommender.service import create_app
+from recommender.embedding.encoders import HashingEncoder
+from recommender.ingest.demo import demo_articles
+from recommender.ranking.rules import Rules
+from recommender.serving.app import create_app
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from recommender.pages import Page
-from recommender.scraped_text import parse_scraped_text
+from recommender.ingest.pages import Page
+from recommender.ingest.scraped_text import parse_scraped_text
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "shared" / "examples" / "scraped_page.txt"
 

@@ -23,8 +23,8 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from recommender import InvalidArgumentError, Recommender
-from recommender.encoders import HashingEncoder
-from recommender.service import (
+from recommender.embedding.encoders import HashingEncoder
+from recommender.serving.app import (
     API_CSP,
     ENV_INDEX,
     ENV_PUBLIC_DOCS,
@@ -544,7 +544,8 @@ def test_serve_makes_docs_and_metrics_public_only_on_loopback_unless_told(
     docs: str,
     metrics: str,
 ) -> None:
-    from recommender import _uvicorn, service
+    from recommender.serving import _uvicorn
+    from recommender.serving import app as service
 
     seen: dict[str, str | None] = {}
     monkeypatch.setattr(
@@ -585,8 +586,8 @@ def test_cli_serve_passes_the_flags(
     docs: bool | None,
     metrics: bool | None,
 ) -> None:
-    from recommender import service
     from recommender.cli import main
+    from recommender.serving import app as service
 
     seen: dict[str, Any] = {}
     monkeypatch.setattr(service, "serve", lambda index, **kwargs: seen.update(kwargs))

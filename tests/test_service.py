@@ -28,8 +28,8 @@ from recommender import (
     Recommender,
     StoreError,
 )
-from recommender.encoders import HashingEncoder
-from recommender.service import create_app, is_loopback
+from recommender.embedding.encoders import HashingEncoder
+from recommender.serving.app import create_app, is_loopback
 
 from .milvus_support import store_url
 
@@ -454,7 +454,7 @@ def test_is_loopback() -> None:
 
 def test_service_import_is_light() -> None:
     code = (
-        "import sys, recommender.service; "
+        "import sys, recommender.serving.app; "
         "heavy = {'torch', 'faiss', 'numpy', 'sentence_transformers'} & set(sys.modules); "
         "assert not heavy, heavy"
     )
@@ -617,9 +617,9 @@ def test_every_worker_sees_every_acknowledged_write(built: Path, tmp_path: Path)
 
 def test_the_shared_listener_is_tcp() -> None:
     """Accepted sockets inherit proto; asyncio sets TCP_NODELAY only for IPPROTO_TCP."""
-    from recommender._uvicorn import TcpConfig
+    from recommender.serving._uvicorn import TcpConfig
 
-    sock = TcpConfig("recommender.service:app_from_env", host="127.0.0.1", port=0).bind_socket()
+    sock = TcpConfig("recommender.serving.app:app_from_env", host="127.0.0.1", port=0).bind_socket()
     with sock:
         assert sock.proto == socket.IPPROTO_TCP
         assert sock.family == socket.AF_INET

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from recommender import Article, Match, Recommender, StoreError
-from recommender.encoders import HashingEncoder
+from recommender.embedding.encoders import HashingEncoder
 from recommender.filters import Filters
 from recommender.stores import VectorMeta, VectorStore, check_store_url, new_store
 from recommender.stores.faiss import FaissStore

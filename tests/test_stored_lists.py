@@ -19,11 +19,11 @@ from fastapi.testclient import TestClient
 
 from recommender import Article, InvalidArgumentError, Recommender
 from recommender.cli import main
-from recommender.demo import demo_articles
-from recommender.encoders import HashingEncoder
-from recommender.ranking import RankingConfig
-from recommender.rules import Rules
-from recommender.service import create_app
+from recommender.embedding.encoders import HashingEncoder
+from recommender.ingest.demo import demo_articles
+from recommender.ranking.rules import Rules
+from recommender.ranking.scoring import RankingConfig
+from recommender.serving.app import create_app
 
 K = 5
 #: Small pools, so that most lists are out of a write's reach (the default 200 candidates

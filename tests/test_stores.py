@@ -197,8 +197,8 @@ def test_unknown_index_type_names_the_valid_ones() -> None:
 def test_an_ivf_snapshot_reads_vectors_back_from_its_row_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from recommender import storage
-    from recommender.compiled import numpy_loops
+    from recommender.compiled.switch import numpy_loops
+    from recommender.index import layout as storage
     from recommender.stores import faiss as faiss_module
     from recommender.stores.faiss import _reconstruct
 
@@ -239,9 +239,9 @@ def test_an_ivf_snapshot_reads_vectors_back_from_its_row_file(
 
 
 def test_an_ivf_snapshot_knows_the_lists_each_of_its_vectors_probes(tmp_path: Path) -> None:
-    from recommender import storage
-    from recommender.lexical import LexicalIndex
-    from recommender.state import write_snapshots
+    from recommender.index import layout as storage
+    from recommender.index.state import write_snapshots
+    from recommender.lexical.index import LexicalIndex
 
     rng = np.random.default_rng(8)
     vectors = _clustered(rng, 3_000)

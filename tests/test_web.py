@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from recommender import Article, Recommender
-from recommender.demo import demo_articles
-from recommender.encoders import HashingEncoder
-from recommender.service import create_app
-from recommender.web import PAGE_SIZE
+from recommender.embedding.encoders import HashingEncoder
+from recommender.ingest.demo import demo_articles
+from recommender.serving.app import create_app
+from recommender.serving.web import PAGE_SIZE
 
 TOKEN = "web-token"
 # A title, body and section that would run script or break the markup if not escaped,
@@ -252,7 +252,7 @@ def test_pasted_html_page_goes_through_the_extraction(client: TestClient, rec: R
     doc = lxml.html.fromstring(response.text)
     read_as = doc.xpath("string(//p[@class='read-as'])")
     assert "saved web page" in read_as
-    from recommender.pages import extract_html
+    from recommender.ingest.pages import extract_html
 
     extracted = extract_html(html)
     assert extracted.title in read_as
@@ -354,17 +354,17 @@ def test_static_assets_ship_in_the_package(client: TestClient) -> None:
     assert client.get("/static/app.js").status_code == 200
     root = resources.files("recommender")
     for name in ("base.html", "article.html", "index.html", "similar.html", "error.html"):
-        assert (root / "templates" / name).is_file(), name
+        assert (root / "serving" / "templates" / name).is_file(), name
 
 
 def test_package_data_covers_templates_and_static() -> None:
     # An editable install reads the source tree; a wheel has only what package-data names.
     pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
-    assert '"templates/*.html", "static/*"' in pyproject
+    assert '"serving/templates/*.html", "serving/static/*"' in pyproject
 
 
 def test_sections_follow_writes(tmp_path: Path) -> None:
-    from recommender.encoders import HashingEncoder as Hashing
+    from recommender.embedding.encoders import HashingEncoder as Hashing
 
     path = tmp_path / "idx"
     first = Article(

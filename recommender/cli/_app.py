@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ..errors import RecommenderError
+from recommender.errors import RecommenderError
 
 if TYPE_CHECKING:
-    from ..ingest import FieldMap, ReadStats
-    from ..recommender import Recommender
-    from ..types import Match
+    from recommender.ingest.records import FieldMap, ReadStats
+    from recommender.recommender import Recommender
+    from recommender.types import Match
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -160,7 +160,7 @@ def model_check_option(f: F) -> F:
 
 
 def field_map(opts: dict[str, Any]) -> FieldMap:
-    from ..ingest import FieldMap
+    from recommender.ingest.records import FieldMap
 
     return FieldMap(
         id=opts["id_field"],
@@ -178,7 +178,7 @@ def read_inputs(
     inputs: Sequence[str], opts: dict[str, Any], *, stats: ReadStats | None = None
 ) -> list[Any]:
     """Every Article and Rejection of ``inputs``, read as the shared input options say."""
-    from ..ingest import read_records
+    from recommender.ingest.records import read_records
 
     records = read_records(
         list(inputs),

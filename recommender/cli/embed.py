@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ._app import input_options, main, progress_enabled, read_inputs
+from recommender.cli._app import input_options, main, progress_enabled, read_inputs
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -75,8 +75,8 @@ def embed(output: Path, model: str | None, encoder_backend: str | None, **opts: 
     Then `recommender build INPUT --embeddings DIR` (or `add --embeddings DIR`) indexes
     the same articles without encoding them again.
     """
-    from ..distributed import embed_with_ray
-    from ..types import Article
+    from recommender.embedding.distributed import embed_with_ray
+    from recommender.types import Article
 
     started = time.monotonic()
     items = read_inputs(opts["inputs"], opts)
@@ -110,8 +110,8 @@ def embed_for_build(
     items: list[Any], model: str | None, backend: str | None, opts: dict[str, Any]
 ) -> tempfile.TemporaryDirectory[str]:
     """``build --distributed``: embed with Ray into a temporary directory the build reads."""
-    from ..distributed import embed_with_ray
-    from ..types import Article
+    from recommender.embedding.distributed import embed_with_ray
+    from recommender.types import Article
 
     scratch = tempfile.TemporaryDirectory(prefix="recommender-embed-")
     embed_with_ray(

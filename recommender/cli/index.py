@@ -12,9 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import RejectedRecordsError
-from ..types import Article, Rejection
-from ._app import (
+from recommender.cli._app import (
     follow_symlinks_option,
     index_option,
     input_options,
@@ -24,12 +22,14 @@ from ._app import (
     progress_enabled,
     read_inputs,
 )
-from .embed import embed_for_build, ray_options
+from recommender.cli.embed import embed_for_build, ray_options
+from recommender.errors import RejectedRecordsError
+from recommender.types import Article, Rejection
 
 if TYPE_CHECKING:
-    from ..ingest import ReadStats
-    from ..recommender import Recommender
-    from ..types import UpdateReport
+    from recommender.ingest.records import ReadStats
+    from recommender.recommender import Recommender
+    from recommender.types import UpdateReport
 
 embeddings_option = click.option(
     "--embeddings",
@@ -99,11 +99,11 @@ def build(
 
     The new index replaces any index at --index atomically, only once it is complete.
     """
-    from ..errors import InvalidArgumentError
-    from ..ingest import ReadStats
-    from ..recommender import Recommender
-    from ..stores import check_store_url
-    from ..types import Article
+    from recommender.errors import InvalidArgumentError
+    from recommender.ingest.records import ReadStats
+    from recommender.recommender import Recommender
+    from recommender.stores import check_store_url
+    from recommender.types import Article
 
     started = time.monotonic()
     check_store_url(store)
@@ -146,8 +146,8 @@ def _print_precomputed(rec: Recommender, opts: dict[str, Any]) -> None:
 @embeddings_option
 def add(index: Path, model: str | None, embeddings: Path | None, **opts: Any) -> None:
     """Add or update articles: new and changed ones are embedded, unchanged ones skipped."""
-    from ..ingest import ReadStats
-    from ..recommender import Recommender
+    from recommender.ingest.records import ReadStats
+    from recommender.recommender import Recommender
 
     started = time.monotonic()
     stats = ReadStats()
@@ -169,7 +169,7 @@ def add(index: Path, model: str | None, embeddings: Path | None, **opts: Any) ->
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def remove(ids: tuple[str, ...], index: Path, as_json: bool) -> None:
     """Delete articles by id (ids not in the index are reported, not fatal)."""
-    from ..recommender import Recommender
+    from recommender.recommender import Recommender
 
     with Recommender.open(index) as rec:
         report = rec.remove(ids)
@@ -237,7 +237,7 @@ def extract(
     build from it for the same index). Rejected pages are listed on stderr; the exit status
     is 5 if any was rejected.
     """
-    from ..ingest import read_records
+    from recommender.ingest.records import read_records
 
     rejected: list[Rejection] = []
     shown = 0
@@ -278,7 +278,7 @@ def _print_extracted(article: Article, *, first: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(index: Path, as_json: bool) -> None:
     """Show an index's manifest and counts."""
-    from ..recommender import Recommender
+    from recommender.recommender import Recommender
 
     with Recommender.open(index) as rec:
         data = rec.info()

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import InputError, InvalidArgumentError
-from ._app import (
+from recommender.cli._app import (
     index_option,
     main,
     model_check_option,
@@ -21,9 +20,10 @@ from ._app import (
     query_options,
     ranking_options,
 )
+from recommender.errors import InputError, InvalidArgumentError
 
 if TYPE_CHECKING:
-    from ..recommender import Recommender
+    from recommender.recommender import Recommender
 
 # -- queries -----------------------------------------------------------------------------
 
@@ -77,7 +77,7 @@ def related(
     With --all, the list of every article, one JSON line each:
     {"id": ..., "related": [{"id": ..., "score": ...}, ...]}.
     """
-    from ..recommender import Recommender
+    from recommender.recommender import Recommender
 
     if all_ == (article_id is not None):
         raise InvalidArgumentError("give an ARTICLE_ID or --all, not both or neither")
@@ -111,7 +111,7 @@ def related(
                     return
             _write_all(rec, k, output, **options)
             return
-        from ..compiled import numpy_loops
+        from recommender.compiled.switch import numpy_loops
 
         with numpy_loops():  # one query: numpy beats loading numba (~0.55 s)
             matches = rec.related(
@@ -130,7 +130,7 @@ def related(
 def _write_all(
     rec: Recommender, k: int, output: Path | None, *, ranking: Any, progress: bool, workers: int
 ) -> None:
-    from ..storage import write_lines_atomic
+    from recommender.index.layout import write_lines_atomic
 
     lines = (
         json.dumps(
@@ -171,8 +171,8 @@ def evaluate(
     quiet: bool,
 ) -> None:
     """Leave-one-out relevance of the index's ranking on labelled articles."""
-    from ..evaluation import evaluate_index
-    from ..recommender import Recommender
+    from recommender.evaluation import evaluate_index
+    from recommender.recommender import Recommender
 
     baselines = [name.strip() for name in compare.split(",") if name.strip()]
     with Recommender.open(index) as rec:
@@ -230,12 +230,12 @@ def similar(
     **filters: Any,
 ) -> None:
     """Related articles for a story that is not in the index."""
-    from ..recommender import Recommender
+    from recommender.recommender import Recommender
 
     query = _similar_query(
         text=text, title=title, file=file, page_format=page_format, article_json=article_json
     )
-    from ..compiled import numpy_loops
+    from recommender.compiled.switch import numpy_loops
 
     # one query: numpy beats loading numba (~0.55 s)
     with numpy_loops(), Recommender.open(index, model=model) as rec:
@@ -287,7 +287,7 @@ def _similar_query(
 
 def _file_query(path: str, page_format: str | None) -> dict[str, Any] | None:
     """The story of a saved page, extracted as build extracts it; None for plain text."""
-    from ..pages import MAX_PAGE_BYTES, extract_page, page_kind
+    from recommender.ingest.pages import MAX_PAGE_BYTES, extract_page, page_kind
 
     kind = page_format or (None if path == "-" else page_kind(path))
     if kind is None:

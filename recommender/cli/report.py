@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import InvalidArgumentError
-from ._app import index_option, main
+from recommender.cli._app import index_option, main
+from recommender.errors import InvalidArgumentError
 
 
 @main.command()
@@ -17,8 +17,8 @@ from ._app import index_option, main
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def report(index: Path, since: str | None, as_json: bool) -> None:
     """Click-through of related items by position and bucket (from POST /v1/events)."""
-    from ..feedback import EventLog
-    from ..storage import IndexLayout
+    from recommender.index.events import EventLog
+    from recommender.index.layout import IndexLayout
 
     IndexLayout(index).read_manifest()  # a clear error for a path that is not an index
     rows = EventLog(index).report(since=since)
@@ -46,7 +46,7 @@ def buckets() -> None:
 @index_option
 def list_(index: Path) -> None:
     """Each bucket and how it differs from the index's default ranking."""
-    from ..recommender import Recommender
+    from recommender.recommender import Recommender
 
     with Recommender.open(index) as rec:
         named = dict(rec.manifest.get("buckets") or {})
@@ -65,7 +65,7 @@ def set_(name: str, options: tuple[str, ...], index: Path) -> None:
 
     Values are JSON (numbers, true/false, null, "strings"); bare words are strings.
     """
-    from ..recommender import Recommender
+    from recommender.recommender import Recommender
 
     parsed = {}
     for option in options:
@@ -86,7 +86,7 @@ def set_(name: str, options: tuple[str, ...], index: Path) -> None:
 @index_option
 def remove(name: str, index: Path) -> None:
     """Remove bucket NAME."""
-    from ..recommender import Recommender
+    from recommender.recommender import Recommender
 
     with Recommender.open(index) as rec:
         rec.set_bucket(name, None)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ._app import index_option, main
+from recommender.cli._app import index_option, main
 
 
 @main.group()
@@ -25,11 +25,11 @@ def rules() -> None:
 )
 def check(file: Path, index: Path | None) -> None:
     """Validate a rules file; errors name the bad value and what is valid."""
-    from ..rules import Rules, check_ids
+    from recommender.ranking.rules import Rules, check_ids
 
     parsed = Rules.load(file)
     if index is not None:
-        from ..recommender import Recommender
+        from recommender.recommender import Recommender
 
         with Recommender.open(index) as rec:
             for warning in check_ids(parsed, rec.field_values("title").keys()):
@@ -45,8 +45,8 @@ def set_(file: Path, index: Path) -> None:
 
     Queries (CLI, library, service) apply the new rules from their next call.
     """
-    from ..recommender import Recommender
-    from ..rules import Rules
+    from recommender.ranking.rules import Rules
+    from recommender.recommender import Recommender
 
     parsed = Rules.load(file)
     with Recommender.open(index) as rec:
@@ -65,7 +65,7 @@ def set_(file: Path, index: Path) -> None:
 @index_option
 def show(index: Path) -> None:
     """Print the rules attached to the index (JSON), or say there are none."""
-    from ..recommender import Recommender
+    from recommender.recommender import Recommender
 
     with Recommender.open(index) as rec:
         attached = rec.rules
@@ -79,7 +79,7 @@ def show(index: Path) -> None:
 @index_option
 def clear(index: Path) -> None:
     """Detach the index's rules."""
-    from ..recommender import Recommender
+    from recommender.recommender import Recommender
 
     with Recommender.open(index) as rec:
         rec.set_rules(None)

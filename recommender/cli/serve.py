@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._app import index_option, main, print_matches, progress_enabled
+from recommender.cli._app import index_option, main, print_matches, progress_enabled
 
 # -- demo --------------------------------------------------------------------------------
 
@@ -43,8 +43,8 @@ def demo(
 
     With --serve, then serve the web UI over it and print its address.
     """
-    from ..demo import DEFAULT_STORY, demo_articles
-    from ..recommender import Recommender
+    from recommender.ingest.demo import DEFAULT_STORY, demo_articles
+    from recommender.recommender import Recommender
 
     articles = demo_articles()
     click.echo(f"building {index} from {len(articles)} bundled demo articles ...", err=True)
@@ -59,7 +59,7 @@ def demo(
             f"     recommender demo --serve   (the web UI at http://{host}:{port}/)", err=True
         )
         return
-    from .. import service
+    from recommender.serving import app as service
 
     url = f"http://{_url_host(host)}:{port}/"
     click.echo(f"\nWeb UI: {url}   this story: {url}articles/{story.id}   (Ctrl-C stops)")
@@ -125,7 +125,7 @@ def serve(
     """
     import os
 
-    from .. import service
+    from recommender.serving import app as service
 
     token = service.read_token_file(token_file) if token_file else None
     service.serve(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import SearchResult, VectorMeta, VectorStore
+from recommender.stores.base import SearchResult, VectorMeta, VectorStore
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -37,7 +37,7 @@ def store_class(name: str) -> type[VectorStore]:
     """The store class registered under ``name``."""
     from importlib import import_module
 
-    from ..errors import IndexFormatError
+    from recommender.errors import IndexFormatError
 
     try:
         target = STORES[name]
@@ -52,12 +52,12 @@ def store_class(name: str) -> type[VectorStore]:
 
 def check_store_url(url: str) -> str:
     """``url`` if it names a store (``faiss`` or a Milvus URL), else InvalidArgumentError."""
-    from ..errors import InvalidArgumentError
+    from recommender.errors import InvalidArgumentError
 
     if url == "faiss":
         return url
     if url.startswith("milvus:"):
-        from .milvus import parse_url
+        from recommender.stores.milvus import parse_url
 
         parse_url(url)
         return url
@@ -70,9 +70,9 @@ def check_store_url(url: str) -> str:
 def new_store(url: str, dimension: int, *, generation: Path, index_type: str) -> VectorStore:
     """An empty store for a new build of ``generation`` (a Milvus collection of its own)."""
     if check_store_url(url) == "faiss":
-        from .faiss import FaissStore
+        from recommender.stores.faiss import FaissStore
 
         return FaissStore(dimension, index_type=index_type)
-    from .milvus import MilvusStore, collection_name
+    from recommender.stores.milvus import MilvusStore, collection_name
 
     return MilvusStore.create(url, dimension, collection=collection_name(generation.name))

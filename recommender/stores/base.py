@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from ..filters import Filters
-    from ..types import Article
+    from recommender.filters import Filters
+    from recommender.types import Article
 
 __all__ = ["SearchResult", "VectorMeta", "VectorStore", "in_order"]
 

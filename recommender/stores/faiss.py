@@ -26,13 +26,14 @@ from typing import TYPE_CHECKING, Any
 import faiss
 import numpy as np
 
-from .. import compiled, storage
-from ..errors import InvalidArgumentError
-from ..positions import position_table, positions
-from .base import SearchResult, VectorMeta, VectorStore
+from recommender.compiled import switch as compiled
+from recommender.compiled.positions import position_table, positions
+from recommender.errors import InvalidArgumentError
+from recommender.index import layout as storage
+from recommender.stores.base import SearchResult, VectorMeta, VectorStore
 
 if TYPE_CHECKING:
-    from ..filters import Filters
+    from recommender.filters import Filters
 
 __all__ = ["INDEX_TYPES", "IVF_THRESHOLD", "TARGET_RECALL", "FaissStore"]
 

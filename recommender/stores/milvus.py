@@ -33,11 +33,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from ..errors import InvalidArgumentError, StoreError
-from .base import SearchResult, VectorMeta, VectorStore, in_order
+from recommender.errors import InvalidArgumentError, StoreError
+from recommender.stores.base import SearchResult, VectorMeta, VectorStore, in_order
 
 if TYPE_CHECKING:
-    from ..filters import Filters
+    from recommender.filters import Filters
 
 __all__ = [
     "ENV_TOKEN",

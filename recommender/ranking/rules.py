@@ -42,8 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidArgumentError
-from .storage import RULES
+from recommender.errors import InvalidArgumentError
+from recommender.index.layout import RULES
 
 __all__ = ["FALLBACKS", "RULES_FILE", "RULES_VERSION", "Editorial", "QueryStory", "Rules"]
 

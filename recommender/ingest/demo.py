@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from importlib import resources
 
-from .ingest import article_from_mapping
-from .types import Article
+from recommender.ingest.records import article_from_mapping
+from recommender.types import Article
 
 __all__ = ["DEFAULT_STORY", "demo_articles", "demo_corpus_path"]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidArgumentError
+from recommender.errors import InvalidArgumentError
 
 __all__ = [
     "FUSIONS",
@@ -139,7 +139,7 @@ class Candidates:
 class PoolBounds:
     """Where one ranked list's pool and list were cut: what a write must reach to change it.
 
-    Stored with each stored list (see :mod:`recommender.stored`).
+    Stored with each stored list (see :mod:`recommender.stored_lists.lists`).
     """
 
     #: The lowest dense score in the pool's dense top (-inf: open, every article gets in).

@@ -3,7 +3,7 @@
 Articles are read and validated here (rejects are reported as ``build`` reports
 them), handed to Ray Data as blocks, and embedded by a pool of actors that
 each load the model once (:class:`EmbedActor`); the vectors go to Parquet in
-the format :mod:`recommender.precomputed` reads. The same call runs on this
+the format :mod:`recommender.embedding.precomputed` reads. The same call runs on this
 machine (Ray starts a local cluster) or on a Ray cluster (``address``), where
 actors may be GPU workers (``gpus_per_actor``).
 
@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .encoders import ARTICLE_BATCH, ArticleEmbedder, make_encoder
-from .errors import InvalidArgumentError
-from .precomputed import _arrow_table, embedding_info, publish_directory
-from .types import Article
+from recommender.embedding.encoders import ARTICLE_BATCH, ArticleEmbedder, make_encoder
+from recommender.embedding.precomputed import _arrow_table, embedding_info, publish_directory
+from recommender.errors import InvalidArgumentError
+from recommender.types import Article
 
 __all__ = ["EmbedActor", "EmbedReport", "embed_with_ray"]
 

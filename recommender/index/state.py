@@ -23,18 +23,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import storage
-from .catalog import Catalog, lexical_text
-from .errors import IndexFormatError
-from .lexical import N_FEATURES, LexicalIndex, PinnedStats
-from .ranking import RankingConfig
-from .stores import SearchResult, VectorMeta, VectorStore, store_class
-from .stores.base import in_order
-from .stores.faiss import FaissStore
-from .types import Article
+from recommender.errors import IndexFormatError
+from recommender.index import layout as storage
+from recommender.index.catalog import Catalog, lexical_text
+from recommender.lexical.index import N_FEATURES, LexicalIndex, PinnedStats
+from recommender.ranking.scoring import RankingConfig
+from recommender.stores import SearchResult, VectorMeta, VectorStore, store_class
+from recommender.stores.base import in_order
+from recommender.stores.faiss import FaissStore
+from recommender.types import Article
 
 if TYPE_CHECKING:
-    from .filters import Filters
+    from recommender.filters import Filters
 
 __all__ = ["CatalogVectors", "IndexState", "read_pin", "with_catalog_vectors"]
 
@@ -435,8 +435,8 @@ def compute_pool_stats(
     progress: Any = None,
 ) -> None:
     """Run each article as a query and store its pool statistics (doc-side normalisation)."""
-    from .ranking import pool_stats
-    from .retrieval import QueryBatch, Retriever
+    from recommender.ranking.retrieval import QueryBatch, Retriever
+    from recommender.ranking.scoring import pool_stats
 
     retriever = Retriever(store, lexical)
     for start in range(0, len(ids), batch_size):
@@ -497,7 +497,7 @@ def compute_pool_stats_in_workers(
 
 def _open_snapshot(gen: str, seq: int, store: str, dimension: int, options: dict[str, Any]) -> None:
     global _SNAPSHOT
-    from .stores.faiss import use_threads
+    from recommender.stores.faiss import use_threads
 
     use_threads(1)  # the pool is the parallelism
     path = Path(gen)
@@ -509,8 +509,8 @@ def _open_snapshot(gen: str, seq: int, store: str, dimension: int, options: dict
 
 
 def _snapshot_stats(job: tuple[np.ndarray, RankingConfig]) -> np.ndarray:
-    from .ranking import pool_stats
-    from .retrieval import QueryBatch, Retriever
+    from recommender.ranking.retrieval import QueryBatch, Retriever
+    from recommender.ranking.scoring import pool_stats
 
     assert _SNAPSHOT is not None
     store, lexical = _SNAPSHOT

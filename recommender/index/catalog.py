@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from .dateline import lead_date
-from .types import Article
+from recommender.ingest.dateline import lead_date
+from recommender.types import Article
 
 __all__ = ["Catalog", "CatalogRow", "ListRow", "StoredHash", "StoredLists", "lexical_text"]
 
@@ -92,7 +92,8 @@ CREATE TABLE IF NOT EXISTS lexical_pin (
 """
 
 #: One stored list: owner int id, its (int id, score) items, and its pool's bounds
-#: (:class:`~recommender.ranking.PoolBounds` as a tuple): what a write must reach to change it.
+#: (:class:`~recommender.ranking.scoring.PoolBounds` as a tuple): what a write must reach to
+#: change it.
 ListRow = tuple[int, list[tuple[int, float]], tuple[float, float, float, float, float]]
 
 
@@ -372,7 +373,7 @@ class Catalog:
         of ``int_ids``, or all.
 
         The lead time is the publication time, or for an undated article the
-        date written in its lead (recommender.dateline); NaN when neither exists.
+        date written in its lead (recommender.ingest.dateline); NaN when neither exists.
 
         The ranking reads them for every candidate; the state keeps them in arrays.
         """

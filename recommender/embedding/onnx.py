@@ -38,14 +38,14 @@ from typing import Any
 import filelock
 import numpy as np
 
-from .encoders import (
+from recommender.embedding.encoders import (
     DEFAULT_MODEL,
     _default_model_path,
     _quiet_transformers,
     canonical_model_id,
     token_batches,
 )
-from .errors import EncoderError
+from recommender.errors import EncoderError
 
 __all__ = ["OnnxEncoder", "cache_root"]
 

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from .encoders import LEGACY_BACKEND, ArticleEmbedder
-from .errors import InputError, ModelMismatchError
-from .types import Article
+from recommender.embedding.encoders import LEGACY_BACKEND, ArticleEmbedder
+from recommender.errors import InputError, ModelMismatchError
+from recommender.types import Article
 
 __all__ = ["INFO", "PrecomputedEmbeddings", "embedding_info", "write_embeddings"]
 

@@ -1,4 +1,4 @@
-"""Whether the inner loops run compiled (recommender/kernels.py, numba) or through numpy.
+"""Whether the inner loops run compiled (recommender/compiled/kernels.py, numba) or through numpy.
 
 Both give the same results, bit for bit (tests/test_kernels.py). Compiling pays
 from the second query of a process on: the first one loads numba and the cached
@@ -8,6 +8,7 @@ command that answers one query and exits is faster through numpy.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -49,7 +50,5 @@ def kernels() -> ModuleType:
     """The compiled loops, imported on first use (importing numba takes ~0.2 s)."""
     global _KERNELS
     if _KERNELS is None:  # an import statement per call cost ~5 us, four calls a request
-        from . import kernels as compiled_loops
-
-        _KERNELS = compiled_loops
+        _KERNELS = importlib.import_module("recommender.compiled.kernels")
     return _KERNELS

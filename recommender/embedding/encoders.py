@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .errors import EncoderError
+from recommender.errors import EncoderError
 
 if TYPE_CHECKING:
-    from .types import Article
+    from recommender.types import Article
 
 __all__ = [
     "BACKENDS",
@@ -45,8 +45,8 @@ BACKENDS = ("torch", "onnx", "onnx-int8")
 DEFAULT_BACKEND = "onnx-int8"
 #: Articles per model call in build and add. The int8 backend quantises activations per call,
 #: so an article's vector depends slightly on its batch-mates (cosine >= 0.99 measured on
-#: ecbplus): distributed embedding (recommender.distributed) embeds the same batches, in the
-#: same order, to give an in-process build's vectors exactly.
+#: ecbplus): distributed embedding (recommender.embedding.distributed) embeds the same
+#: batches, in the same order, to give an in-process build's vectors exactly.
 ARTICLE_BATCH = 256
 #: The backend of indexes whose manifest predates backends.
 LEGACY_BACKEND = "torch"
@@ -91,7 +91,7 @@ def make_encoder(model: str | None = None, backend: str | None = None) -> Encode
         raise EncoderError(f"unknown encoder backend {backend!r}; expected one of {list(BACKENDS)}")
     if name == "torch":
         return SentenceTransformerEncoder(model_id)
-    from .onnx_encoder import OnnxEncoder
+    from recommender.embedding.onnx import OnnxEncoder
 
     return OnnxEncoder(model_id, quantize=name == "onnx-int8")
 

@@ -35,15 +35,15 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 
-from .errors import InputError, InvalidArgumentError, RecommenderError
-from .ingest import parse_datetime
-from .types import Match
-from .urls import safe_url
+from recommender.errors import InputError, InvalidArgumentError, RecommenderError
+from recommender.ingest.records import parse_datetime
+from recommender.types import Match
+from recommender.urls import safe_url
 
 if TYPE_CHECKING:
     import jinja2
 
-    from .recommender import Recommender
+    from recommender.recommender import Recommender
 
 __all__ = ["PAGE_SIZE", "WINDOWS", "Controls", "add_web_ui"]
 
@@ -145,7 +145,7 @@ def add_web_ui(
     ``docs=False``: the API docs need the token, so the pages do not link to them.
     """
     env = _environment()
-    app.mount("/static", StaticFiles(packages=[("recommender", "static")]), name="static")
+    app.mount("/static", StaticFiles(packages=[("recommender.serving", "static")]), name="static")
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         base = str(request.scope.get("root_path", "")).rstrip("/")
@@ -270,7 +270,7 @@ def _environment() -> jinja2.Environment:
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("recommender", "templates"),
+        loader=jinja2.PackageLoader("recommender.serving", "templates"),
         # Every value from the index (titles, bodies, sections, URLs) is escaped.
         autoescape=True,
         undefined=jinja2.StrictUndefined,
@@ -336,7 +336,7 @@ def _options(
 
 def _pasted_story(fields: Mapping[str, str]) -> dict[str, Any]:
     """Title, body, date and format of the pasted story, through the page extraction."""
-    from .pages import extract_html, extract_text
+    from recommender.ingest.pages import extract_html, extract_text
 
     text = fields.get("story", "")
     kind = fields.get("format", "auto")

@@ -4,7 +4,7 @@ Bad records never stop a read: each becomes a Rejection that says where it was a
 so one malformed line in a million does not cost the other 999,999. Only inputs that
 cannot be read at all (missing file, unknown format, unusable CSV header) raise InputError.
 
-Saved pages (HTML, scraped text; see recommender.pages) are one record each: a folder or
+Saved pages (HTML, scraped text; see recommender.ingest.pages) are one record each: a folder or
 a glob expands to its pages, and a page without story text is a Rejection like any other.
 
 Everything read from outside passes one gate, :func:`article_from_mapping`: every key and
@@ -32,11 +32,18 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .errors import InputError, InvalidArgumentError
-from .pages import HTML_SUFFIXES, MAX_PAGE_BYTES, PAGE_KINDS, TEXT_SUFFIXES, extract_page, page_kind
-from .text import checked_text, is_valid_text, printable
-from .types import Article, Rejection
-from .urls import safe_url, url_problem
+from recommender.errors import InputError, InvalidArgumentError
+from recommender.ingest.pages import (
+    HTML_SUFFIXES,
+    MAX_PAGE_BYTES,
+    PAGE_KINDS,
+    TEXT_SUFFIXES,
+    extract_page,
+    page_kind,
+)
+from recommender.text import checked_text, is_valid_text, printable
+from recommender.types import Article, Rejection
+from recommender.urls import safe_url, url_problem
 
 __all__ = [
     "FieldMap",

@@ -59,7 +59,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.routing import Match as RouteMatch
 
-from .errors import (
+from recommender.errors import (
     ArticleNotFoundError,
     EncoderError,
     IndexDirectoryError,
@@ -71,13 +71,13 @@ from .errors import (
     RejectedRecordsError,
     StoreError,
 )
-from .filters import Filters
-from .ingest import parse_datetime
-from .text import is_valid_text, printable
-from .types import Rejection
+from recommender.filters import Filters
+from recommender.ingest.records import parse_datetime
+from recommender.text import is_valid_text, printable
+from recommender.types import Rejection
 
 if TYPE_CHECKING:
-    from .recommender import Recommender
+    from recommender.recommender import Recommender
 
 __all__ = [
     "API_CSP",
@@ -135,7 +135,7 @@ DOCS_CSP = (
 #: ids and search words that other sites have no need to see.
 REFERRER_POLICY = "no-referrer"
 
-_log = logging.getLogger("recommender.service")
+_log = logging.getLogger("recommender.serving.app")
 T = TypeVar("T")
 ArticleId = Annotated[str, Path(description="The article id.")]
 Explain = Annotated[
@@ -423,7 +423,7 @@ def app_from_env() -> FastAPI:
     in the worker, answers one warm-up query (:meth:`Recommender.warm_up`) before
     the worker accepts requests, and is closed when the server shuts down.
     """
-    from .recommender import Recommender
+    from recommender.recommender import Recommender
 
     index = os.environ.get(ENV_INDEX)
     if not index:
@@ -726,7 +726,7 @@ def _build(
             raise ArticleNotFoundError(article_id)
         return report.to_dict()
 
-    from .web import add_web_ui
+    from recommender.serving.web import add_web_ui
 
     # The HTML pages for people (browse, a story's Related list, paste a story): read-only
     # queries like the JSON ones, so the token and --read-only leave them as they are.
@@ -838,7 +838,7 @@ def serve(
     to whether ``host`` is a loopback address. Settings reach the workers through the
     environment, so each worker process opens the index itself (see :func:`app_from_env`).
     """
-    from .storage import IndexLayout
+    from recommender.index.layout import IndexLayout
 
     if token is None and not read_only and not is_loopback(host):
         raise InvalidArgumentError(
@@ -875,10 +875,10 @@ def serve(
     else:
         os.environ[ENV_TOKEN] = token
 
-    from . import _uvicorn
+    from recommender.serving import _uvicorn
 
     config = _uvicorn.TcpConfig(
-        "recommender.service:app_from_env",
+        "recommender.serving.app:app_from_env",
         factory=True,
         host=host,
         port=port,

@@ -40,7 +40,12 @@ from typing import Any
 
 import filelock
 
-from .errors import IndexFormatError, IndexLockedError, IndexNotFoundError, InvalidArgumentError
+from recommender.errors import (
+    IndexFormatError,
+    IndexLockedError,
+    IndexNotFoundError,
+    InvalidArgumentError,
+)
 
 _log = logging.getLogger(__name__)
 

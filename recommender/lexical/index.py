@@ -33,9 +33,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from . import compiled
-from .compiled import use_compiled
-from .positions import position_table, positions
+from recommender.compiled import switch as compiled
+from recommender.compiled.positions import position_table, positions
+from recommender.compiled.switch import use_compiled
 
 __all__ = ["LexicalIndex", "PinnedStats", "TermRow", "use_compiled"]
 

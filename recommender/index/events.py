@@ -18,9 +18,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidArgumentError
-from .storage import EVENTS
-from .text import checked_text
+from recommender.errors import InvalidArgumentError
+from recommender.index.layout import EVENTS
+from recommender.text import checked_text
 
 __all__ = ["EVENT_TYPES", "MAX_EVENTS", "Event", "EventLog", "ReportRow"]
 

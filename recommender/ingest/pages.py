@@ -3,7 +3,7 @@
     Page                      what extraction found in one page
     extract_html(data)        a saved HTML page: trafilatura for the story, the page's own
                               metadata (JSON-LD, OpenGraph, meta tags) for date, section, tags
-    extract_text(data)        a scraped plain-text page (rules in recommender.scraped_text)
+    extract_text(data)        a scraped plain-text page (rules in recommender.ingest.scraped_text)
     extract_page(data, kind)  either, from bytes: decoded by BOM, declared or detected charset
     page_kind(path)           "html", "text" or None, by extension
 
@@ -25,9 +25,9 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .errors import InputError
-from .text import printable
-from .urls import safe_url
+from recommender.errors import InputError
+from recommender.text import printable
+from recommender.urls import safe_url
 
 __all__ = [
     "HTML_SUFFIXES",
@@ -199,7 +199,7 @@ def _declared_charset(data: bytes) -> str | None:
 
 def extract_text(text: str) -> Page:
     """A scraped plain-text page: site chrome, bylines and lists of other headlines removed."""
-    from .scraped_text import parse_scraped_text
+    from recommender.ingest.scraped_text import parse_scraped_text
 
     return parse_scraped_text(text)
 

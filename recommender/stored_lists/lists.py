@@ -2,11 +2,11 @@
 
 A stored list is a function of its owner's candidate pool (dense top-N and
 lexical top-N) and of the pool members' scores, times and statistics. With the
-lexical statistics pinned (:class:`~recommender.lexical.PinnedStats`), a write
+lexical statistics pinned (:class:`~recommender.lexical.index.PinnedStats`), a write
 touching article Z moves nothing in owner X's list unless Z was in X's pool
 before the write or is in it after. Z is in X's pool when it scores at least
 the pool's entry score on either side (the lowest score that made the pool),
-so each list stores its pool's bounds (:class:`~recommender.ranking.PoolBounds`)
+so each list stores its pool's bounds (:class:`~recommender.ranking.scoring.PoolBounds`)
 and every write tests the touched articles against every list: a matrix
 product on the dense side, one gather over each owner's search terms on the
 lexical side.
@@ -26,10 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .catalog import Catalog
-from .lexical import N_FEATURES, LexicalIndex
-from .ranking import RankingConfig
-from .stores import VectorStore
+from recommender.index.catalog import Catalog
+from recommender.lexical.index import N_FEATURES, LexicalIndex
+from recommender.ranking.scoring import RankingConfig
+from recommender.stores import VectorStore
 
 __all__ = ["ENTRY_EPSILON", "ListOwners", "Reach", "Written"]
 

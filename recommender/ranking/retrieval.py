@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .filters import Filters
-from .lexical import LexicalIndex, TermRow
-from .ranking import Candidates
-from .stores import VectorStore
+from recommender.filters import Filters
+from recommender.lexical.index import LexicalIndex, TermRow
+from recommender.ranking.scoring import Candidates
+from recommender.stores import VectorStore
 
 __all__ = ["QueryBatch", "Retriever"]
 

@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .types import Explanation
+from recommender.types import Explanation
 
 __all__ = ["Side", "Story", "explain", "named_entities", "prepare", "sentences"]
 

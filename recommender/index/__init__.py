@@ -1,0 +1,40 @@
+"""An index on disk and in memory: layout, generations, locks, catalog, state, events.
+
+    layout        the directory: manifest, generations, the writer lock, atomic writes
+    catalog       the SQLite catalog: records, ids, vectors, statistics, stored lists
+    state         one generation in memory and how it follows the catalog
+    events        the click and impression log
+    rwlock        the in-process readers-writer lock
+
+The names below are imported from their modules on first use, so importing the package
+loads nothing heavy and no module of it imports another through it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from recommender.index.catalog import Catalog
+    from recommender.index.events import Event, EventLog
+    from recommender.index.layout import IndexLayout
+    from recommender.index.rwlock import RWLock
+    from recommender.index.state import IndexState
+
+__all__ = ["Catalog", "Event", "EventLog", "IndexLayout", "IndexState", "RWLock"]
+
+_HOME = {
+    "Catalog": "recommender.index.catalog",
+    "Event": "recommender.index.events",
+    "EventLog": "recommender.index.events",
+    "IndexLayout": "recommender.index.layout",
+    "IndexState": "recommender.index.state",
+    "RWLock": "recommender.index.rwlock",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        return getattr(importlib.import_module(_HOME[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

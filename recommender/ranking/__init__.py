@@ -1,0 +1,39 @@
+"""Ranking: configuration, candidate retrieval, fusion and scoring, rules, explanations.
+
+    scoring       RankingConfig, Candidates, rank: the hybrid news-aware score
+    retrieval     QueryBatch, Retriever: candidate pools from both sides
+    rules         editorial rules (pins, blocks, windows, backfill)
+    explain       why an item is in a list
+
+The names below are imported from their modules on first use, so importing the package
+loads nothing heavy and no module of it imports another through it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from recommender.ranking.explain import explain
+    from recommender.ranking.retrieval import QueryBatch, Retriever
+    from recommender.ranking.rules import Editorial, Rules
+    from recommender.ranking.scoring import RankingConfig, rank
+
+__all__ = ["Editorial", "QueryBatch", "RankingConfig", "Retriever", "Rules", "explain", "rank"]
+
+_HOME = {
+    "Editorial": "recommender.ranking.rules",
+    "QueryBatch": "recommender.ranking.retrieval",
+    "RankingConfig": "recommender.ranking.scoring",
+    "Retriever": "recommender.ranking.retrieval",
+    "Rules": "recommender.ranking.rules",
+    "explain": "recommender.ranking.explain",
+    "rank": "recommender.ranking.scoring",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        return getattr(importlib.import_module(_HOME[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

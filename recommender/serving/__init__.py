@@ -1,0 +1,31 @@
+"""The HTTP service and its web pages.
+
+    app           create_app, app_from_env, serve: the FastAPI app and its routes
+    web           the web UI (HTML pages)
+    _uvicorn      the uvicorn glue (workers, graceful shutdown)
+
+The names below are imported from their modules on first use, so importing the package
+loads nothing heavy and no module of it imports another through it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from recommender.serving.app import app_from_env, create_app, serve
+
+__all__ = ["app_from_env", "create_app", "serve"]
+
+_HOME = {
+    "app_from_env": "recommender.serving.app",
+    "create_app": "recommender.serving.app",
+    "serve": "recommender.serving.app",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        return getattr(importlib.import_module(_HOME[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
