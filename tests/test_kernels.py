@@ -106,7 +106,7 @@ def test_a_warm_up_query_loads_the_kernels_before_any_request(built: Path) -> No
     # A fresh process: the kernels are loaded (or compiled) by the first query only.
     script = (
         "import sys\n"
-        "from recommender import Recommender, kernels\n"
+        "from recommender import Recommender\nfrom recommender.compiled import kernels\n"
         "rec = Recommender.open(sys.argv[1])\n"
         "before = len(kernels.accumulate.signatures)\n"
         "answered = rec.warm_up()\n"
