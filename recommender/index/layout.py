@@ -46,6 +46,21 @@ from recommender.errors import (
     IndexNotFoundError,
     InvalidArgumentError,
 )
+from recommender.stores.files import (
+    probes_path as probes_path,
+)
+from recommender.stores.files import (
+    probes_path_for as probes_path_for,
+)
+from recommender.stores.files import (
+    rows_path as rows_path,
+)
+from recommender.stores.files import (
+    rows_path_for as rows_path_for,
+)
+from recommender.stores.files import (
+    snapshot_path as snapshot_path,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -266,32 +281,8 @@ def latest_snapshot(gen_dir: Path, max_seq: int) -> tuple[int, Path] | None:
     return best
 
 
-def snapshot_path(gen_dir: Path, seq: int, suffix: str = "faiss") -> Path:
-    return gen_dir / f"vectors.{seq}.{suffix}"
-
-
 def lexical_path(gen_dir: Path, seq: int) -> Path:
     return gen_dir / f"lexical.{seq}.npz"
-
-
-def rows_path(gen_dir: Path, seq: int) -> Path:
-    return gen_dir / f"rows.{seq}.npy"
-
-
-def rows_path_for(snapshot: Path) -> Path | None:
-    """The row file written with the vector snapshot at ``snapshot`` (None: not a snapshot name)."""
-    match = _SNAPSHOT.match(snapshot.name)
-    return rows_path(snapshot.parent, int(match.group(1))) if match else None
-
-
-def probes_path(gen_dir: Path, seq: int) -> Path:
-    return gen_dir / f"probes.{seq}.npy"
-
-
-def probes_path_for(snapshot: Path) -> Path | None:
-    """The probe file written with the vector snapshot at ``snapshot`` (None: not a snapshot)."""
-    match = _SNAPSHOT.match(snapshot.name)
-    return probes_path(snapshot.parent, int(match.group(1))) if match else None
 
 
 def remove_old_snapshots(gen_dir: Path, keep_seq: int) -> None:

@@ -27,7 +27,6 @@ from recommender.errors import IndexFormatError
 from recommender.index import layout as storage
 from recommender.index.catalog import Catalog, lexical_text
 from recommender.lexical.index import N_FEATURES, LexicalIndex, PinnedStats
-from recommender.ranking.scoring import RankingConfig
 from recommender.stores import SearchResult, VectorMeta, VectorStore, store_class
 from recommender.stores.base import in_order
 from recommender.stores.faiss import FaissStore
@@ -422,110 +421,6 @@ class ArticleNumbers:
         picked = self._stats[rows]
         out: np.ndarray = picked if valid is None else np.where(valid[:, None], picked, np.nan)
         return out
-
-
-def compute_pool_stats(
-    store: VectorStore,
-    lexical: LexicalIndex,
-    catalog: Catalog,
-    ids: np.ndarray,
-    *,
-    config: RankingConfig,
-    batch_size: int = 256,
-    progress: Any = None,
-) -> None:
-    """Run each article as a query and store its pool statistics (doc-side normalisation)."""
-    from recommender.ranking.retrieval import QueryBatch, Retriever
-    from recommender.ranking.scoring import pool_stats
-
-    retriever = Retriever(store, lexical)
-    for start in range(0, len(ids), batch_size):
-        chunk = np.asarray(ids[start : start + batch_size], dtype=np.int64)
-        batch = QueryBatch.of_articles(store, lexical, chunk)
-        pools = retriever.pools(
-            batch,
-            candidates=config.candidates,
-            include=None,
-            exclude=None,
-            max_query_terms=config.max_query_terms,
-            candidate_terms=config.candidate_terms,
-            with_vectors=False,
-        )
-        catalog.set_pool_stats([int(i) for i in chunk], np.stack([pool_stats(p) for p in pools]))
-        if progress is not None:
-            progress.update(len(chunk))
-
-
-#: Below this many articles, spawning worker processes costs more than it saves.
-PARALLEL_STATS_MIN = 20_000
-_SNAPSHOT: tuple[VectorStore, LexicalIndex] | None = None
-
-
-def compute_pool_stats_in_workers(
-    gen: Path,
-    seq: int,
-    store: VectorStore,
-    catalog: Catalog,
-    ids: np.ndarray,
-    *,
-    config: RankingConfig,
-    workers: int,
-    batch_size: int = 256,
-    progress: Any = None,
-) -> None:
-    """:func:`compute_pool_stats` in ``workers`` processes that map the snapshot at ``seq``.
-
-    The ranking of each pool is Python-bound, so threads would not run in
-    parallel; the processes share the snapshot's pages and send back only
-    the statistics, which this process writes to the catalog.
-    """
-    import multiprocessing
-
-    chunks = [
-        np.asarray(ids[s : s + batch_size], dtype=np.int64) for s in range(0, len(ids), batch_size)
-    ]
-    setup = (str(gen), seq, type(store).name, store.dimension, store.options())
-    # spawn, not fork: a forked child of a process that has run OpenMP (FAISS) can hang.
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_open_snapshot, initargs=setup) as pool:
-        jobs = ((chunk, config) for chunk in chunks)
-        for chunk, stats in zip(chunks, pool.imap(_snapshot_stats, jobs), strict=True):
-            catalog.set_pool_stats([int(i) for i in chunk], stats)
-            if progress is not None:
-                progress.update(len(chunk))
-
-
-def _open_snapshot(gen: str, seq: int, store: str, dimension: int, options: dict[str, Any]) -> None:
-    global _SNAPSHOT
-    from recommender.stores.faiss import use_threads
-
-    use_threads(1)  # the pool is the parallelism
-    path = Path(gen)
-    cls = store_class(store)
-    vectors = cls.load(
-        storage.snapshot_path(path, seq, cls.snapshot_suffix), dimension, mmap=True, **options
-    )
-    _SNAPSHOT = (vectors, LexicalIndex.load(storage.lexical_path(path, seq), mmap=True))
-
-
-def _snapshot_stats(job: tuple[np.ndarray, RankingConfig]) -> np.ndarray:
-    from recommender.ranking.retrieval import QueryBatch, Retriever
-    from recommender.ranking.scoring import pool_stats
-
-    assert _SNAPSHOT is not None
-    store, lexical = _SNAPSHOT
-    chunk, config = job
-    batch = QueryBatch.of_articles(store, lexical, chunk)
-    pools = Retriever(store, lexical).pools(
-        batch,
-        candidates=config.candidates,
-        include=None,
-        exclude=None,
-        max_query_terms=config.max_query_terms,
-        candidate_terms=config.candidate_terms,
-        with_vectors=False,
-    )
-    return np.stack([pool_stats(p) for p in pools])
 
 
 def write_snapshots(gen: Path, store: VectorStore, lexical: LexicalIndex, seq: int) -> None:

@@ -22,10 +22,11 @@ import codecs
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from recommender.errors import InputError
+from recommender.ingest.page import MIN_BODY_WORDS, Page
 from recommender.text import printable
 from recommender.urls import safe_url
 
@@ -46,43 +47,9 @@ __all__ = [
 #: Pages larger than this are rejected unread: a saved news page is well under 1 MiB,
 #: and a bigger file is a dump or an archive that extraction would spend minutes on.
 MAX_PAGE_BYTES = 5 * 1024 * 1024
-#: A page whose story text is shorter than this is rejected: what remains of a page
-#: without a story (a menu item, a copyright line) is a few words, and a real story,
-#: even a brief, is a sentence or more.
-MIN_BODY_WORDS = 10
 HTML_SUFFIXES = (".html", ".htm", ".xhtml")
 TEXT_SUFFIXES = (".txt",)
 PAGE_KINDS = ("html", "text")
-
-
-@dataclass(frozen=True)
-class Page:
-    """What extraction found in one page; empty strings and None where it found nothing."""
-
-    title: str = ""
-    body: str = ""
-    #: ISO 8601 as the page gave it (date or date and time); parsed when it becomes an Article.
-    published_at: str | None = None
-    url: str | None = None
-    language: str | None = None
-    section: str | None = None
-    tags: tuple[str, ...] = ()
-
-    def problem(self) -> str | None:
-        """Why this page cannot be indexed (no story text), or None."""
-        words = len(self.body.split())
-        if words >= MIN_BODY_WORDS:
-            return None
-        # No title or text quoted: the file may be anything with a page's extension.
-        return f"no story text found: {words} words, fewer than {MIN_BODY_WORDS}"
-
-    def to_record(self, article_id: str) -> dict[str, Any]:
-        """The page as an input record (the JSONL format ``build`` reads)."""
-        record: dict[str, Any] = {"id": article_id}
-        for name, value in asdict(self).items():
-            if value not in (None, "", ()):
-                record[name] = list(value) if isinstance(value, tuple) else value
-        return record
 
 
 def page_kind(name: str) -> str | None:

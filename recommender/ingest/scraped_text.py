@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import Enum
 
-from recommender.ingest.pages import Page
+from recommender.ingest.page import Page
 
 __all__ = ["parse_scraped_text"]
 

@@ -29,7 +29,7 @@ import numpy as np
 from recommender.compiled import switch as compiled
 from recommender.compiled.positions import position_table, positions
 from recommender.errors import InvalidArgumentError
-from recommender.index import layout as storage
+from recommender.stores import files
 from recommender.stores.base import SearchResult, VectorMeta, VectorStore
 
 if TYPE_CHECKING:
@@ -334,10 +334,10 @@ class FaissStore(VectorStore):
         if index.d != dimension:
             raise ValueError(f"{path} holds {index.d}-d vectors, expected {dimension}")
         store = cls(dimension, index, mapped=mmap, index_type=index_type)
-        rows = storage.rows_path_for(path)
+        rows = files.rows_path_for(path)
         if mmap and rows is not None and rows.is_file() and not _residual(index):
             store._attach_rows(np.load(rows, mmap_mode="r"))
-        probes = storage.probes_path_for(path)
+        probes = files.probes_path_for(path)
         # Residual codes score through each list's distance to the query: not written.
         if (
             mmap
