@@ -10,8 +10,8 @@
 - What a reader in another process sees at each consistency level the README
   documents.
 
-The server tests need the server scripts/with_milvus_server.sh starts; without it
-they skip, and under CI they fail (tests/milvus_support.py).
+The server tests use the Milvus server the test session starts (tests/milvus_support.py),
+or $RECOMMENDER_MILVUS_URL; without milvus-server they skip, and under CI they fail.
 """
 
 from __future__ import annotations

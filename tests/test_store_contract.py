@@ -1,7 +1,7 @@
 """One contract, every vector store: FAISS, Milvus Lite and a real Milvus server.
 
-The server tests need scripts/with_milvus_server.sh (CI runs the suite under it);
-locally they skip without it, under CI they fail.
+The server tests use the Milvus server the test session starts (tests/milvus_support.py),
+or $RECOMMENDER_MILVUS_URL; without milvus-server they skip, under CI they fail.
 """
 
 from __future__ import annotations
