@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 from recommender.errors import InvalidArgumentError
-from recommender.ingest.records import parse_datetime
+from recommender.ingest.dates import parse_datetime
 from recommender.text import checked_text
 
 __all__ = ["DateLike", "Filters"]

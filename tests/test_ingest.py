@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from recommender.errors import InputError, InvalidArgumentError
+from recommender.ingest import readers
 from recommender.ingest import records as ingest
 from recommender.ingest.records import (
     FieldMap,
@@ -21,6 +22,7 @@ from recommender.ingest.records import (
     parse_datetime,
     read_records,
 )
+from recommender.ingest.sources import SKIPPED_LINK
 from recommender.types import Article, Rejection
 
 UTC = timezone.utc
@@ -497,7 +499,7 @@ def test_csv_parse_errors_reject_the_record_and_reading_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Shrink the field limit so the csv module's own error is cheap to provoke.
-    monkeypatch.setattr(ingest, "_CSV_FIELD_LIMIT", 100)
+    monkeypatch.setattr(readers, "_CSV_FIELD_LIMIT", 100)
     previous = csv.field_size_limit(100)
     try:
         content = f'id,body\na,ok\nb,{"x" * 300}\nc,"{"y" * 50}\n{"y" * 100}"\nd,fine\n'
@@ -767,8 +769,8 @@ def test_folder_symlinks_to_outside_are_reported_not_read(tmp_path: Path) -> Non
     articles, rejections = split(items)
     assert sorted(a.id for a in articles) == ["again.txt", "story.txt"]
     assert [(Path(r.source).name, r.reason) for r in rejections] == [
-        ("leak.txt", ingest._SKIPPED_LINK),
-        ("more", ingest._SKIPPED_LINK),
+        ("leak.txt", SKIPPED_LINK),
+        ("more", SKIPPED_LINK),
     ]
     assert "--follow-symlinks" in rejections[0].reason
     assert all(r.raw == "" for r in rejections)
@@ -798,7 +800,7 @@ def test_glob_symlinks_to_outside_are_reported_not_read(
     assert sorted(a.id for a in articles) == ["site/again.txt", "site/story.txt"]
     # The folder link is reported once, not each file under it; the loop is not followed.
     assert sorted(r.source for r in rejections) == ["site/leak.txt", "site/more"]
-    assert {r.reason for r in rejections} == {ingest._SKIPPED_LINK}
+    assert {r.reason for r in rejections} == {SKIPPED_LINK}
     _no_secret(items)
     # A glob whose folder holds the target reads it: the link stays inside what was given.
     followed = split(list(read_records(["site/**/*.txt"], follow_symlinks=True)))[0]

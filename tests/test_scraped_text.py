@@ -578,3 +578,15 @@ def test_german_page() -> None:
 def test_any_text_is_read_without_error(text: str) -> None:
     found = parse_scraped_text(text)
     assert isinstance(found, Page)
+
+
+def test_a_date_line_with_an_impossible_time_is_no_date_not_a_crash() -> None:
+    page = parse_scraped_text(
+        "Harbour strike ends after talks\n"
+        "Date: 2025-04-15 25:00\n"
+        "Dockworkers at the port returned to work on Tuesday after union leaders and the port "
+        "authority agreed a new contract, ending a strike that had stopped shipping for a week.\n"
+        "The agreement raises wages and limits night shifts, both sides said in a statement.\n"
+    )
+    assert page.published_at is None
+    assert "Dockworkers at the port returned" in page.body
