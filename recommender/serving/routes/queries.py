@@ -1,0 +1,174 @@
+"""GET /v1/articles/{id}/related and POST /v1/similar.
+
+Their ``k`` is capped by the app (``create_app(max_k=...)``), and the cap is part of
+their OpenAPI schema, so each app builds this router with :func:`router`; everything
+else about them is declared here at module level.
+"""
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Body, Query
+from pydantic import BaseModel
+
+from recommender.errors import InvalidArgumentError
+from recommender.filters import Filters
+from recommender.ingest.records import parse_datetime
+from recommender.serving.errors import invalid
+from recommender.serving.schemas import (
+    ERRORS,
+    ArticleId,
+    Bucket,
+    Explain,
+    Many,
+    RelatedList,
+    similar_query,
+)
+from recommender.serving.state import Rec
+from recommender.types import Match
+
+if TYPE_CHECKING:
+    from recommender.recommender import Recommender
+
+__all__ = ["router"]
+
+_Since = Annotated[str | None, Query(description="On or after this ISO 8601 date.")]
+_Until = Annotated[str | None, Query(description="Before this date (a date: all of it).")]
+_Fresh = Annotated[
+    bool, Query(description="false: answer from the stored list (a lookup) when usable.")
+]
+
+
+def router(*, max_k: int) -> APIRouter:
+    """The query routes, their ``k`` from 1 to ``max_k``."""
+    queries = APIRouter(tags=["queries"])
+    K = Annotated[int, Query(ge=1, le=max_k, description=f"How many results (1-{max_k}).")]  # noqa: N806
+    SimilarQuery = similar_query(max_k)  # noqa: N806
+
+    @queries.get(
+        "/v1/articles/{article_id:path}/related", response_model=RelatedList, responses=ERRORS
+    )
+    def related(
+        rec: Rec,
+        article_id: ArticleId,
+        k: K = 10,
+        section: Many = None,
+        since: _Since = None,
+        until: _Until = None,
+        language: Many = None,
+        exclude: Many = None,
+        explain: Explain = False,
+        fresh: _Fresh = True,
+        bucket: Bucket = None,
+    ) -> dict[str, Any]:
+        """The related list of an indexed article, best first, never the article itself.
+
+        ``section``, ``language`` and ``exclude`` repeat (``?section=a&section=b``: any of them).
+        """
+        _check_dates("query", since=since, until=until)
+        matches = rec.related(
+            article_id,
+            k=k,
+            section=section,
+            since=since,
+            until=until,
+            language=language,
+            exclude=exclude or (),
+            explain=explain,
+            fresh=fresh,
+            bucket=bucket,
+        )
+        computed_at, stale = None, None
+        if not fresh and bucket is None:
+            computed_at, stale = _stored_standing(rec, article_id, k, matches)
+        return {
+            "id": article_id,
+            "related": [m.to_dict() for m in matches],
+            "computed_at": computed_at,
+            "stale": stale,
+            "bucket": bucket,
+        }
+
+    @queries.post("/v1/similar", response_model=RelatedList, responses=ERRORS)
+    def similar(
+        rec: Rec,
+        query: Annotated[SimilarQuery, Body()],  # type: ignore[valid-type]
+        explain: Explain = False,
+        bucket: Bucket = None,
+    ) -> dict[str, Any]:
+        """Related articles for a story not in the index: ``text``, or ``title``/``body``."""
+        return _similar(rec, query, explain=explain, bucket=bucket)
+
+    return queries
+
+
+def _stored_standing(
+    rec: "Recommender", article_id: str, k: int, matches: list[Match]
+) -> tuple[str | None, str | None]:
+    """(when the stored list was computed, why the stored lists are stale) for a
+    ``fresh=false`` answer: the first only when the answer is that stored list."""
+    # The library has no one call for this yet: it reports a stored list and the
+    # lists' standing apart, and the answer is the stored list when their items agree.
+    computed_at = stale = None
+    stored = rec.stored_list(article_id)
+    if stored is not None and [m.id for m in stored[1][:k]] == [m.id for m in matches]:
+        computed_at = stored[0]
+    status = rec.stored_lists_status()
+    if status is not None and status["stale"]:
+        stale = f"{status['stale']}; recompute with: {status['recompute']}"
+    return computed_at, stale
+
+
+def _similar(
+    rec: "Recommender", query: BaseModel, *, explain: bool, bucket: str | None
+) -> dict[str, Any]:
+    options = query.model_dump()
+    _check_similar(options)
+    matches = rec.similar(
+        text=options["text"],
+        title=options["title"],
+        body=options["body"],
+        published_at=options["published_at"],
+        k=options["k"],
+        section=options["section"],
+        since=options["since"],
+        until=options["until"],
+        language=options["language"],
+        exclude=options["exclude"] or (),
+        explain=explain,
+        bucket=bucket,
+    )
+    return {"id": None, "related": [m.to_dict() for m in matches], "bucket": bucket}
+
+
+# -- input checks that name the field ------------------------------------------------------
+
+
+def _check_dates(where: str, *, since: str | None, until: str | None) -> None:
+    """The library's own date rules, run one field at a time so the error can name it."""
+    try:
+        Filters.make(since=since)
+    except InvalidArgumentError as exc:
+        raise invalid(where, "since", str(exc), since) from None
+    try:
+        Filters.make(until=until)
+    except InvalidArgumentError as exc:
+        raise invalid(where, "until", str(exc), until) from None
+    try:
+        Filters.make(since=since, until=until)
+    except InvalidArgumentError as exc:
+        raise invalid(where, "until", str(exc), until) from None
+
+
+def _check_similar(options: Mapping[str, Any]) -> None:
+    _check_dates("body", since=options["since"], until=options["until"])
+    if options["published_at"]:
+        try:
+            parse_datetime(options["published_at"])
+        except InvalidArgumentError as exc:
+            raise invalid("body", "published_at", str(exc), options["published_at"]) from None
+    text, title, body = options["text"], options["title"], options["body"]
+    if text is not None and (title is not None or body is not None):
+        raise invalid("body", "text", "give either text or title/body, not both", text)
+    if not any((v or "").strip() for v in (text, title, body)):
+        raise invalid("body", "text", "give text, or a title and/or body that is not empty", text)
