@@ -99,7 +99,7 @@ def _interrupted(path, *args, **kwargs):
 shutil.rmtree = _interrupted
 """
 # Every write ends with a checkpoint (a new snapshot of the live generation).
-CHECKPOINT_EVERY_WRITE = "import recommender.recommender as r; r._CHECKPOINT_CHANGES = 1\n"
+CHECKPOINT_EVERY_WRITE = "import recommender.writes.update as r; r._CHECKPOINT_CHANGES = 1\n"
 
 
 def at_call(target: str, action: str, *, where: str = "True", nth: int = 1) -> str:
@@ -463,7 +463,7 @@ def test_statistics_a_killed_add_never_computed_are_computed_by_the_next_write(
     changed = article("port-0", "a rewritten story about volcanic ash over the valdora port")
     source = write_jsonl(tmp_path / "w.jsonl", [*ADDED, changed])
     late = write_jsonl(tmp_path / "late.jsonl", [article("late", LATE)])
-    kill = at_call("recommender.recommender:compute_pool_stats", "kill")
+    kill = at_call("recommender.writes.update:compute_pool_stats", "kill")
     killed(cli("add", source, "--index", index, prelude=kill))
     stats = _pool_stats(index)
     assert {aid for aid, s in stats.items() if s is None} == {"added-0", "added-1", "port-0"}
@@ -486,7 +486,7 @@ def test_stored_lists_a_killed_write_never_refreshed_are_stale_not_wrong(
         assert rec.stored_lists_status()["stale"] is None
         double = article("double", rec.get("port-1").body)
     source = write_jsonl(tmp_path / "double.jsonl", [double])
-    kill = at_call("recommender.recommender:Recommender._refresh_stored", "kill")
+    kill = at_call("recommender.stored_lists.keeper:ListKeeper.after_write", "kill")
     killed(cli("add", source, "--index", index, prelude=kill))
     with Recommender.open(index, encoder=HashingEncoder(256)) as rec:
         assert "double" in rec

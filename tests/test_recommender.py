@@ -496,9 +496,9 @@ def test_known_numbers_are_served_from_memory_until_forgotten(built: Path) -> No
 def test_pool_statistics_from_worker_processes_equal_one_process(
     tmp_path: Path, corpus: list[Article], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from recommender import recommender as module
     from recommender.index.catalog import Catalog
     from recommender.index.layout import IndexLayout
+    from recommender.writes import build as module
 
     def stats_of(path: Path) -> np.ndarray:
         layout = IndexLayout(path)

@@ -218,7 +218,7 @@ def test_pinning_changes_no_list_at_the_moment_of_the_pin(
     demo: Recommender, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Stored lists standardise with pinned statistics; at the pin they are the live ones."""
-    from recommender import recommender as module
+    from recommender.ranking import ranker as module
 
     # Matches show scores rounded to 6 decimals, which turns any difference into a step of
     # 1e-6 (or 2e-6): compare the scores as ranked.
@@ -334,7 +334,7 @@ def test_lists_stored_by_worker_processes_equal_one_process(
     small: Recommender, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Workers open the index and read the pin from it: the same lists and bounds."""
-    import recommender.recommender as module
+    import recommender.stored_lists.keeper as module
 
     small.store_lists(k=K)
     one = small._state.catalog.stored_lists(), small._state.catalog.list_bounds()

@@ -2,6 +2,12 @@
 
     scoring       RankingConfig, Candidates, rank: the hybrid news-aware score
     retrieval     QueryBatch, Retriever: candidate pools from both sides
+    pool_stats    each article's statistics over its own pool (doc-side normalisation)
+    ranker        Ranker: a batch of queries -> ranked matches, rules applied
+    live          LiveIndex: the live generation, its locks, refresh after other writers
+    batches       related lists of many articles, in this process or in workers
+    buckets       named ranking configurations for A/B tests
+    queries       argument checks and the query text of similar()
     rules         editorial rules (pins, blocks, windows, backfill)
     explain       why an item is in a list
 
@@ -16,15 +22,29 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from recommender.ranking.explain import explain
+    from recommender.ranking.live import LiveIndex
+    from recommender.ranking.ranker import Ranker
     from recommender.ranking.retrieval import QueryBatch, Retriever
     from recommender.ranking.rules import Editorial, Rules
     from recommender.ranking.scoring import RankingConfig, rank
 
-__all__ = ["Editorial", "QueryBatch", "RankingConfig", "Retriever", "Rules", "explain", "rank"]
+__all__ = [
+    "Editorial",
+    "LiveIndex",
+    "QueryBatch",
+    "Ranker",
+    "RankingConfig",
+    "Retriever",
+    "Rules",
+    "explain",
+    "rank",
+]
 
 _HOME = {
     "Editorial": "recommender.ranking.rules",
+    "LiveIndex": "recommender.ranking.live",
     "QueryBatch": "recommender.ranking.retrieval",
+    "Ranker": "recommender.ranking.ranker",
     "RankingConfig": "recommender.ranking.scoring",
     "Retriever": "recommender.ranking.retrieval",
     "Rules": "recommender.ranking.rules",

@@ -1,0 +1,157 @@
+"""One index directory as this process holds it, kept current with other processes' writes.
+
+The facade, the ranking worker processes, the stored-list keeper and the write path
+share one :class:`LiveIndex`: the state of the live generation, the readers-writer
+lock that makes each write appear whole to this process's readers, the manifest
+stamp that tells when another process has published a change, and the encoder of
+the index's model (created on first use: queries by id never need it).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recommender.embedding.encoders import LEGACY_BACKEND, ArticleEmbedder, Encoder, make_encoder
+from recommender.embedding.models import canonical_model_id
+from recommender.errors import ModelMismatchError
+from recommender.index import layout as storage
+from recommender.index.rwlock import RWLock
+from recommender.index.state import IndexState
+from recommender.ranking.scoring import RankingConfig
+
+__all__ = ["LiveIndex", "check_model", "file_stamp"]
+
+
+class LiveIndex:
+    """The live generation's state, its lock, and catching up with other processes.
+
+    ``state`` is replaced whole when another process publishes a new generation:
+    read it once per operation, under ``lock.read()``.
+    """
+
+    def __init__(
+        self, layout: storage.IndexLayout, state: IndexState, *, encoder: Encoder | None = None
+    ) -> None:
+        self.layout = layout
+        self.state = state
+        self.lock = RWLock()
+        self._encoder = encoder
+        self._manifest_stamp = file_stamp(layout.manifest_path)
+        #: The manifest's ranking section and the config read from it (a request reads it).
+        self._ranking: tuple[Any, RankingConfig] | None = None
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, model: str | None = None) -> LiveIndex:
+        """Open the index at ``path``; ``model``, when given, must be the one that built it."""
+        layout = storage.IndexLayout(path)
+        manifest = layout.read_manifest()
+        check_model(manifest, model, path)
+        return cls(layout, IndexState.load(layout, manifest))
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The live generation's manifest."""
+        return self.state.manifest
+
+    @property
+    def ranking(self) -> RankingConfig:
+        """The index's default ranking (from its manifest)."""
+        section = self.manifest.get("ranking")
+        cached = self._ranking
+        # A manifest is replaced whole on every change, never edited in place.
+        if cached is None or cached[0] is not section:
+            cached = self._ranking = (section, RankingConfig.from_dict(section))
+        return cached[1]
+
+    @property
+    def encoder(self) -> Encoder:
+        """The encoder, created (not loaded) on first use, with the index's model and backend."""
+        if self._encoder is None:
+            model = self.manifest["model"]
+            backend = model.get("backend", LEGACY_BACKEND)
+            self._encoder = make_encoder(model["id"], backend=backend)
+        return self._encoder
+
+    def embedder(self) -> ArticleEmbedder:
+        """The encoder with the index's embedding settings (passages, lead weight)."""
+        return ArticleEmbedder.from_config(self.encoder, self.manifest.get("embedding", {}))
+
+    def embed(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Vectors of (title, body) pairs; an encoder of another dimension is refused."""
+        vectors = self.embedder().embed_texts(pairs)
+        dimension = self.manifest["model"]["dimension"]
+        if vectors.shape[1] != dimension:
+            raise ModelMismatchError(
+                f"encoder {self.encoder.model_id!r} gives {vectors.shape[1]}-d vectors; index "
+                f"{str(self.layout.root)!r} holds {dimension}-d vectors"
+            )
+        return vectors
+
+    def refresh(self) -> bool:
+        """Pick up writes made by other processes; return whether anything changed.
+
+        A rebuilt index (new generation) is reopened whole; updates to the same
+        generation are replayed from the catalog's change log.
+        """
+        stamp = file_stamp(self.layout.manifest_path)
+        if stamp != self._manifest_stamp:
+            with self.lock.write():
+                return self._reload_manifest(stamp)
+        if self.state.catalog.seq() == self.state.seq:
+            return False
+        with self.lock.write():
+            return self.state.catch_up()
+
+    def _reload_manifest(self, stamp: tuple[int, int] | None) -> bool:
+        manifest = self.layout.read_manifest()
+        self._manifest_stamp = stamp
+        if manifest.get("generation") == self.state.manifest.get("generation"):
+            self.state.manifest = manifest
+            return self.state.catch_up()
+        check_model(manifest, self.state.manifest["model"]["id"], self.layout.root)
+        old, self.state = self.state, IndexState.load(self.layout, manifest)
+        old.close()
+        return True
+
+    def set_manifest(self, manifest: dict[str, Any]) -> None:
+        """Publish ``manifest`` for the live generation.
+
+        The caller holds the writer lock and ``lock.write()``.
+        """
+        storage.write_json_atomic(self.layout.manifest_path, manifest)
+        self.state.manifest = manifest
+        self._manifest_stamp = file_stamp(self.layout.manifest_path)
+
+    def republish(self) -> None:
+        """Rewrite the manifest unchanged: its new stamp makes other processes catch up."""
+        storage.write_json_atomic(self.layout.manifest_path, self.layout.read_manifest())
+        self._manifest_stamp = file_stamp(self.layout.manifest_path)
+
+    def close(self) -> None:
+        """Close the live generation's catalog and store."""
+        self.state.close()
+
+
+def check_model(manifest: dict[str, Any], wanted: str | None, path: object) -> None:
+    """Raise :class:`ModelMismatchError` unless ``wanted`` (if given) built the index."""
+    built_with = manifest["model"]["id"]
+    if wanted is not None and canonical_model_id(wanted) != built_with:
+        raise ModelMismatchError(
+            f"index {str(path)!r} was built with model {built_with!r}, not {wanted!r}; "
+            f"query it with that model or rebuild it"
+        )
+
+
+def file_stamp(path: Path) -> tuple[int, int] | None:
+    """(inode, mtime) of ``path``, None when it is missing: a replaced file changes it."""
+    try:
+        # os.stat, not Path.stat: every request checks the manifest and the rules file.
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns)
