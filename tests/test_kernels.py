@@ -13,7 +13,9 @@ import pytest
 import scipy.sparse as sp
 
 from recommender.compiled import kernels
-from recommender.lexical.index import _NO_MASK, _NO_TABLE, _encoded, _found
+from recommender.lexical.search import _NO_MASK, _found
+from recommender.lexical.snapshot import _encoded
+from recommender.lexical.weights import _NO_TABLE
 
 T = TypeVar("T")
 

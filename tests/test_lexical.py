@@ -347,7 +347,9 @@ def test_snapshots_carry_norms_and_document_frequencies(
 def test_found_sums_each_row_over_every_list_and_segment(rows: int) -> None:
     import scipy.sparse as sp
 
-    from recommender.lexical.index import _NO_MASK, _NO_TABLE, _encoded, _found
+    from recommender.lexical.search import _NO_MASK, _found
+    from recommender.lexical.snapshot import _encoded
+    from recommender.lexical.weights import _NO_TABLE
 
     rng = np.random.default_rng(rows)
     # Two segments of inverted lists (the snapshot's, with coded weights, and the overlay's).
@@ -380,7 +382,7 @@ def test_found_sums_each_row_over_every_list_and_segment(rows: int) -> None:
 
 
 def test_weights_with_too_many_distinct_values_stay_float32() -> None:
-    from recommender.lexical.index import _MAX_CODES, _encoded
+    from recommender.lexical.snapshot import _MAX_CODES, _encoded
 
     table, codes = _encoded(np.arange(_MAX_CODES + 1, dtype=np.float32))
     assert codes is None and not len(table)

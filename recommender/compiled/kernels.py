@@ -3,11 +3,11 @@
 A related-by-id request adds up a few dozen inverted lists and dots a few
 hundred stored rows with the query. Written with numpy those are a dozen calls
 each over arrays of a few thousand entries, and the calls' own overhead was most
-of a millisecond a request; here each is one pass over the entries.
+of the request's lexical time; here each is one pass over the entries.
 
 Stored term weights come in two layouts, chosen per array by its dtype: the
 weights themselves (float32), or uint16 codes into a table of the distinct
-weights (see ``lexical.LexicalIndex.save``), half the bytes of a snapshot.
+weights (see ``recommender.lexical.snapshot``), half the bytes of a snapshot.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ def accumulate(  # the arrays of one segment, then the query
     ``sums`` is a zeroed float32 scratch over all positions; a row seen for the
     first time is appended to ``rows`` (from index ``found``). Returns the new
     count. Every entry and weight is positive, so a zero sum means a row not yet
-    seen. The append is branch-free and the sums float32: at 1M articles that was
-    2.6x faster than a branch and float64 sums (half the scratch to miss in).
+    seen. The append is branch-free and the sums float32: at 1M articles that
+    measured well ahead of a branch and float64 sums (half the scratch to miss in).
     """
     for t in range(len(terms)):
         term = terms[t]
@@ -104,7 +104,7 @@ def collect_top(
     A min-heap of the best so far: a query on common words can reach most of
     the archive, and materialising every hit to partition it cost more than
     the sums. Ties go by row so that the cut does not depend on the order the
-    rows were met in (the numpy path in lexical.py cuts the same way).
+    rows were met in (the numpy path in lexical/search.py cuts the same way).
     """
     _score(sums, rows, found, inverse_norms, allowed, scores)
     heap_values = np.empty(n, dtype=np.float32)
@@ -145,7 +145,7 @@ def _score(
 
     Zeroes the rows' sums. A pass of its own, without a branch: the rows lie
     all over the sums and norms, and the heap's branches, mispredicted, threw
-    away the loads in flight (measured 80 -> 43 us for ~4k rows at 100k).
+    away the loads in flight.
     """
     for i in range(found):
         row = rows[i]
@@ -201,11 +201,11 @@ def dots(  # the arrays of one segment, then the query
     """Each of ``rows``' dot product with one query (``terms``, ``weights``), in float64.
 
     The query's terms go into a small open-addressing hash table that stays in
-    the first-level cache; a dense scratch over all 2**20 terms was ~1.4x
-    slower, every stored entry being a cache miss in it. The table is kept at
-    most 1/16 full: most stored terms are not the query's, and an empty first
-    slot answers them without a second probe (a branch the CPU mispredicts);
-    measured ~30% faster than 1/4 full on real pools.
+    the first-level cache; a dense scratch over all 2**20 terms was slower,
+    every stored entry being a cache miss in it. The table is kept at most 1/16
+    full: most stored terms are not the query's, and an empty first slot
+    answers them without a second probe (a branch the CPU mispredicts);
+    measured faster than 1/4 full on real pools.
     """
     size = 16
     while size < 16 * len(terms):
@@ -241,8 +241,8 @@ def _touch(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np.n
     """Read one value per cache line of the ``rows``, so their misses overlap.
 
     Rows of a pool lie all over the snapshot: one independent load per line lets
-    the CPU fetch many lines at once, where the scoring loop waits on each.
-    Measured ~25% off :func:`dots` at 100k articles.
+    the CPU fetch many lines at once, where the scoring loop waits on each
+    (measured: a shorter :func:`dots` at 100k articles).
     """
     total = 0
     for i in range(len(rows)):
@@ -264,13 +264,13 @@ def _slot(term: int, size: int) -> int:
 def widen(halves: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Rows ``rows`` of a float16 matrix (given as its uint16 bits) as float32, exactly.
 
-    numpy's float16 cast took ~1.3 us a row, the largest cost of scoring a
-    pool's lexical-side candidates against the query; a 256 KB table of the
-    65,536 values missed the cache in a real request. Here the bits move into
-    place and one multiplication by 2**112 rebiases the exponent, which also
-    turns float16 subnormals into the right float32 values (exact for every bit
-    pattern: tests/test_kernels.py; it assumes the CPU does not flush
-    subnormal inputs to zero, which nothing here asks it to).
+    numpy's float16 cast was the largest cost of scoring a pool's lexical-side
+    candidates against the query; a 256 KB table of the 65,536 values missed
+    the cache in a real request. Here the bits move into place and one
+    multiplication by 2**112 rebiases the exponent, which also turns float16
+    subnormals into the right float32 values (exact for every bit pattern:
+    tests/test_kernels.py; it assumes the CPU does not flush subnormal inputs
+    to zero, which nothing here asks it to).
     """
     width = halves.shape[1]
     bits = np.empty((len(rows), width), dtype=np.uint32)

@@ -2,8 +2,8 @@
 
 Both give the same results, bit for bit (tests/test_kernels.py). Compiling pays
 from the second query of a process on: the first one loads numba and the cached
-machine code (~0.55 s measured; seconds after an install, when it compiles). A
-command that answers one query and exits is faster through numpy.
+machine code (after an install, it compiles it first). A command that answers
+one query and exits is faster through numpy.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ _KERNELS: ModuleType | None = None
 
 
 def kernels() -> ModuleType:
-    """The compiled loops, imported on first use (importing numba takes ~0.2 s)."""
+    """The compiled loops, imported on first use (importing numba is slow)."""
     global _KERNELS
-    if _KERNELS is None:  # an import statement per call cost ~5 us, four calls a request
+    if _KERNELS is None:  # held: an import statement per call is not free, several a request
         _KERNELS = importlib.import_module("recommender.compiled.kernels")
     return _KERNELS

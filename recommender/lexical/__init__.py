@@ -1,6 +1,10 @@
 """The lexical side of the hybrid ranking: hashed term counts and their search.
 
-    index         LexicalIndex (term counts, IDF, candidate search), PinnedStats, TermRow
+    index         LexicalIndex: rows in two segments, writes, pinned statistics, scoring
+    terms         tokenising and hashing (TermCounter, entity words), TermRow
+    weights       term weighting: IDF, row norms, query weights; PinnedStats
+    search        candidate retrieval: inverted-list sums, the tie-safe cut, row dots
+    snapshot      the index on disk: one uncompressed .npz, mapped or copied
 
 The names below are imported from their modules on first use, so importing the package
 loads nothing heavy and no module of it imports another through it.
@@ -12,15 +16,18 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from recommender.lexical.index import LexicalIndex, PinnedStats, TermRow, use_compiled
+    from recommender.compiled.switch import use_compiled
+    from recommender.lexical.index import LexicalIndex
+    from recommender.lexical.terms import TermRow
+    from recommender.lexical.weights import PinnedStats
 
 __all__ = ["LexicalIndex", "PinnedStats", "TermRow", "use_compiled"]
 
 _HOME = {
     "LexicalIndex": "recommender.lexical.index",
-    "PinnedStats": "recommender.lexical.index",
-    "TermRow": "recommender.lexical.index",
-    "use_compiled": "recommender.lexical.index",
+    "PinnedStats": "recommender.lexical.weights",
+    "TermRow": "recommender.lexical.terms",
+    "use_compiled": "recommender.compiled.switch",
 }
 
 

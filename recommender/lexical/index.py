@@ -16,100 +16,53 @@ docs/relevance.md:
 - "entity-ish" terms weigh 1.5x: a word with a digit, or one that is
   capitalised everywhere it occurs in the article (names and places, not
   sentence-initial common words).
+
+This module holds :class:`LexicalIndex`: its rows, how writes change them, the
+pinned statistics and the scoring. Tokenising is in ``terms``, the weighting
+arithmetic in ``weights``, the search loops in ``search`` and the file in
+``snapshot``; the names other modules import from here are re-exported.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import struct
-import threading
-import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 
-from recommender.compiled import switch as compiled
 from recommender.compiled.positions import position_table, positions
 from recommender.compiled.switch import use_compiled
+from recommender.lexical.search import _NO_MASK, _cut, _found, _heaviest, _row_dots
+from recommender.lexical.snapshot import read_snapshot, write_snapshot
+from recommender.lexical.terms import ENTITY_BOOST, N_FEATURES, TermCounter, TermRow, entity_words
+from recommender.lexical.weights import (
+    _NO_TABLE,
+    MIN_DF,
+    PinnedStats,
+    _csr,
+    _document_counts,
+    _empty_counts,
+    _idf,
+    _inverse_norms,
+    _normalised,
+    _one_query_terms,
+    _split,
+    _times_idf,
+    _top_terms,
+)
 
-__all__ = ["LexicalIndex", "PinnedStats", "TermRow", "use_compiled"]
-
-N_FEATURES = 2**20
-#: ``allowed`` when every row is, and the weight table of arrays that hold weights.
-_NO_MASK = np.zeros(0, dtype=bool)
-_NO_TABLE = np.zeros(0, dtype=np.float32)
-#: Snapshot weights are stored as uint16 codes into a table of their distinct values
-#: when there are at most this many (always, for counts() output): half the bytes.
-_MAX_CODES = 2**16
-#: Terms in fewer indexed articles than this get no weight.
-MIN_DF = 2
-#: Weight multiplier of entity-ish terms.
-ENTITY_BOOST = 1.5
-#: Keeps 6.1, 1,200 and 10:30 whole; otherwise words of two or more characters.
-_TOKEN_PATTERN = r"(?u)\b\d+(?:[.,:]\d+)+\b|\b\w\w+\b"
-_TOKEN = re.compile(_TOKEN_PATTERN)
-
-
-def _vectorizer(analyzer: Any = None, *, bigrams: bool = True) -> Any:
-    from sklearn.feature_extraction.text import HashingVectorizer
-
-    if analyzer is not None:
-        return HashingVectorizer(
-            n_features=N_FEATURES, alternate_sign=False, norm=None, analyzer=analyzer
-        )
-    return HashingVectorizer(
-        n_features=N_FEATURES,
-        alternate_sign=False,
-        norm=None,
-        stop_words="english",
-        ngram_range=(1, 2) if bigrams else (1, 1),
-        token_pattern=_TOKEN_PATTERN if bigrams else r"(?u)\b\w\w+\b",
-        dtype=np.float32,
-    )
-
-
-def entity_words(text: str) -> set[str]:
-    """Lower-cased words of ``text`` that look like names, places or numbers."""
-    capitalised: set[str] = set()
-    lower: set[str] = set()
-    for word in _TOKEN.findall(text):
-        folded = word.lower()
-        if any(ch.isdigit() for ch in word):
-            capitalised.add(folded)
-        else:
-            (capitalised if word[0].isupper() else lower).add(folded)
-    return capitalised - lower
-
-
-@dataclass(frozen=True, eq=False)
-class PinnedStats:
-    """Document frequencies and article count frozen by ``store_lists``.
-
-    While stored lists exist every score uses these instead of the live counts,
-    so a write moves no score of any other pair (the IDF and each row's norm
-    stay put) and a stored list stays equal to a list computed now. Terms first
-    seen after the pin have a pinned frequency of 0, so no weight (below ``min_df``).
-    """
-
-    token: str
-    live: int
-    df: np.ndarray  # int32 per hashed term
-
-
-class TermRow(NamedTuple):
-    """One row of term counts or weights as arrays, e.g. of :meth:`LexicalIndex.query_weights`.
-
-    A one-row sparse matrix costs ~20 us to build; a related-by-id request used
-    to build four, more than summing its inverted lists.
-    """
-
-    terms: np.ndarray  # hashed term ids, ascending
-    values: np.ndarray  # float32
+__all__ = [
+    "ENTITY_BOOST",
+    "MIN_DF",
+    "N_FEATURES",
+    "LexicalIndex",
+    "PinnedStats",
+    "TermRow",
+    "entity_words",
+    "use_compiled",
+]
 
 
 class LexicalIndex:
@@ -131,10 +84,7 @@ class LexicalIndex:
     ) -> None:
         self.entity_boost = entity_boost
         self.min_df = min_df
-        self._bigrams = bigrams
-        # scikit-learn is imported on first use: a query by id reads stored
-        # weights and never tokenises, so it should not pay for the import.
-        self._vectorizers: tuple[Any, Any, Any] | None = None
+        self._counter = TermCounter(bigrams=bigrams)
         self._base = _empty_counts()
         self._delta = _empty_counts()
         #: The id at each row position, base rows first; -1 marks a dead base row.
@@ -172,29 +122,7 @@ class LexicalIndex:
 
     def counts(self, texts: Sequence[str]) -> sp.csr_matrix:
         """Per-article term weights before IDF: (1 + ln tf), x1.5 for entity-ish terms."""
-        texts = list(texts)
-        vectorizer, _, marker = self._tools()
-        counts = sp.csr_matrix(vectorizer.transform(texts), dtype=np.float32)
-        counts.data = 1.0 + np.log(counts.data)
-        entity_terms = [self._entity_terms(text) for text in texts]
-        marks = sp.csr_matrix(marker.transform(entity_terms), dtype=np.float32)
-        marks.data[:] = self.entity_boost - 1.0
-        boosted = counts.multiply(marks)
-        return sp.csr_matrix(counts + boosted, dtype=np.float32)
-
-    def _entity_terms(self, text: str) -> list[str]:
-        entities = entity_words(text) if self.entity_boost != 1.0 else set()
-        if not entities:
-            return []
-        analyzer = self._tools()[1]
-        return [t for t in analyzer(text) if any(w in entities for w in t.split())]
-
-    def _tools(self) -> tuple[Any, Any, Any]:
-        if self._vectorizers is None:
-            vectorizer = _vectorizer(bigrams=self._bigrams)
-            marker = _vectorizer(analyzer=_identity)
-            self._vectorizers = (vectorizer, vectorizer.build_analyzer(), marker)
-        return self._vectorizers
+        return self._counter.counts(texts, entity_boost=self.entity_boost)
 
     def add(self, ids: np.ndarray, texts: Sequence[str]) -> None:
         if len(ids):
@@ -264,8 +192,7 @@ class LexicalIndex:
 
     def analyze(self, text: str) -> list[str]:
         """The terms the index counts in ``text`` (lower-cased words and bigrams, no stop words)."""
-        terms: list[str] = self._tools()[1](text)
-        return terms
+        return self._counter.analyze(text)
 
     def term_idf(self, terms: Sequence[str]) -> np.ndarray:
         """Smoothed IDF of each term, hashed as the index hashes it.
@@ -275,9 +202,7 @@ class LexicalIndex:
         """
         if not len(terms):
             return np.zeros(0, dtype=np.float32)
-        marker = self._tools()[2]
-        # One term per row: each row's only column is that term's hash bucket.
-        columns = sp.csr_matrix(marker.transform([[t] for t in terms])).indices
+        columns = self._counter.columns(terms)
         counts, live = (self._pin.df, self._pin.live) if self._pin else (self._df, self._live)
         df = counts[columns].astype(np.float64)
         out: np.ndarray = (np.log((1.0 + live) / (1.0 + df)) + 1.0).astype(np.float32)
@@ -405,34 +330,14 @@ class LexicalIndex:
         out = []
         segments = self._segments()
         for query in queries:
-            searched = self._heaviest(query, terms)
+            searched = _heaviest(query, terms, self.idf())
             if exact:
                 rows, scores = _found(segments, *searched, inv, mask)
-                out.append(self._cut(searched, rows, scores, n))
+                rescore = partial(self._search_scores, searched)
+                out.append(_cut(rows, scores, n, self._ids, rescore))
             else:
                 out.append(_found(segments, *searched, inv, mask, top=n))
         return out
-
-    def _cut(
-        self, query: TermRow, rows: np.ndarray, values: np.ndarray, n: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The top ``n`` of one query's hits, best first; rows near the cut scored exactly."""
-        if len(rows) <= n:  # no cut to make
-            order = np.lexsort((self._ids[rows], -values))
-            return rows[order], values[order]
-        kth = np.partition(values, len(values) - n)[len(values) - n]
-        # Float32 sums of a few hundred terms are good to about 1e-6 relative: rows
-        # clearly above the cut are in however they were summed; the others are rescored.
-        sure = values > kth * (1.0 + 1e-4)
-        near = ~sure & (values >= kth * (1.0 - 1e-4))
-        band = rows[near]
-        exact = self._search_scores(query, band)
-        top = np.lexsort((self._ids[band], -exact))[: n - int(sure.sum())]
-        above = np.lexsort((self._ids[rows[sure]], -values[sure]))
-        return (
-            np.concatenate([rows[sure][above], band[top]]),
-            np.concatenate([values[sure][above], exact[top]]),
-        )
 
     def search_weights(self, weights: sp.csr_matrix, terms: int | None) -> sp.csr_matrix:
         """What finds candidates in :meth:`query_weights`: each row's ``terms`` heaviest."""
@@ -443,14 +348,6 @@ class LexicalIndex:
         # terms were dropped from them).
         return _top_terms(weighted, terms, key=weighted.data / self.idf()[weighted.indices])
 
-    def _heaviest(self, query: TermRow, terms: int | None) -> TermRow:
-        """:meth:`search_weights` of one query."""
-        if terms is None or len(query.terms) <= terms:
-            return query
-        key = query.values / self.idf()[query.terms]
-        kept = np.sort(np.argsort(-key, kind="stable")[:terms])
-        return TermRow(query.terms[kept], query.values[kept])
-
     def _search_scores(self, query: TermRow, rows: np.ndarray) -> np.ndarray:
         """Search scores of one query's ``rows``, computed the same way on every path."""
         dots = self._dots(rows, *query)
@@ -459,28 +356,7 @@ class LexicalIndex:
 
     def _dots(self, rows: np.ndarray, terms: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Float64 dot product of each row position in ``rows`` with one query."""
-        n_base = self._base.shape[0]
-        out = np.zeros(len(rows), dtype=np.float64)
-        in_base = rows < n_base
-        for matrix, table, picked, first in (
-            (self._base, self._table, in_base, 0),
-            (self._delta, _NO_TABLE, ~in_base, n_base),
-        ):
-            if not (picked.any() and len(terms)):
-                continue
-            if compiled.enabled():
-                out[picked] = compiled.kernels().dots(
-                    matrix.indptr,
-                    matrix.indices,
-                    matrix.data,
-                    table,
-                    rows[picked] - first,
-                    terms,
-                    weights,
-                )
-            else:
-                out[picked] = _numpy_dots(matrix[rows[picked] - first], table, terms, weights)
-        return out
+        return _row_dots(self._base, self._table, self._delta, rows, terms, weights)
 
     def inverse_norms(self, counts: sp.csr_matrix) -> np.ndarray:
         """1 / |row x idf| of each row of ``counts`` (as :meth:`search` divides by)."""
@@ -566,390 +442,27 @@ class LexicalIndex:
     # -- persistence -------------------------------------------------------------------
 
     def save(self, path: Path) -> None:
+        """Write a snapshot: the live rows of both segments, as the next base."""
         n_base = self._base.shape[0]
         live = self._ids[:n_base] >= 0
         counts = sp.vstack(
             [self._weighed(self._base[live]), self._delta], format="csr", dtype=np.float32
         )
-        # Stored so that opening the snapshot reads neither all counts (for the
-        # document frequencies) nor all entries (for the norms): at 1M articles
-        # that is about 1 GB of the file a query by id never otherwise touches.
-        # load() reads with the default min_df, so the norms are computed with it.
-        # A pinned index stores the norms under its pin, which load() cannot know.
-        df = _document_counts(counts)
-        idf = self.idf() if self._pin else _idf(df, counts.shape[0], MIN_DF)
-        inv_norms = _inverse_norms(counts, idf)
-        table, codes = _encoded(counts.data)
-        weights: dict[str, np.ndarray] = {}
-        if codes is not None:  # the lists share the codes: transposed as they are
-            counts = sp.csr_matrix((codes, counts.indices, counts.indptr), shape=counts.shape)
-            weights["value_table"] = table
-        postings = sp.csr_matrix(counts.T)
-        data_name = "data" if codes is None else "codes"
-        weights[data_name] = counts.data
-        weights[f"postings_{data_name}"] = postings.data
-        arrays = {
-            "ids": self._ids[self._ids >= 0],
-            "indices": counts.indices,
-            "indptr": counts.indptr,
-            "postings_indices": postings.indices,
-            "postings_indptr": postings.indptr,
-            "inv_norms": inv_norms,
-            "norms_pin": np.frombuffer((self._pin.token if self._pin else "").encode(), np.uint8),
-            **weights,
-        }
-        with open(path, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
+        pinned = (self._pin.token, self.idf()) if self._pin else None
+        write_snapshot(path, counts, self._ids[self._ids >= 0], pinned=pinned)
 
     @classmethod
     def load(cls, path: Path, *, mmap: bool = False) -> LexicalIndex:
         """Read a snapshot; with ``mmap`` its arrays are mapped read-only, not copied."""
-        arrays = _map_npz(path) if mmap else None
-        if arrays is None:
-            with np.load(path) as data:
-                arrays = {name: data[name] for name in data.files}
+        snapshot = read_snapshot(path, mmap=mmap)
         index = cls()
-        n = len(arrays["ids"])
-        # Snapshots written before weights were coded store them as float32 ("data").
-        coded = "value_table" in arrays
-        data_name = "codes" if coded else "data"
-        if coded:
-            index._table = np.array(arrays["value_table"], dtype=np.float32)
-        index._base = sp.csr_matrix(
-            (arrays[data_name], arrays["indices"], arrays["indptr"]), shape=(n, N_FEATURES)
-        )
-        if "postings_indptr" in arrays:  # snapshots before 0.2 derive them on first use
-            index._postings = sp.csr_matrix(
-                (
-                    arrays[f"postings_{data_name}"],
-                    arrays["postings_indices"],
-                    arrays["postings_indptr"],
-                ),
-                shape=(N_FEATURES, n),
-            )
-        index._ids = np.array(arrays["ids"], dtype=np.int64)
-        index._live = n
-        if index._postings is not None:
-            # The length of each term's inverted list is its document frequency.
-            index._df = np.diff(index._postings.indptr).astype(np.int32)
-        else:
-            index._df = _document_counts(index._base)
-        if "inv_norms" in arrays:  # valid until the first write (_invalidate drops it)
-            # Copied (4 bytes an article): every query reads it at thousands of random
-            # rows, which through the mapping cost ~1 ms a query at 1M articles.
-            index._inv_norms = np.array(arrays["inv_norms"])
-            if "norms_pin" in arrays:
-                index._norms_pin = bytes(np.asarray(arrays["norms_pin"])).decode()
+        index._table = snapshot.table
+        index._base = snapshot.base
+        index._postings = snapshot.postings
+        index._ids = snapshot.ids
+        index._live = len(snapshot.ids)
+        index._df = snapshot.df
+        if snapshot.inv_norms is not None:  # valid until the first write (_invalidate drops it)
+            index._inv_norms = snapshot.inv_norms
+            index._norms_pin = snapshot.norms_pin
         return index
-
-
-_SCRATCH = threading.local()
-
-
-def _found(
-    segments: list[tuple[sp.csr_matrix, np.ndarray, int]],
-    terms: np.ndarray,
-    weights: np.ndarray,
-    inverse_norms: np.ndarray,
-    allowed: np.ndarray,
-    *,
-    top: int | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Row positions in the inverted lists of ``terms``, each with its search score.
-
-    A row's score is its weighted sum over those lists times its inverse norm;
-    rows scoring 0 or outside ``allowed`` (unless empty) are left out; with
-    ``top``, only the best ``top`` rows, best first. The lists are summed in one
-    compiled pass into a per-thread scratch over the positions: numpy needed a
-    dozen calls (gather, bincount, masks, partition) and ~2-3x the time.
-    """
-    if not compiled.enabled():
-        return _numpy_found(segments, terms, weights, inverse_norms, allowed, top)
-    kernels = compiled.kernels()
-    sums, rows, scores = _scratch(len(inverse_norms))
-    found = 0
-    try:
-        for postings, table, first in segments:
-            found = kernels.accumulate(
-                postings.indptr,
-                postings.indices,
-                postings.data,
-                table,
-                terms,
-                weights,
-                first,
-                sums,
-                rows,
-                found,
-            )
-        best: tuple[np.ndarray, np.ndarray] = (
-            kernels.collect(sums, rows, found, inverse_norms, allowed, scores)
-            if top is None
-            else kernels.collect_top(sums, rows, found, inverse_norms, allowed, scores, top)
-        )
-        return best
-    except BaseException:
-        # Interrupted between the kernels (e.g. Ctrl-C): the next query needs zeroed sums.
-        sums[:] = 0.0
-        raise
-
-
-def _numpy_found(
-    segments: list[tuple[sp.csr_matrix, np.ndarray, int]],
-    terms: np.ndarray,
-    weights: np.ndarray,
-    inverse_norms: np.ndarray,
-    allowed: np.ndarray,
-    top: int | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_found` through numpy: the kernels' float32 arithmetic in the same order."""
-    parts = [_gather(postings, table, terms, weights, first) for postings, table, first in segments]
-    rows = np.concatenate([r for r, _ in parts])
-    if not len(rows):
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    sums, _, _ = _scratch(len(inverse_norms))
-    try:
-        # One float32 add per entry in entry order, as kernels.accumulate does.
-        np.add.at(sums, rows, np.concatenate([v for _, v in parts]))
-        found = np.unique(rows)
-        scores = sums[found] * inverse_norms[found]
-    finally:
-        sums[rows] = 0.0
-    keep = scores > 0
-    if len(allowed):
-        keep &= allowed[found]
-    found, scores = found[keep], scores[keep]
-    if top is None:
-        return found, scores
-    if len(found) > top:  # every row scoring at least the top-th score, ties included
-        near = scores >= np.partition(scores, len(scores) - top)[len(scores) - top]
-        found, scores = found[near], scores[near]
-    order = np.lexsort((found, -scores))[:top]  # equal scores: the lower row, as the heap
-    return found[order], scores[order]
-
-
-def _gather(
-    postings: sp.csr_matrix, table: np.ndarray, terms: np.ndarray, weights: np.ndarray, first: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The entries of the inverted lists of ``terms`` (row + ``first``), each times its weight."""
-    indptr, indices, data = postings.indptr, postings.indices, postings.data
-    row_runs: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
-    value_runs: list[np.ndarray] = [np.zeros(0, dtype=np.float32)]
-    for term, weight in zip(terms.tolist(), weights.astype(np.float32).tolist(), strict=True):
-        run = slice(int(indptr[term]), int(indptr[term + 1]))
-        stored = table[data[run]] if len(table) else data[run]
-        row_runs.append(indices[run].astype(np.int64) + first)
-        value_runs.append(stored.astype(np.float32) * np.float32(weight))
-    return np.concatenate(row_runs), np.concatenate(value_runs)
-
-
-def _numpy_dots(
-    rows: sp.csr_matrix, table: np.ndarray, terms: np.ndarray, weights: np.ndarray
-) -> np.ndarray:
-    """kernels.dots through scipy: float64 products summed in entry order, as it does."""
-    stored = table[rows.data] if len(table) else rows.data
-    weighed = sp.csr_matrix(
-        (stored.astype(np.float64), rows.indices, rows.indptr), shape=rows.shape
-    )
-    query = np.zeros(N_FEATURES, dtype=np.float64)
-    query[terms] = weights
-    out: np.ndarray = weighed @ query
-    return out
-
-
-def _scratch(width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """This thread's sums (kept zeroed between uses), found rows and their scores.
-
-    One slot per position each.
-    """
-    sums: np.ndarray | None = getattr(_SCRATCH, "sums", None)
-    if sums is None or len(sums) < width:
-        # np.zeros maps untouched pages lazily: only positions queries hit cost memory.
-        # The branch-free append writes one slot past the rows found: one spare.
-        _SCRATCH.sums = np.zeros(width, dtype=np.float32)
-        _SCRATCH.rows = np.zeros(width + 1, dtype=np.int64)
-        _SCRATCH.scores = np.zeros(width, dtype=np.float32)
-    return _SCRATCH.sums, _SCRATCH.rows, _SCRATCH.scores
-
-
-def _encoded(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """The distinct ``weights`` (sorted) and each weight's uint16 code, or no codes.
-
-    counts() writes (1 + ln tf), x the entity boost or not: a few hundred distinct
-    values in any archive, so the codes are exact. Over 2**16 distinct values
-    (weights made some other way) the snapshot keeps float32.
-    """
-    table = np.unique(weights)
-    if not len(table) or len(table) > _MAX_CODES:
-        return _NO_TABLE, None
-    codes = np.empty(len(weights), dtype=np.uint16)
-    step = 1 << 24  # searchsorted returns int64: bound its scratch at 1M articles
-    for start in range(0, len(weights), step):
-        chunk = weights[start : start + step]
-        codes[start : start + step] = np.searchsorted(table, chunk)
-    return table.astype(np.float32), codes
-
-
-def _csr(matrix: Any) -> sp.csr_matrix:
-    """``matrix`` as CSR; a CSR matrix as it is (wrapping one again costs ~15 us a query)."""
-    return matrix if isinstance(matrix, sp.csr_matrix) else sp.csr_matrix(matrix)
-
-
-def _empty_counts() -> sp.csr_matrix:
-    return sp.csr_matrix((0, N_FEATURES), dtype=np.float32)
-
-
-def _document_counts(counts: sp.csr_matrix) -> np.ndarray:
-    """How many rows hold each term (rows are canonical: one entry per term)."""
-    return np.bincount(counts.indices, minlength=N_FEATURES).astype(np.int32)
-
-
-def _times_idf(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
-    counts = sp.csr_matrix(counts)
-    weighted = sp.csr_matrix(
-        (counts.data * idf[counts.indices], counts.indices.copy(), counts.indptr.copy()),
-        shape=counts.shape,
-        dtype=np.float32,
-    )
-    weighted.eliminate_zeros()
-    return weighted
-
-
-def _normalised(weighted: sp.csr_matrix, max_terms: int | None) -> sp.csr_matrix:
-    if max_terms is not None:
-        weighted = _top_terms(weighted, max_terms)
-    per_row = np.diff(weighted.indptr)
-    row_of_entry = np.repeat(np.arange(weighted.shape[0]), per_row)
-    squared = weighted.data.astype(np.float64) ** 2
-    norms = np.sqrt(np.bincount(row_of_entry, weights=squared, minlength=weighted.shape[0]))
-    norms[norms == 0] = 1.0
-    scale = np.repeat(1.0 / norms, per_row)
-    return sp.csr_matrix(
-        ((weighted.data * scale).astype(np.float32), weighted.indices, weighted.indptr),
-        shape=weighted.shape,
-    )
-
-
-def _idf(df: np.ndarray, n: int, min_df: int) -> np.ndarray:
-    out = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
-    out[df < min_df] = 0.0
-    out.flags.writeable = False  # shared by every query until the next write
-    return out
-
-
-def _inverse_norms(counts: sp.csr_matrix, idf: np.ndarray) -> np.ndarray:
-    """1 / |row x idf| per row of ``counts``; 0 for rows with no weighted term."""
-    norms = _squared_row_sums(counts, idf.astype(np.float64) ** 2)
-    inv = np.zeros(len(norms), dtype=np.float32)
-    usable = norms > 0
-    inv[usable] = 1.0 / np.sqrt(norms[usable])
-    return inv
-
-
-def _squared_row_sums(counts: sp.csr_matrix, weights: np.ndarray) -> np.ndarray:
-    """sum over each row's terms of (count x weight)^2, with ``weights`` already squared."""
-    squared = sp.csr_matrix(
-        (counts.data.astype(np.float64) ** 2, counts.indices, counts.indptr), shape=counts.shape
-    )
-    sums: np.ndarray = squared @ weights
-    return sums
-
-
-def _map_npz(path: Path) -> dict[str, np.ndarray] | None:
-    """The arrays of an uncompressed ``.npz`` as read-only memory maps, or None.
-
-    ``np.savez`` stores members uncompressed, so each ``.npy`` member is a plain
-    run of bytes inside the zip file that can be mapped in place.
-    """
-    out: dict[str, np.ndarray] = {}
-    with zipfile.ZipFile(path) as archive, open(path, "rb") as handle:
-        for info in archive.infolist():
-            if info.compress_type != zipfile.ZIP_STORED or not info.filename.endswith(".npy"):
-                return None
-            handle.seek(info.header_offset)
-            header = handle.read(30)  # the zip local file header
-            name_len, extra_len = struct.unpack("<HH", header[26:30])
-            handle.seek(info.header_offset + 30 + name_len + extra_len)
-            version = np.lib.format.read_magic(handle)
-            read_header = (
-                np.lib.format.read_array_header_1_0
-                if version == (1, 0)
-                else np.lib.format.read_array_header_2_0
-            )
-            shape, fortran, dtype = read_header(handle)
-            name = info.filename[: -len(".npy")]
-            if fortran or dtype.hasobject:
-                return None
-            if int(np.prod(shape)) == 0:
-                out[name] = np.zeros(shape, dtype=dtype)
-                continue
-            mapped = np.memmap(path, dtype=dtype, mode="r", offset=handle.tell(), shape=shape)
-            # A plain view of the mapping: np.memmap's own __getitem__ costs ~2 us a
-            # slice, and a query slices dozens of inverted lists.
-            out[name] = mapped.view(np.ndarray)
-    return out
-
-
-def _identity(terms: list[str]) -> list[str]:
-    return terms
-
-
-def _split(weights: sp.csr_matrix) -> list[TermRow]:
-    """Each row of ``weights`` as arrays (views, no copies)."""
-    weights = _csr(weights)
-    indptr, indices, data = weights.indptr, weights.indices, weights.data
-    return [
-        TermRow(indices[indptr[q] : indptr[q + 1]], data[indptr[q] : indptr[q + 1]])
-        for q in range(weights.shape[0])
-    ]
-
-
-def _one_query_terms(
-    terms: np.ndarray, counts: np.ndarray, idf: np.ndarray, max_terms: int | None
-) -> TermRow:
-    """:meth:`LexicalIndex.query_weights` of one row, computed on its arrays directly.
-
-    The same arithmetic as the general path; building its four intermediate
-    sparse matrices cost more than the arithmetic for a related-by-id request.
-    """
-    values = counts * idf[terms]
-    keep = values != 0
-    terms, values = terms[keep], values[keep]
-    if max_terms is not None and len(values) > max_terms:
-        top = np.sort(np.argsort(-values, kind="stable")[:max_terms])
-        terms, values = terms[top], values[top]
-    # Summed and scaled in float64 in entry order, as _normalised does for a batch,
-    # so that one query and the same query in a batch weigh to the same bits.
-    squared = values.astype(np.float64) ** 2
-    norm = float(
-        np.sqrt(np.bincount(np.zeros(len(squared), dtype=np.int64), squared, minlength=1)[0])
-    )
-    scale = 1.0 / (norm or 1.0)
-    values = (values.astype(np.float64) * scale).astype(np.float32) * idf[terms]
-    return TermRow(terms, values)
-
-
-def _top_terms(
-    weighted: sp.csr_matrix, max_terms: int, *, key: np.ndarray | None = None
-) -> sp.csr_matrix:
-    """Keep the ``max_terms`` heaviest terms of each row (by ``key``, default the weights)."""
-    weighted = _csr(weighted)
-    per_row = np.diff(weighted.indptr)
-    if not len(per_row) or per_row.max() <= max_terms:
-        return weighted
-    if weighted.shape[0] == 1:  # one query: no sort by row, no COO round trip
-        order = np.argsort(-(weighted.data if key is None else key), kind="stable")
-        kept = np.sort(order[:max_terms])
-        return sp.csr_matrix(
-            (weighted.data[kept], weighted.indices[kept], [0, len(kept)]), shape=weighted.shape
-        )
-    row_of_entry = np.repeat(np.arange(weighted.shape[0]), per_row)
-    # Sort entries by row, heaviest first; keep each row's first max_terms.
-    order = np.lexsort((-(weighted.data if key is None else key), row_of_entry))
-    rank = np.arange(len(order)) - np.repeat(weighted.indptr[:-1], per_row)
-    kept = np.sort(order[rank < max_terms])
-    return sp.csr_matrix(
-        (weighted.data[kept], (row_of_entry[kept], weighted.indices[kept])), shape=weighted.shape
-    )
