@@ -1,7 +1,10 @@
 """An index on disk and in memory: layout, generations, locks, catalog, state, events.
 
     layout        the directory: manifest, generations, the writer lock, atomic writes
-    catalog       the SQLite catalog: records, ids, vectors, statistics, stored lists
+    catalog       the SQLite catalog: records, ids, vectors, the change log (Catalog)
+    catalog_base  one connection per thread, meta values
+    catalog_numbers  the numbers the ranking reads per article, pool statistics
+    catalog_lists the stored related lists' tables and the lexical pin
     state         one generation in memory and how it follows the catalog
     events        the click and impression log
     rwlock        the in-process readers-writer lock
