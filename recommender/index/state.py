@@ -81,7 +81,7 @@ class IndexState:
         else:
             _replay(self.store, self.lexical, self.catalog, changed)
             self.seq = seq
-            self._forget(changed)
+            self.forget(changed)
         return True
 
     def apply(self, upserts: list[tuple[Article, np.ndarray | None]], removals: list[str]) -> None:
@@ -117,7 +117,7 @@ class IndexState:
                 self.store.add(ids, np.stack([v for _, v in pairs]))
             self.lexical.add(ids, [lexical_text(a.title, a.body) for a, _ in pairs])
         self.seq = seq
-        self._forget(touched)
+        self.forget(touched)
 
     def sync_pin(self) -> None:
         """Score with the lexical statistics pinned in the catalog (another process may have
@@ -150,7 +150,8 @@ class IndexState:
         old.close()
         self._numbers = None
 
-    def _forget(self, int_ids: list[int]) -> None:
+    def forget(self, int_ids: list[int]) -> None:
+        """Drop what this process cached about these ids; the next read fetches them again."""
         if self._numbers is not None:
             self._numbers.forget(np.asarray(int_ids, dtype=np.int64))
 
@@ -263,6 +264,10 @@ class CatalogVectors(VectorStore):
 
     def __len__(self) -> int:
         return len(self.inner)
+
+    @property
+    def exact(self) -> bool:
+        return self.inner.exact
 
     def add(
         self, ids: np.ndarray, vectors: np.ndarray, meta: Sequence[VectorMeta] | None = None

@@ -24,7 +24,6 @@ from recommender.ranking.ranker import Ranker, to_matches
 from recommender.ranking.scoring import Candidates, RankingConfig, pair_scores
 from recommender.stored_lists.lists import ListOwners, Reach, Written
 from recommender.stores import VectorStore
-from recommender.stores.faiss import FaissStore
 from recommender.types import Match
 
 __all__ = ["ListKeeper"]
@@ -204,7 +203,7 @@ class ListKeeper:
         approximate candidate pools in ways no per-write test can follow.
         """
         store = self._index.state.store
-        if not _exact_search(store):
+        if not store.exact:
             self._index.state.catalog.mark_lists_stale(
                 f"the vector snapshot was rebuilt as {_store_kind(store)!r} "
                 "(approximate search) at a checkpoint"
@@ -352,12 +351,6 @@ class ListKeeper:
             with index.lock.read():
                 reverse.put(owners, fresh, state.store, state.lexical, config)
         reverse.version = state.catalog.lists_version()
-
-
-def _exact_search(store: VectorStore) -> bool:
-    """Whether ``store`` finds the exact nearest neighbours (FAISS flat)."""
-    inner = getattr(store, "inner", store)
-    return isinstance(inner, FaissStore) and inner.kind == "flat"
 
 
 def _store_kind(store: VectorStore) -> str:

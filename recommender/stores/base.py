@@ -87,6 +87,14 @@ class VectorStore(ABC):
     def __init__(self, dimension: int) -> None:
         self.dimension = dimension
 
+    @property
+    def exact(self) -> bool:
+        """Whether a search finds exactly the nearest neighbours (not an approximation).
+
+        Stored related lists stay equal to a recompute across a snapshot only then.
+        """
+        return False
+
     @abstractmethod
     def __len__(self) -> int:
         """Number of vectors stored."""

@@ -120,6 +120,10 @@ class FaissStore(VectorStore):
         """The type of the index searched now: ``flat`` or ``ivf``."""
         return "ivf" if _is_ivf(self.index) else "flat"
 
+    @property
+    def exact(self) -> bool:
+        return self.kind == "flat"
+
     def __len__(self) -> int:
         return int(self.index.ntotal) - len(self._dead) + int(self._delta.ntotal)
 

@@ -158,7 +158,7 @@ class Updater:
                     state.store, state.lexical, state.catalog, ids, config=index.ranking
                 )
                 # This connection's own commits leave its data version as it was.
-                state._forget(ids.tolist())
+                state.forget(ids.tolist())
             pending = index.state.pending_changes()
             if pending is None or pending >= _CHECKPOINT_CHANGES:
                 index.state.checkpoint()
