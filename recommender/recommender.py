@@ -10,7 +10,7 @@ and :mod:`recommender.writes` builds and updates.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from recommender.embedding.encoders import Encoder, make_encoder
@@ -36,7 +36,14 @@ from recommender.ranking.rules import RULES_FILE, Rules
 from recommender.ranking.scoring import RankingConfig
 from recommender.stored_lists.keeper import ListKeeper
 from recommender.text import is_valid_text
-from recommender.types import Article, ArticleListing, ArticleSummary, Match, UpdateReport
+from recommender.types import (
+    Article,
+    ArticleListing,
+    ArticleSummary,
+    Match,
+    StoredStanding,
+    UpdateReport,
+)
 from recommender.writes.build import Build, check_target
 from recommender.writes.inputs import ArticleInput, open_precomputed
 from recommender.writes.update import Updater
@@ -380,6 +387,21 @@ class Recommender:
             if int_id is None:
                 raise ArticleNotFoundError(str(article_id))
             return self._lists.lookup(int_id, None, None)
+
+    def stored_standing(
+        self, article_id: str, matches: Sequence[Match], *, k: int
+    ) -> StoredStanding:
+        """How ``related(article_id, k=k, fresh=False)``'s answer ``matches`` stands: when its
+        stored list was computed, if the answer is that list, and why the stored lists are
+        stale, if they are (the edges report both; see :class:`StoredStanding`)."""
+        stored = self.stored_list(article_id)
+        computed_at = None
+        if stored is not None and [m.id for m in stored[1][:k]] == [m.id for m in matches]:
+            computed_at = stored[0]
+        status = self.stored_lists_status()
+        if status is None or not status["stale"]:
+            return StoredStanding(computed_at)
+        return StoredStanding(computed_at, str(status["stale"]), str(status["recompute"]))
 
     # -- the catalog -------------------------------------------------------------------
 

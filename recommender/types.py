@@ -132,6 +132,20 @@ _MATCH_FIELDS = ("id", "score", "title", "url", "published_at", "section")
 
 
 @dataclass(frozen=True)
+class StoredStanding:
+    """How an answer asked of the stored lists (``fresh=False``) stands.
+
+    ``computed_at`` is when the stored list it returned was computed (None: the answer was
+    computed fresh); ``stale`` says why the stored lists may differ from a recompute (None
+    while they do not), and ``recompute`` how to bring them up to date.
+    """
+
+    computed_at: str | None = None
+    stale: str | None = None
+    recompute: str | None = None
+
+
+@dataclass(frozen=True)
 class ArticleSummary:
     """One indexed article as a list of articles shows it (no body)."""
 

@@ -344,3 +344,32 @@ def test_lists_stored_by_worker_processes_equal_one_process(
     assert one[0] == two[0]
     assert np.array_equal(one[1][0], two[1][0]) and np.array_equal(one[1][1], two[1][1])
     _assert_equal_to_a_full_recompute(small)
+
+
+def test_the_standing_of_a_stored_answer_is_reported_by_the_library(small: Recommender) -> None:
+    """One library call says when a fresh=False answer was computed and why lists are stale;
+    the service and the CLI only shape it."""
+    small.store_lists(k=K)
+    answer = small.related("demo-001", k=3, fresh=False)
+    standing = small.stored_standing("demo-001", answer, k=3)
+    stored = small.stored_list("demo-001")
+    assert stored is not None and standing.computed_at == stored[0]
+    assert standing.stale is None and standing.recompute is None
+
+    small._state.catalog.mark_lists_stale("a test made them stale")
+    answer = small.related("demo-001", k=3, fresh=False)  # computed fresh now
+    standing = small.stored_standing("demo-001", answer, k=3)
+    assert standing.computed_at is None
+    assert standing.stale == "a test made them stale"
+    assert standing.recompute == "recommender related --all --store-lists"
+    with TestClient(create_app(small, token=None)) as client:
+        body = client.get("/v1/articles/demo-001/related", params={"k": 3, "fresh": "false"})
+        assert body.json()["computed_at"] is None
+        assert body.json()["stale"] == (
+            "a test made them stale; recompute with: recommender related --all --store-lists"
+        )
+    result = CliRunner().invoke(
+        main, ["related", "demo-001", "--index", str(small._layout.root), "--stored", "-k", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning: the stored lists are stale (a test made them stale)" in result.output

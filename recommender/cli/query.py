@@ -117,11 +117,11 @@ def related(
             matches = rec.related(
                 article_id or "", k=k, ranking=ranking, explain=explain, fresh=not stored, **filters
             )
-        status = rec.stored_lists_status() if stored else None
-        if status is not None and status["stale"]:
+        standing = rec.stored_standing(article_id or "", matches, k=k) if stored else None
+        if standing is not None and standing.stale is not None:
             click.echo(
-                f"warning: the stored lists are stale ({status['stale']}); this list was "
-                f"computed fresh. Recompute them with: {status['recompute']}",
+                f"warning: the stored lists are stale ({standing.stale}); this list was "
+                f"computed fresh. Recompute them with: {standing.recompute}",
                 err=True,
             )
     print_matches(matches, as_json)

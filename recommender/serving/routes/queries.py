@@ -25,7 +25,6 @@ from recommender.serving.schemas import (
     similar_query,
 )
 from recommender.serving.state import Rec
-from recommender.types import Match
 
 if TYPE_CHECKING:
     from recommender.recommender import Recommender
@@ -80,7 +79,10 @@ def router(*, max_k: int) -> APIRouter:
         )
         computed_at, stale = None, None
         if not fresh and bucket is None:
-            computed_at, stale = _stored_standing(rec, article_id, k, matches)
+            standing = rec.stored_standing(article_id, matches, k=k)
+            computed_at = standing.computed_at
+            if standing.stale is not None:
+                stale = f"{standing.stale}; recompute with: {standing.recompute}"
         return {
             "id": article_id,
             "related": [m.to_dict() for m in matches],
@@ -100,23 +102,6 @@ def router(*, max_k: int) -> APIRouter:
         return _similar(rec, query, explain=explain, bucket=bucket)
 
     return queries
-
-
-def _stored_standing(
-    rec: "Recommender", article_id: str, k: int, matches: list[Match]
-) -> tuple[str | None, str | None]:
-    """(when the stored list was computed, why the stored lists are stale) for a
-    ``fresh=false`` answer: the first only when the answer is that stored list."""
-    # The library has no one call for this yet: it reports a stored list and the
-    # lists' standing apart, and the answer is the stored list when their items agree.
-    computed_at = stale = None
-    stored = rec.stored_list(article_id)
-    if stored is not None and [m.id for m in stored[1][:k]] == [m.id for m in matches]:
-        computed_at = stored[0]
-    status = rec.stored_lists_status()
-    if status is not None and status["stale"]:
-        stale = f"{status['stale']}; recompute with: {status['recompute']}"
-    return computed_at, stale
 
 
 def _similar(
