@@ -32,7 +32,6 @@ import os
 import re
 import secrets
 import shutil
-import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -88,10 +87,6 @@ DEFAULT_LOCK_TIMEOUT = 60.0
 # Temporary files of the atomic writes at the root: write_json_atomic (manifest, rules)
 # and the rejects file, in its current (.rejects.jsonl.<rand>.tmp) and older naming.
 _ROOT_TEMP = re.compile(r"^\.(?:manifest\.json|rules\.json|rejects|rejects\.jsonl)\.\w+\.tmp$")
-_REJECTS_TEMP = re.compile(r"^\.rejects\.")
-# A strict build or add writes rejects.jsonl before it takes the writer lock, so a fresh
-# rejects temp file may be another process's write in progress: only older ones are remains.
-_UNLOCKED_TEMP_GRACE_S = 60.0
 # Inside a generation everything is ours: any dot-file ending in .tmp is an atomic write
 # (a snapshot) that a killed writer never renamed into place.
 _GEN_TEMP = re.compile(r"^\..+\.tmp$")
@@ -237,15 +232,12 @@ class IndexLayout:
         """
         live = self._live_generation()
         removed: list[str] = []
-        now = time.time()
         for path in self.root.iterdir():
             name = path.name
             if _GEN.match(name) and live is not None and name not in live:
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(name)
-            elif _ROOT_TEMP.match(name) and not (
-                _REJECTS_TEMP.match(name) and _modified_within(path, now, _UNLOCKED_TEMP_GRACE_S)
-            ):
+            elif _ROOT_TEMP.match(name):
                 _unlink_quietly(path)
         for gen in live or ():
             for path in (self.root / gen).iterdir():
@@ -350,13 +342,6 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _modified_within(path: Path, now: float, seconds: float) -> bool:
-    try:
-        return now - path.stat().st_mtime < seconds
-    except FileNotFoundError:
-        return False
 
 
 def _unlink_quietly(path: Path) -> None:
