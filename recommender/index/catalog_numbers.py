@@ -74,12 +74,15 @@ class CatalogNumbers(CatalogBase):
     def missing_pool_stats(self) -> list[int]:
         """Int ids whose pool statistics are missing (a writer died before computing them)."""
         conn = self._conn()
-        with conn:
+        if not getattr(self._local, "no_stats_ready", False):
             # A partial index keeps this cheap at every write: no scan of the vectors.
-            conn.execute(
-                "CREATE INDEX IF NOT EXISTS articles_no_stats ON articles (int_id)"
-                " WHERE pool_stats IS NULL"
-            )
+            # Created once per connection (indexes written before it have none).
+            with conn:
+                conn.execute(
+                    "CREATE INDEX IF NOT EXISTS articles_no_stats ON articles (int_id)"
+                    " WHERE pool_stats IS NULL"
+                )
+            self._local.no_stats_ready = True
         rows = conn.execute("SELECT int_id FROM articles WHERE pool_stats IS NULL")
         return [int(row[0]) for row in rows]
 
