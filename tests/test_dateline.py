@@ -11,7 +11,7 @@ import pytest
 
 from recommender import Recommender
 from recommender.embedding.encoders import HashingEncoder
-from recommender.ingest.dateline import LEAD_CHARS, lead_date
+from recommender.ingest.dates import LEAD_CHARS, lead_date
 
 from .conftest import article
 

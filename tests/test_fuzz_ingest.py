@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from recommender import Recommender
 from recommender.embedding.encoders import HashingEncoder
 from recommender.errors import InputError, InvalidArgumentError, RecommenderError
-from recommender.ingest.dateline import lead_date
+from recommender.ingest.dates import lead_date
 from recommender.ingest.pages import MAX_PAGE_BYTES, Page, extract_page
 from recommender.ingest.records import ReadStats, article_from_mapping, parse_datetime, read_records
 from recommender.text import is_valid_text

@@ -34,7 +34,7 @@ from recommender.index.catalog_lists import (
     StoredLists,
 )
 from recommender.index.catalog_numbers import CatalogNumbers
-from recommender.ingest.dateline import lead_date
+from recommender.ingest.dates import lead_date
 from recommender.types import Article
 
 __all__ = [

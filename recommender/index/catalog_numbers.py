@@ -29,7 +29,7 @@ class CatalogNumbers(CatalogBase):
         of ``int_ids``, or all.
 
         The lead time is the publication time, or for an undated article the
-        date written in its lead (recommender.ingest.dateline); NaN when neither exists.
+        date written in its lead (recommender.ingest.dates); NaN when neither exists.
 
         The ranking reads them for every candidate; the state keeps them in arrays.
         """

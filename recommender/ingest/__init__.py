@@ -10,7 +10,6 @@
     scraped_lines  what one line of a scraped page is (chrome, list headers, prose)
     scraped_meta   metadata lines of a scraped page (dates, bylines, tags, breadcrumbs)
     dates          every date parser: parse_datetime, parse_page_date, lead_date
-    dateline       lead_date, kept where its importers look for it
     demo           the bundled demo corpus
 
 The names below are imported from their modules on first use, so importing the package

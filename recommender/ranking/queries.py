@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from recommender.errors import InvalidArgumentError
 from recommender.filters import DateLike, Filters
-from recommender.ingest.dateline import lead_date
+from recommender.ingest.dates import lead_date
 from recommender.text import checked_text
 from recommender.types import Article
 
