@@ -34,20 +34,9 @@ def compute_pool_stats(
     progress: Any = None,
 ) -> None:
     """Run each article as a query and store its pool statistics (doc-side normalisation)."""
-    retriever = Retriever(store, lexical)
     for start in range(0, len(ids), batch_size):
         chunk = np.asarray(ids[start : start + batch_size], dtype=np.int64)
-        batch = QueryBatch.of_articles(store, lexical, chunk)
-        pools = retriever.pools(
-            batch,
-            candidates=config.candidates,
-            include=None,
-            exclude=None,
-            max_query_terms=config.max_query_terms,
-            candidate_terms=config.candidate_terms,
-            with_vectors=False,
-        )
-        catalog.set_pool_stats([int(i) for i in chunk], np.stack([pool_stats(p) for p in pools]))
+        catalog.set_pool_stats([int(i) for i in chunk], _stats_of(store, lexical, chunk, config))
         if progress is not None:
             progress.update(len(chunk))
 
@@ -108,6 +97,13 @@ def _snapshot_stats(job: tuple[np.ndarray, RankingConfig]) -> np.ndarray:
     assert _SNAPSHOT is not None
     store, lexical = _SNAPSHOT
     chunk, config = job
+    return _stats_of(store, lexical, chunk, config)
+
+
+def _stats_of(
+    store: VectorStore, lexical: LexicalIndex, chunk: np.ndarray, config: RankingConfig
+) -> np.ndarray:
+    """Each article of ``chunk`` as a query: the statistics of its unfiltered candidate pool."""
     batch = QueryBatch.of_articles(store, lexical, chunk)
     pools = Retriever(store, lexical).pools(
         batch,
