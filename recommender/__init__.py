@@ -10,8 +10,7 @@ importing the package (and ``recommender --help``) stays instant.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from recommender.errors import (
     ArticleNotFoundError,
@@ -27,6 +26,7 @@ from recommender.errors import (
     RejectedRecordsError,
     StoreError,
 )
+from recommender.lazy import lazy_exports
 from recommender.types import (
     Article,
     ArticleListing,
@@ -81,9 +81,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'recommender' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

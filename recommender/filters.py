@@ -11,7 +11,7 @@ from recommender.errors import InvalidArgumentError
 from recommender.ingest.dates import parse_datetime
 from recommender.text import checked_text
 
-__all__ = ["DateLike", "Filters"]
+__all__ = ["DateLike", "Filters", "timestamp"]
 
 DateLike = str | date | datetime
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -46,7 +46,9 @@ class Filters:
         start = _timestamp(since, "since", end_of_day=False)
         end = _timestamp(until, "until", end_of_day=True)
         if start is not None and end is not None and end <= start:
-            raise InvalidArgumentError(f"until ({until!s}) must be after since ({since!s})")
+            raise InvalidArgumentError(
+                f"until ({until!s}) must be after since ({since!s})", field="until"
+            )
         return cls(
             sections=_strings(section, "section"),
             languages=_strings(language, "language"),
@@ -72,6 +74,11 @@ def _strings(value: str | Iterable[str] | None, field: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t for t in texts if t.strip()))
 
 
+def timestamp(value: DateLike | None, field: str) -> float | None:
+    """Epoch seconds of a date given by a caller (None for none); a bad one names ``field``."""
+    return _timestamp(value, field, end_of_day=False)
+
+
 def _timestamp(value: DateLike | None, name: str, *, end_of_day: bool) -> float | None:
     if value is None or value == "":
         return None
@@ -81,13 +88,15 @@ def _timestamp(value: DateLike | None, name: str, *, end_of_day: bool) -> float 
         try:
             moment = parse_datetime(value)
         except InvalidArgumentError as exc:
-            raise InvalidArgumentError(f"{name}: {exc}") from None
+            raise InvalidArgumentError(f"{name}: {exc}", field=name) from None
     elif isinstance(value, datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
     elif isinstance(value, date):
         moment = datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
     else:
-        raise InvalidArgumentError(f"{name} must be an ISO 8601 date or datetime, got {value!r}")
+        raise InvalidArgumentError(
+            f"{name} must be an ISO 8601 date or datetime, got {value!r}", field=name
+        )
     if whole_day and end_of_day:
         moment += timedelta(days=1)
     return moment.timestamp()

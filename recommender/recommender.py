@@ -1,10 +1,7 @@
-"""The Recommender facade: build, open, update and query an index directory.
+"""The Recommender facade: checks arguments and delegates (docs/architecture.md).
 
-The facade checks arguments and delegates: :class:`~recommender.ranking.live.LiveIndex`
-holds the live generation and catches up with other processes,
-:class:`~recommender.ranking.ranker.Ranker` ranks,
-:class:`~recommender.stored_lists.keeper.ListKeeper` keeps the stored lists exact,
-and :mod:`recommender.writes` builds and updates.
+``index.live.LiveIndex`` holds the live generation, ``ranking.ranker.Ranker`` ranks,
+``stored_lists.keeper.ListKeeper`` keeps stored lists exact, ``writes`` builds and updates.
 """
 
 from __future__ import annotations
@@ -13,34 +10,29 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from recommender.compiled import switch as compiled
 from recommender.embedding.encoders import Encoder, make_encoder
 from recommender.embedding.precomputed import PrecomputedEmbeddings
-from recommender.errors import ArticleNotFoundError, InvalidArgumentError
 from recommender.filters import DateLike, Filters
 from recommender.index import layout as storage
 from recommender.index.events import EventLog
+from recommender.index.live import LiveIndex, check_model
 from recommender.index.state import IndexState
-from recommender.ranking.batches import chunked, progress_bar, ranked_batches, selected
-from recommender.ranking.buckets import bucket_ranking, bucket_rankings, check_bucket, with_bucket
-from recommender.ranking.live import LiveIndex, check_model
-from recommender.ranking.queries import (
-    check_fresh,
-    check_k,
-    check_page,
-    checked_id,
-    query_text,
-    text_query,
-)
+from recommender.ranking import buckets
+from recommender.ranking.batches import related_lists
+from recommender.ranking.queries import check_fresh, check_k, check_page, text_query
 from recommender.ranking.ranker import Ranker
 from recommender.ranking.rules import RULES_FILE, Rules
 from recommender.ranking.scoring import RankingConfig
 from recommender.stored_lists.keeper import ListKeeper
-from recommender.text import is_valid_text
+from recommender.text import checked_id, is_valid_text
 from recommender.types import (
     Article,
     ArticleListing,
-    ArticleSummary,
+    IndexInfo,
     Match,
+    StoredList,
+    StoredListsStatus,
     StoredStanding,
     UpdateReport,
 )
@@ -72,11 +64,6 @@ class Recommender:
         self.report: UpdateReport | None = None
         #: The precomputed embeddings the last build/upsert read, with what it used of them.
         self.precomputed: PrecomputedEmbeddings | None = None
-        self._sections: tuple[tuple[int, int], dict[str, int]] | None = None
-
-    @property
-    def _state(self) -> IndexState:
-        return self._index.state
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -88,35 +75,24 @@ class Recommender:
         """How many stored lists the last write recomputed (what keeping them exact cost)."""
         return self._lists.refreshed
 
-    # -- ranking configurations ------------------------------------------------------
-
     @property
     def ranking(self) -> RankingConfig:
         """The index's default ranking (from its manifest)."""
-        return self._index.ranking
+        return buckets.default_ranking(self.manifest)
 
     @property
     def buckets(self) -> dict[str, RankingConfig]:
         """Named ranking configurations (for A/B tests), from the manifest."""
-        return bucket_rankings(self.manifest)
+        return buckets.bucket_rankings(self.manifest)
 
     def ranking_for(self, bucket: str | None) -> RankingConfig:
         """The ranking of a named bucket; the index's default for None."""
-        if bucket is None:
-            return self.ranking
         self.refresh()
-        return bucket_ranking(self.manifest, bucket)
+        return self.ranking if bucket is None else buckets.bucket_ranking(self.manifest, bucket)
 
     def set_bucket(self, name: str, options: Mapping[str, Any] | None) -> None:
         """Store (or with None remove) a named ranking configuration: options over the default."""
-        check_bucket(self.manifest, name, options)
-        with self._layout.writer_lock():
-            self.refresh()
-            manifest = with_bucket(self._index.manifest, name, options)
-            with self._index.lock.write():
-                self._index.set_manifest(manifest)
-
-    # -- constructors ------------------------------------------------------------
+        buckets.set_bucket(self._index, name, options)
 
     @classmethod
     def open(
@@ -152,29 +128,14 @@ class Recommender:
     ) -> Recommender:
         """Build a new index at ``path`` and swap it in atomically; return it opened.
 
-        ``store`` says where the vectors live: ``faiss`` (files in the index
-        directory), ``milvus:///path/file.db`` (Milvus Lite) or
-        ``milvus://HOST:PORT`` (a Milvus server; token from
-        ``$RECOMMENDER_MILVUS_TOKEN``). A Milvus build writes a new collection,
-        so the live one is untouched until the build is published.
-
-        ``embeddings`` is a directory written by ``recommender embed``: articles
-        found there with the same text hash take their vector from it; the
-        others are embedded here.
-
-        ``encoder_backend`` (``torch``, ``onnx``, ``onnx-int8``; default
-        ``DEFAULT_BACKEND``) runs the model when no ``encoder`` is given; it is
-        recorded in the manifest, and later queries and adds use the same one.
-
-        ``index_type`` is ``flat`` (exact search), ``ivf`` (approximate, for
-        large archives) or ``auto``: flat below ``IVF_THRESHOLD`` articles, IVF
-        above, decided again whenever a snapshot is written. Each article's pool
-        statistics are computed by ``workers`` processes (default: one per CPU
-        core) once the archive has ``PARALLEL_STATS_MIN`` articles.
-
-        Bad records become :class:`Rejection` entries in ``report`` and in
-        ``rejects.jsonl``; with ``strict`` any rejection raises
-        :class:`RejectedRecordsError` and nothing is published.
+        ``store``: ``faiss`` (files in the index directory), ``milvus:///path/file.db``
+        (Milvus Lite) or ``milvus://HOST:PORT`` (token from ``$RECOMMENDER_MILVUS_TOKEN``).
+        ``embeddings``: a directory written by ``recommender embed`` whose vectors are used
+        where the text hash matches. ``encoder_backend``: ``torch``, ``onnx`` or
+        ``onnx-int8``, kept in the manifest. ``index_type``: ``flat``, ``ivf`` or ``auto``
+        (IVF from ``IVF_THRESHOLD`` articles). ``workers``: processes for the pool
+        statistics. Bad records go to ``report`` and ``rejects.jsonl``; with ``strict``
+        any raises :class:`RejectedRecordsError` and nothing is published.
         """
         layout = storage.IndexLayout(path)
         check_target(layout, index_type=index_type, store=store)
@@ -188,8 +149,6 @@ class Recommender:
         rec = cls.open(path, encoder=encoder)
         rec.precomputed, rec.report = build.precomputed, report
         return rec
-
-    # -- queries -------------------------------------------------------------------
 
     def related(
         self,
@@ -208,55 +167,44 @@ class Recommender:
     ) -> list[Match]:
         """The related list of an indexed article, best first, never the article itself.
 
-        With ``explain``, each match carries an :class:`Explanation` (shared
-        names, terms and the closest pair of sentences); it costs a few
-        milliseconds per match and is computed only when asked.
-
-        ``fresh=False`` answers from the list stored by :meth:`store_lists` (a
-        lookup, no ranking), which add/remove keep up to date; without a usable
-        stored list (none stored, a longer ``k``, other ranking or rules) the
-        list is computed as usual. Stored lists are unfiltered: filters and
-        ``fresh=False`` do not go together.
-
-        ``bucket`` ranks with a named configuration of the index (:meth:`set_bucket`)
-        instead of the default, for A/B tests; ``ranking`` overrides both.
+        ``explain`` adds an :class:`Explanation` to each match (a few ms a match).
+        ``fresh=False`` answers from the list :meth:`store_lists` stored, when one is
+        usable for this ``k``, ranking and rules (else it ranks as usual); stored lists
+        are unfiltered, so it refuses filters. ``bucket`` ranks with a named configuration
+        (:meth:`set_bucket`), for A/B tests; ``ranking`` overrides both.
         """
         check_k(k)
-        if ranking is None and bucket is not None:
-            ranking = self.ranking_for(bucket)
         filters = Filters.make(
             section=section, since=since, until=until, language=language, exclude=exclude
         )
         check_fresh(fresh, filters)
-        self.refresh()
-        with self._index.lock.read():
-            state = self._state
-            int_id = state.catalog.int_id(checked_id(article_id))
-            if int_id is None:
-                raise ArticleNotFoundError(str(article_id))
-            stored = None if fresh else self._lists.lookup(int_id, k, ranking)
+        config = self._config(ranking, bucket)
+        with self._index.reading() as state:
+            int_id = self._index.int_id(article_id)
+            asked = None if ranking is None and bucket is None else config
+            stored = None if fresh else self._lists.lookup(int_id, k, asked)
             if stored is not None:
-                matches = stored[1]
+                matches = stored.matches
             else:
-                matches = self._ranker.related(state, int_id, k, filters, ranking or self.ranking)
+                matches = self._ranker.related(state, int_id, k, filters, config)
             if explain:
                 title, body = state.catalog.stories([int_id])[int_id]
                 matches = self._ranker.explained(state, title, body, matches)
             return matches
 
-    def warm_up(self) -> bool:
-        """Answer one related-by-id query and drop the answer; whether one was answered.
+    def _config(self, ranking: RankingConfig | None, bucket: str | None) -> RankingConfig:
+        if ranking is not None:
+            return ranking
+        return self.ranking if bucket is None else self.ranking_for(bucket)
 
-        The first query of a process loads what later ones reuse: the compiled
-        lexical kernels (compiled on the first query after installing, seconds),
-        the id tables and the inverse norms. A server calls this before it accepts
-        requests, so that no request pays for it.
-        """
-        article_id = self._state.catalog.any_id()
-        if article_id is None:
-            return False
-        self.related(article_id)
-        return True
+    def warm_up(self) -> bool:
+        """Answer one query and drop it, loading what later queries reuse (a server calls
+        this before it accepts requests); whether there was an article to ask."""
+        compiled.load()
+        article_id = self._index.state.catalog.any_id()
+        if article_id is not None:
+            self.related(article_id)
+        return article_id is not None
 
     def related_all(
         self,
@@ -271,28 +219,16 @@ class Recommender:
     ) -> Iterator[tuple[str, list[Match]]]:
         """The related list of every article (or of ``ids``), as (article id, matches) pairs.
 
-        Queries run in batches (one FAISS search and one inverted-list pass per
-        batch) with the same ranking as :meth:`related`; a read lock is held per
-        batch, so writes may land between batches. With ``workers`` > 1,
-        batches are ranked by that many processes that map the same snapshot
-        (the per-candidate ranking is Python-bound, so threads would not help);
-        lists still come out in order. ``rules=False`` ignores the index's
-        editorial rules (relevance evaluation measures the ranking alone).
+        Ranked in batches, as :meth:`related` ranks, under a read lock per batch (writes may
+        land between batches); ``workers`` > 1 ranks batches in that many processes, lists
+        still in order. ``rules=False`` ignores the editorial rules (evaluation).
         """
         check_k(k)
-        if workers < 1:
-            raise InvalidArgumentError(f"workers must be >= 1, got {workers}")
-        self.refresh()
-        everything = selected(self._state.catalog.all_ids(), ids)
-        chunks = chunked(everything, batch_size)
         config = ranking or self.ranking
-        lists = ranked_batches(
-            self._index, self._ranker, chunks, k, config, workers=workers, rules=rules
-        )
-        with progress_bar(progress, len(everything), "related lists") as bar:
-            for chunk, results in zip(chunks, lists, strict=True):
-                yield from results
-                bar.update(len(chunk))
+        return related_lists(
+            self._index, self._ranker, ids, k, config,
+            batch_size=batch_size, progress=progress, workers=workers, rules=rules,
+        )  # fmt: skip
 
     def similar(
         self,
@@ -314,33 +250,22 @@ class Recommender:
     ) -> list[Match]:
         """Related articles for a story that need not be in the index.
 
-        Give ``text`` (a whole story), or ``title`` and/or ``body``, or an
-        ``article``. ``published_at`` (or the article's date) turns on the
-        time prior for the query, as for indexed articles. ``explain`` adds an
-        :class:`Explanation` to each match, and ``bucket`` selects a named
-        ranking, as for :meth:`related`.
+        Give ``text`` (a whole story), or ``title`` and/or ``body``, or an ``article``;
+        ``published_at`` (or the article's date) turns on the time prior. ``explain`` and
+        ``bucket`` as for :meth:`related`.
         """
         check_k(k)
-        if ranking is None and bucket is not None:
-            ranking = self.ranking_for(bucket)
-        title, body = query_text(text=text, title=title, body=body, article=article)
+        config = self._config(ranking, bucket)
+        query = text_query(text, title, body, article, published_at, config.lead_dates)
         filters = Filters.make(
             section=section, since=since, until=until, language=language, exclude=exclude
         )
-        lead_dates = (ranking or self.ranking).lead_dates
-        query = text_query(
-            title, body, published_at=published_at, article=article, lead_dates=lead_dates
-        )
-        vectors = self._index.embed([(title, body)])
-        self.refresh()
-        with self._index.lock.read():
-            state = self._state
-            matches = self._ranker.similar(
-                state, query, vectors, k, filters, ranking or self.ranking
-            )
-            return self._ranker.explained(state, title, body, matches) if explain else matches
-
-    # -- stored related lists ----------------------------------------------------------
+        vectors = self._index.embed([(query.title, query.body)])
+        with self._index.reading() as state:
+            matches = self._ranker.similar(state, query, vectors, k, filters, config)
+            if explain:
+                matches = self._ranker.explained(state, query.title, query.body, matches)
+            return matches
 
     def store_lists(
         self,
@@ -352,15 +277,10 @@ class Recommender:
     ) -> int:
         """Compute every article's related list and store it in the catalog; return the count.
 
-        This pins the lexical statistics (document frequencies, article count)
-        to their current values, and while lists are stored an indexed article's
-        own stored pool statistics standardise its side of the hybrid score: every
-        ranking of the index does so, so that a write changes only the lists it
-        enters high enough or whose candidate pools it leaves, and :meth:`upsert`
-        and :meth:`remove` refresh exactly those. Stored lists then stay equal to a
-        recompute (:meth:`related_all`). Terms first seen after the pin carry no
-        weight until the next ``store_lists``. Holds the writer lock meanwhile, so
-        no write can land between the lists.
+        Pins the lexical statistics, so that a write changes only the lists it reaches and
+        :meth:`upsert`/:meth:`remove` keep the stored lists equal to a recompute (see
+        :mod:`recommender.stored_lists`). Terms first seen after the pin carry no weight
+        until the next ``store_lists``.
         """
         check_k(k)
         return self._lists.store(k, ranking or self.ranking, progress=progress, workers=workers)
@@ -369,41 +289,20 @@ class Recommender:
         """Whether :meth:`store_lists` has stored lists in this index (usable or not)."""
         return self._lists.exists()
 
-    def stored_lists_status(self) -> dict[str, Any] | None:
-        """How the stored lists stand (None when none are stored).
-
-        ``usable`` is False when they are not answered from: ``stale`` (a reason)
-        when they may differ from a recompute, or other rules than they were
-        computed with. ``related --all --store-lists`` recomputes them.
-        """
+    def stored_lists_status(self) -> StoredListsStatus | None:
+        """How the stored lists stand (None when none are stored)."""
         self.refresh()
         return self._lists.status()
 
-    def stored_list(self, article_id: str) -> tuple[str, list[Match]] | None:
-        """(computed at, matches) of an article's stored list, if one is stored and usable."""
-        self.refresh()
-        with self._index.lock.read():
-            int_id = self._state.catalog.int_id(checked_id(article_id))
-            if int_id is None:
-                raise ArticleNotFoundError(str(article_id))
-            return self._lists.lookup(int_id, None, None)
+    def stored_list(self, article_id: str) -> StoredList | None:
+        """An article's stored list, if one is stored and usable."""
+        return self._lists.stored_list(article_id)
 
     def stored_standing(
         self, article_id: str, matches: Sequence[Match], *, k: int
     ) -> StoredStanding:
-        """How ``related(article_id, k=k, fresh=False)``'s answer ``matches`` stands: when its
-        stored list was computed, if the answer is that list, and why the stored lists are
-        stale, if they are (the edges report both; see :class:`StoredStanding`)."""
-        stored = self.stored_list(article_id)
-        computed_at = None
-        if stored is not None and [m.id for m in stored[1][:k]] == [m.id for m in matches]:
-            computed_at = stored[0]
-        status = self.stored_lists_status()
-        if status is None or not status["stale"]:
-            return StoredStanding(computed_at)
-        return StoredStanding(computed_at, str(status["stale"]), str(status["recompute"]))
-
-    # -- the catalog -------------------------------------------------------------------
+        """How ``related(article_id, k=k, fresh=False)``'s answer ``matches`` stands."""
+        return self._lists.standing(article_id, matches, k)
 
     @property
     def events(self) -> EventLog:
@@ -412,56 +311,32 @@ class Recommender:
 
     def get(self, article_id: str) -> Article:
         """The stored record of one article."""
-        found = self._state.catalog.article(checked_id(article_id))
-        if found is None:
-            raise ArticleNotFoundError(str(article_id))
-        return found
+        return self._index.article(article_id)
 
     def browse(self, *, query: str = "", offset: int = 0, limit: int = 20) -> ArticleListing:
-        """A page of indexed articles whose titles hold every word of ``query``, newest first.
-
-        Undated articles come last. ``query`` matches case-insensitively (ASCII letters).
-        """
+        """Articles whose titles hold every word of ``query``, newest first (undated last)."""
         check_page(offset, limit)
-        self.refresh()
-        rows, total = self._state.catalog.browse(query=query, offset=offset, limit=limit)
-        articles = tuple(
-            ArticleSummary(r.id, r.title, r.url, r.published_at, r.section) for r in rows
-        )
-        return ArticleListing(articles=articles, total=total, offset=offset, limit=limit)
+        return self._index.browse(query, offset, limit)
 
     def sections(self) -> dict[str, int]:
         """Every section in the index, with its number of articles, sorted by name."""
-        self.refresh()
-        # A scan of the whole catalog; every page of the web UI asks, so keep it until a write.
-        key = (id(self._state), self._state.seq)
-        if self._sections is None or self._sections[0] != key:
-            self._sections = (key, self._state.catalog.sections())
-        return dict(self._sections[1])
+        return self._index.sections()
 
     def field_values(self, field: str) -> dict[str, str | None]:
         """Article id -> a column (section, language, ...) or metadata field, as text."""
-        return self._state.catalog.field_values(field)
+        return self._index.state.catalog.field_values(field)
 
     def __contains__(self, article_id: object) -> bool:
         text = str(article_id)
-        return is_valid_text(text) and self._state.catalog.int_id(text) is not None
+        return is_valid_text(text) and self._index.state.catalog.int_id(text) is not None
 
     def __len__(self) -> int:
-        return self._state.catalog.count()
+        return self._index.state.catalog.count()
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> IndexInfo:
         """The manifest with live counts, for ``recommender info``."""
         self.refresh()
-        state = self._state
-        data = dict(state.manifest)
-        data["path"] = str(self._layout.root)
-        data["counts"] = {"articles": state.catalog.count(), "vectors": len(state.store)}
-        data["search"] = state.store.describe()
-        data["stored_lists"] = self.stored_lists_status()
-        return data
-
-    # -- editorial rules ---------------------------------------------------------------
+        return self._index.info(self._lists.status())
 
     @property
     def rules(self) -> Rules | None:
@@ -473,8 +348,6 @@ class Recommender:
         with self._layout.writer_lock():
             self._ranker.set_rules(rules)
 
-    # -- updates -------------------------------------------------------------------
-
     def upsert(
         self,
         articles: Iterable[ArticleInput],
@@ -485,10 +358,8 @@ class Recommender:
     ) -> UpdateReport:
         """Add new articles, re-embed changed ones, skip unchanged ones (no model call).
 
-        The whole batch lands in one transaction: an interrupted upsert leaves
-        the index as it was before. ``embeddings`` (a directory written by
-        ``recommender embed``) supplies vectors instead of the model where the
-        text hash matches.
+        One transaction: an interrupted upsert leaves the index as it was. ``embeddings``
+        (from ``recommender embed``) supplies vectors where the text hash matches.
         """
         self.precomputed = open_precomputed(embeddings, self._index.embedder(), "this index")
         self.report = self._writer.upsert(
@@ -507,19 +378,13 @@ class Recommender:
         self._writer.checkpoint()
 
     def refresh(self) -> bool:
-        """Pick up writes made by other processes; return whether anything changed.
-
-        A rebuilt index (new generation) is reopened whole; updates to the same
-        generation are replayed from the catalog's change log.
-        """
+        """Pick up writes made by other processes; return whether anything changed."""
         return self._index.refresh()
 
     @property
     def encoder(self) -> Encoder:
         """The encoder, created (not loaded) on first use, with the index's model and backend."""
         return self._index.encoder
-
-    # -- lifecycle -------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the catalog and the vector store; the index is not used afterwards."""
@@ -532,4 +397,4 @@ class Recommender:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Recommender({str(self._layout.root)!r}, articles={len(self._state.store)})"
+        return f"Recommender({str(self._layout.root)!r}, articles={len(self._index.state.store)})"

@@ -14,7 +14,7 @@ import re
 
 from recommender.errors import InvalidArgumentError
 
-__all__ = ["checked_text", "is_valid_text", "printable"]
+__all__ = ["checked_id", "checked_text", "is_valid_text", "printable"]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile("[\udc80-\udcff]")
@@ -50,6 +50,11 @@ def checked_text(value: str, *, field: str) -> str:
     else:
         what = f"invalid Unicode (lone surrogate U+{ord(char):04X} at character {where})"
     raise InvalidArgumentError(f"{field}: {what}", field=field)
+
+
+def checked_id(value: object) -> str:
+    """An article id from a caller as the catalog stores it; invalid Unicode is refused."""
+    return checked_text(str(value), field="id")
 
 
 def printable(value: str) -> str:

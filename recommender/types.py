@@ -14,8 +14,12 @@ __all__ = [
     "ArticleListing",
     "ArticleSummary",
     "Explanation",
+    "IndexInfo",
     "Match",
     "Rejection",
+    "StoredList",
+    "StoredListsStatus",
+    "StoredStanding",
     "UpdateReport",
 ]
 
@@ -143,6 +147,58 @@ class StoredStanding:
     computed_at: str | None = None
     stale: str | None = None
     recompute: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredListsStatus:
+    """How an index's stored related lists stand (``Recommender.stored_lists_status``).
+
+    ``usable`` is False when queries are not answered from them: ``stale`` (a reason) when
+    they may differ from a recompute, or ``rules_changed`` when the index's editorial rules
+    are not the ones they were computed with. ``recompute`` is the command that refreshes them.
+    """
+
+    k: int
+    usable: bool
+    stale: str | None
+    rules_changed: bool
+    recompute: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StoredList:
+    """One article's stored related list and when it was computed (``Recommender.stored_list``)."""
+
+    computed_at: str
+    matches: list[Match]
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """An index's manifest with its live counts (``Recommender.info``, ``recommender info``).
+
+    ``to_dict`` is the manifest's keys followed by ``path``, ``counts``, ``search`` and
+    ``stored_lists``: what ``recommender info --json`` and ``GET /v1/info`` print.
+    """
+
+    path: str
+    manifest: Mapping[str, Any]
+    #: ``articles`` in the catalog and ``vectors`` in the vector store.
+    counts: Mapping[str, int]
+    #: How the vector store searches (kind, metric, lists and nprobe of an IVF index...).
+    search: Mapping[str, Any]
+    stored_lists: StoredListsStatus | None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dict(self.manifest)
+        data["path"] = self.path
+        data["counts"] = dict(self.counts)
+        data["search"] = dict(self.search)
+        data["stored_lists"] = self.stored_lists.to_dict() if self.stored_lists else None
+        return data
 
 
 @dataclass(frozen=True)

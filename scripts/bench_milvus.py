@@ -83,13 +83,13 @@ def run(source: Path, url: str, queries: int, *, lite: bool = True) -> dict[str,
 
 def _articles(source: Path) -> list[Any]:
     with Recommender.open(source) as rec:
-        return [rec.get(aid) for _, aid in rec._state.catalog.all_ids()]
+        return [rec.get(aid) for _, aid in rec._index.state.catalog.all_ids()]
 
 
 def _export(source: Path, out: Path) -> Path:
     """The source index's stored vectors as precomputed embeddings (no model run)."""
     with Recommender.open(source) as rec:
-        state = rec._state  # the stored vectors, exactly as FAISS holds them
+        state = rec._index.state  # the stored vectors, exactly as FAISS holds them
         pairs = state.catalog.all_ids()
         ids = np.array([i for i, _ in pairs], dtype=np.int64)
         vectors = state.store.get(ids)

@@ -54,7 +54,7 @@ from recommender.index.state import (  # noqa: E402
 from recommender.lexical.index import LexicalIndex  # noqa: E402
 from recommender.ranking.scoring import RankingConfig  # noqa: E402
 from recommender.recommender import _new_manifest  # noqa: E402
-from recommender.stores.faiss import FaissStore, recall_at, write_probes  # noqa: E402
+from recommender.stores.faiss import FaissStore, recall_at  # noqa: E402
 from recommender.types import Article  # noqa: E402
 
 _BATCH = 20_000
@@ -124,7 +124,7 @@ def run(
 
 def _load_source(source: Path) -> dict[str, Any]:
     rec = Recommender.open(source)
-    state = rec._state
+    state = rec._index.state
     int_ids = np.array([i for i, _ in state.catalog.all_ids()], dtype=np.int64)
     int_ids = int_ids[state.lexical.rows(int_ids) >= 0]
     rows = state.catalog.rows(int_ids.tolist())
@@ -232,8 +232,8 @@ def _measure(
     result: dict[str, Any] = {
         "articles": n,
         "build_s": build_s,
-        "index_kind": rec._state.store.kind,  # type: ignore[attr-defined]
-        "search": rec.info()["search"],
+        "index_kind": rec._index.state.store.kind,  # type: ignore[attr-defined]
+        "search": rec.info().search,
         "p50_ms": 1000 * float(np.percentile(times, 50)),
         "p99_ms": 1000 * float(np.percentile(times, 99)),
         "recall_at_10": _recall(rec, picks[50:]),
@@ -254,7 +254,6 @@ def _built(real: dict[str, Any], path: Path, n: int) -> float:
     if (path / "manifest.json").is_file() and record.is_file():
         build = json.loads(record.read_text())
         _phase(f"{n}: reusing {path}, built {build['built_at']} in {build['build_s']:.0f} s")
-        _add_probes(path)
         return float(build["build_s"])
     started = time.perf_counter()
     build_synthetic(real, path, n)
@@ -263,30 +262,9 @@ def _built(real: dict[str, Any], path: Path, n: int) -> float:
     return build_s
 
 
-def _add_probes(path: Path) -> None:
-    """Write the probe file a kept IVF index's snapshot lacks (kept before they existed).
-
-    The same file the next snapshot of that index would write, so that a reused index is
-    measured as a new build would be.
-    """
-    rec = Recommender.open(path)
-    try:
-        store = rec._state.store
-        if not isinstance(store, FaissStore) or store.kind != "ivf" or store._probes is not None:
-            return
-        seq = rec._state.snapshot_seq
-        target = storage.probes_path(rec._state.gen_dir, seq)
-        temporary = target.with_name(f".{target.name}.tmp")
-        write_probes(store.index, temporary)
-        os.replace(temporary, target)
-        _phase(f"wrote {target.name} for the kept snapshot")
-    finally:
-        rec.close()
-
-
 def _recall(rec: Recommender, picks: list[str]) -> float:
     """recall@10 of the index's dense search against exact search over the same vectors."""
-    state = rec._state
+    state = rec._index.state
     ids = np.array(list(state.catalog.int_ids(picks).values()), dtype=np.int64)
     queries = state.store.get(ids)
     found = state.store.search(queries, 10, stored=ids).ids  # as a query by id searches
@@ -316,7 +294,7 @@ print(json.dumps({"peak_rss_kib": int(peak)}))
 
 def _serving_rss(path: Path, queries: int) -> int:
     """Peak RSS (MiB) of a fresh process that opens the index and answers queries."""
-    n = Recommender.open(path).info()["counts"]["articles"]
+    n = Recommender.open(path).info().counts["articles"]
     out = subprocess.run(
         [sys.executable, "-c", _RSS_CHILD, str(path), str(n), str(queries)],
         check=True,

@@ -127,7 +127,7 @@ def _compare(rec: Recommender, k: int) -> tuple[int, int, int, float]:
     """Lists equal to a full recompute (ids in order; ids and scores), the count, and the
     recompute's seconds. The recompute is ``related_all`` on the same index state: the
     same pinned statistics, what ``store_lists`` would store now without re-pinning."""
-    catalog = rec._state.catalog
+    catalog = rec._index.state.catalog
     names = dict(catalog.all_ids())
     stored = {names[o]: hits for o, hits in catalog.stored_lists().items()}
     started = time.perf_counter()

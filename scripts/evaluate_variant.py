@@ -63,7 +63,7 @@ def main() -> None:
             shutil.copytree(args.index, copy)
             with Recommender.open(copy) as rec:
                 config = rec.ranking.with_options(**option)
-                state = rec._state
+                state = rec._index.state
                 ids = np.array([i for i, _ in state.catalog.all_ids()], dtype=np.int64)
                 compute_pool_stats(state.store, state.lexical, state.catalog, ids, config=config)
             with Recommender.open(copy) as rec:

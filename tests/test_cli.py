@@ -280,13 +280,16 @@ def test_related_never_imports_the_model(index: Path) -> None:
     assert {m["id"] for m in json.loads("\n".join(printed))[:2]} == {"port-1", "port-2"}
 
 
-def test_a_one_query_command_leaves_the_process_compiling(index: Path, runner: CliRunner) -> None:
+def test_a_one_query_command_leaves_the_loops_choice_to_the_library(
+    index: Path, runner: CliRunner
+) -> None:
     from recommender.compiled import switch as compiled
 
-    result = runner.invoke(main, ["related", "port-0", "--index", str(index), "--json"])
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.output)  # answered (through numpy), and then:
-    assert compiled.enabled()  # a library caller in the same process keeps the compiled loops
+    for command in (["related", "port-0"], ["similar", "--text", "harbour ferry strike"]):
+        result = runner.invoke(main, [*command, "--index", str(index), "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)
+        assert compiled.use_compiled(None) is None  # the CLI forced neither side
 
 
 def test_python_dash_m() -> None:

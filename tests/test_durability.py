@@ -155,16 +155,16 @@ def test_processes_map_the_snapshot_and_move_to_newer_ones(built: Path) -> None:
         Recommender.open(built, encoder=encoder) as writer,
         Recommender.open(built, encoder=encoder) as reader,
     ):
-        state = reader._state
+        state = reader._index.state
         assert state.store.mapped and state.snapshot_seq == state.seq
         words = "valdora port strike dockworkers cranes harbor union"
         writer.upsert([article("late", f"{words} late news")])
         writer.remove(["port-1"])
         ids = [m.id for m in reader.related("port-0", k=50)]
         assert "late" in ids and "port-1" not in ids
-        assert reader._state.store.overlay_size == 2  # one added vector, one hidden
+        assert reader._index.state.store.overlay_size == 2  # one added vector, one hidden
         writer.checkpoint()
         assert [m.id for m in reader.related("port-0", k=50)] == ids
-        state = reader._state
-        assert state.snapshot_seq == state.seq == writer._state.seq
+        state = reader._index.state
+        assert state.snapshot_seq == state.seq == writer._index.state.seq
         assert state.store.overlay_size == 0 and state.store.mapped

@@ -505,7 +505,7 @@ def test_build_from_any_jsonl_file(data: bytes) -> None:
             added = rec.report.added
             assert added + len(rec.report.rejected) == stats.records
         with Recommender.open(root / "idx", encoder=encoder) as reopened:
-            assert reopened.info()["counts"]["articles"] == added
+            assert reopened.info().counts["articles"] == added
 
 
 # -- 4: URLs -------------------------------------------------------------------------------

@@ -255,7 +255,10 @@ def test_a_kill_at_any_step_leaves_the_old_or_the_new_index(
     with Recommender.open(index, encoder=HashingEncoder(256)) as rec:
         assert len(rec) == len(expected)
         assert all(aid in rec for aid in expected)
-        assert rec.info()["counts"] == {"articles": len(expected), "vectors": len(expected)}
+        assert rec.info().counts == {
+            "articles": len(expected),
+            "vectors": len(expected),
+        }
         query = "port-0" if outcome != "new" else "fresh-0"
         related = [m.id for m in rec.related(query, k=5)]
         assert related and set(related) <= expected
@@ -481,7 +484,8 @@ def test_stored_lists_a_killed_write_never_refreshed_are_stale_not_wrong(
 ) -> None:
     with Recommender.open(index, encoder=HashingEncoder(256)) as rec:
         rec.store_lists(k=5)
-        assert rec.stored_lists_status()["stale"] is None
+        status = rec.stored_lists_status()
+        assert status is not None and status.stale is None
         double = article("double", rec.get("port-1").body)
     source = write_jsonl(tmp_path / "double.jsonl", [double])
     kill = at_call("recommender.stored_lists.keeper:ListKeeper.after_write", "kill")
@@ -489,15 +493,18 @@ def test_stored_lists_a_killed_write_never_refreshed_are_stale_not_wrong(
     with Recommender.open(index, encoder=HashingEncoder(256)) as rec:
         assert "double" in rec
         status = rec.stored_lists_status()
-        assert "has not refreshed the stored lists" in status["stale"] and not status["usable"]
+        assert status is not None and not status.usable
+        assert "has not refreshed the stored lists" in (status.stale or "")
         assert rec.stored_list("port-1") is None  # never served as if it were current
         # A later write does not clear the mark of the one that died...
         rec.upsert([article("later", "an unrelated note on council budgets")])
-        assert rec.stored_lists_status()["stale"] is not None
+        later = rec.stored_lists_status()
+        assert later is not None and later.stale is not None
         # ...a recompute of every list does, and then the lists hold the duplicate.
         rec.store_lists(k=5)
-        assert rec.stored_lists_status()["stale"] is None
+        redone = rec.stored_lists_status()
+        assert redone is not None and redone.stale is None
         stored = rec.stored_list("port-1")
         assert stored is not None
-        assert [m.id for m in stored[1]] == [m.id for m in rec.related("port-1", k=5)]
-        assert "double" in [m.id for m in stored[1]]
+        assert [m.id for m in stored.matches] == [m.id for m in rec.related("port-1", k=5)]
+        assert "double" in [m.id for m in stored.matches]

@@ -13,6 +13,7 @@ import pytest
 import scipy.sparse as sp
 
 from recommender.compiled import kernels
+from recommender.compiled.switch import compiled_loops
 from recommender.lexical.search import _NO_MASK, _found
 from recommender.lexical.snapshot import _encoded
 from recommender.lexical.weights import _NO_TABLE
@@ -77,16 +78,17 @@ def test_an_interrupted_search_leaves_no_sums_behind(monkeypatch: pytest.MonkeyP
     terms, weights = np.array([3, 9, 40], dtype=np.int32), np.ones(3, dtype=np.float32)
     norms = np.ones(300, dtype=np.float32)
     segments = [(postings, _NO_TABLE, 0)]
-    before = _found(segments, terms, weights, norms, _NO_MASK)
 
     def interrupted(*args: object) -> None:
         raise KeyboardInterrupt
 
-    with monkeypatch.context() as patch:
-        patch.setattr(kernels, "collect", interrupted)
-        with pytest.raises(KeyboardInterrupt):
-            _found(segments, terms, weights, norms, _NO_MASK)
-    after = _found(segments, terms, weights, norms, _NO_MASK)
+    with compiled_loops():
+        before = _found(segments, terms, weights, norms, _NO_MASK)
+        with monkeypatch.context() as patch:
+            patch.setattr(kernels, "collect", interrupted)
+            with pytest.raises(KeyboardInterrupt):
+                _found(segments, terms, weights, norms, _NO_MASK)
+        after = _found(segments, terms, weights, norms, _NO_MASK)
     assert after[0].tolist() == before[0].tolist() and after[1].tolist() == before[1].tolist()
 
 
@@ -104,34 +106,70 @@ def test_no_terms_find_nothing() -> None:
     assert rows.tolist() == [] and scores.tolist() == []
 
 
-def test_a_warm_up_query_loads_the_kernels_before_any_request(built: Path) -> None:
-    # A fresh process: the kernels are loaded (or compiled) by the first query only.
-    script = (
-        "import sys\n"
-        "from recommender import Recommender\nfrom recommender.compiled import kernels\n"
-        "rec = Recommender.open(sys.argv[1])\n"
-        "before = len(kernels.accumulate.signatures)\n"
-        "answered = rec.warm_up()\n"
-        "after = len(kernels.accumulate.signatures), len(kernels.dots.signatures)\n"
-        "print(before, answered, *after)\n"
+def _in_a_fresh_process(index: Path, *lines: str) -> list[str]:
+    """What ``lines`` print, run in a new interpreter with ``rec`` open on ``index``."""
+    script = "\n".join(
+        [
+            "import sys",
+            "from recommender import Recommender",
+            "from recommender.compiled import switch",
+            "rec = Recommender.open(sys.argv[1])",
+            "ids = [a for _, a in rec._index.state.catalog.all_ids()]",
+            *lines,
+        ]
     )
     done = subprocess.run(
-        [sys.executable, "-c", script, str(built)],
+        [sys.executable, "-c", script, str(index)],
         capture_output=True,
         text=True,
         timeout=120,
         check=True,
     )
-    before, answered, accumulate, dots = done.stdout.split()
+    return done.stdout.split()
+
+
+def test_the_switch_loads_numba_from_a_process_s_second_query(built: Path) -> None:
+    """One query (a CLI command) runs through numpy and never imports numba; the second
+    query of the same process loads the compiled loops, and they stay."""
+    printed = _in_a_fresh_process(
+        built,
+        "rec.related(ids[0])",
+        "print('numba' in sys.modules, switch.enabled())",
+        "rec.related(ids[1])",
+        "print('numba' in sys.modules, switch.enabled())",
+    )
+    assert printed == ["False", "False", "True", "True"]
+
+
+def test_a_batch_of_queries_runs_compiled_from_the_start(built: Path) -> None:
+    printed = _in_a_fresh_process(
+        built,
+        "lists = rec.related_all(k=3)",
+        "print(switch.enabled(), len(list(lists)) == len(rec), switch.enabled())",
+    )
+    assert printed == ["False", "True", "True"]
+
+
+def test_a_warm_up_query_loads_the_kernels_before_any_request(built: Path) -> None:
+    printed = _in_a_fresh_process(
+        built,
+        "from recommender.compiled import kernels",
+        "before = len(kernels.accumulate.signatures)",
+        "answered = rec.warm_up()",
+        "after = len(kernels.accumulate.signatures), len(kernels.dots.signatures)",
+        "print(before, answered, *after)",
+    )
+    before, answered, accumulate, dots = printed
     assert (before, answered) == ("0", "True")
     assert int(accumulate) >= 1 and int(dots) >= 1
 
 
 def _both(call: Callable[[], T]) -> tuple[T, T]:
     """``call()`` with the loops compiled, then through numpy."""
-    from recommender.compiled.switch import numpy_loops
+    from recommender.compiled.switch import compiled_loops, numpy_loops
 
-    compiled = call()
+    with compiled_loops():
+        compiled = call()
     with numpy_loops():
         return compiled, call()
 
@@ -166,7 +204,7 @@ def test_numpy_and_compiled_related_lists_agree_bit_for_bit(built: Path) -> None
     from recommender import Recommender
 
     with Recommender.open(built) as rec:
-        ids = [article_id for _, article_id in rec._state.catalog.all_ids()]
+        ids = [article_id for _, article_id in rec._index.state.catalog.all_ids()]
         compiled, numpy = _both(lambda: [rec.related(article_id, k=5) for article_id in ids])
     assert compiled == numpy
     assert any(matches for matches in compiled)

@@ -132,7 +132,7 @@ def _catalog_state(path: Path) -> dict[str, Any]:
 def _answers(path: Path) -> dict[str, Any]:
     with Recommender.open(path, encoder=HashingEncoder(256)) as rec:
         return {
-            "counts": rec.info()["counts"],
+            "counts": rec.info().counts,
             "related": {
                 aid: [(m.id, round(m.score, 4)) for m in rec.related(aid, k=5)]
                 for aid in ("port-0", "port-1", "port-2", "budget-0")
@@ -174,7 +174,7 @@ def test_a_failed_engine_write_commits_nothing_to_the_index(
     with Recommender.open(milvus_index, encoder=HashingEncoder(256)) as rec:
         report = rec.upsert(WRITE)
         assert (report.added, report.reembedded) == (2, 2)
-        assert rec.info()["counts"] == {"articles": 16, "vectors": 16}
+        assert rec.info().counts == {"articles": 16, "vectors": 16}
 
 
 def test_a_failed_engine_write_leaves_every_answer_as_it_was(
@@ -243,7 +243,7 @@ def reader(served: Path) -> Iterator[Recommender]:
     from recommender.stores.milvus import MilvusStore
 
     with Recommender.open(served, encoder=HashingEncoder(256)) as rec:
-        engine = getattr(rec._state.store, "inner", rec._state.store)
+        engine = getattr(rec._index.state.store, "inner", rec._index.state.store)
         assert isinstance(engine, MilvusStore)
         engine._strong_until = 0.0  # as if the last change it knew of were long ago
         assert engine._consistency() == "Bounded"
@@ -289,7 +289,7 @@ def test_the_next_query_after_an_acknowledged_write_sees_it(
     _added_by_another_process(served, tmp_path, "late-1")
     dense = reader.ranking.with_options(**DENSE)
     assert "late-1" in [m.id for m in reader.related("port-0", k=20, ranking=dense)]
-    engine = reader._state.store.inner  # type: ignore[attr-defined]
+    engine = reader._index.state.store.inner  # type: ignore[attr-defined]
     assert engine._consistency() == "Strong"
     result = cli("remove", "late-1", "--index", served)
     assert result.returncode == 0, result.stderr
@@ -301,7 +301,7 @@ def test_strong_reads_see_a_write_at_once_and_bounded_ones_within_graceful_time(
 ) -> None:
     acknowledged = _added_by_another_process(served, tmp_path, "late-2")
     with Recommender.open(served) as rec:
-        int_id = rec._state.catalog.int_ids(["late-2"])["late-2"]
+        int_id = rec._index.state.catalog.int_ids(["late-2"])["late-2"]
     assert _rows(probe, int_id, "Strong") == 1
     # Bounded may miss writes up to gracefulTime old, never older ones.
     while _rows(probe, int_id, "Bounded") == 0:
@@ -328,7 +328,7 @@ def test_an_article_rewritten_in_another_process_is_never_missing(served: Path, 
     """README: Milvus applies each upsert in place, so no reader sees an article half-replaced
     (gone, or twice) while another process re-embeds it, at either level."""
     with Recommender.open(served) as rec:
-        int_id = rec._state.catalog.int_ids(["port-2"])["port-2"]
+        int_id = rec._index.state.catalog.int_ids(["port-2"])["port-2"]
     writer = subprocess.Popen(
         [sys.executable, "-c", _REEMBED, str(served), "15"],
         env={**os.environ, "PYTHONPATH": str(service.ROOT)},

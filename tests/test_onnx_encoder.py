@@ -157,7 +157,7 @@ class _Calls:
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> _Calls:
     fake = _Calls()
-    monkeypatch.setattr("recommender.ranking.live.make_encoder", fake)
+    monkeypatch.setattr("recommender.index.live.make_encoder", fake)
     return fake
 
 

@@ -149,7 +149,7 @@ def test_rrf_uses_ranks_not_scores() -> None:
 
 
 def test_mean_and_std_are_numpys_to_the_bit() -> None:
-    from recommender.ranking.scoring import _mean_std
+    from recommender.compiled.arrays import mean_std as _mean_std
 
     rng = np.random.default_rng(5)
     # Lengths on both sides of numpy's pairwise-summation blocks (8, 128).
@@ -162,7 +162,7 @@ def test_mean_and_std_are_numpys_to_the_bit() -> None:
 
 
 def test_a_pool_is_the_sorted_union_of_both_sides() -> None:
-    from recommender.ranking.retrieval import _union
+    from recommender.compiled.arrays import union_sorted as _union
 
     rng = np.random.default_rng(6)
     for n, m in [(0, 0), (1, 0), (0, 3), (5, 5), (101, 101)]:

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -139,6 +139,36 @@ def test_similar_needs_text(built: Path, encoder: HashingEncoder) -> None:
             rec.similar(text="   ")
         with pytest.raises(InvalidArgumentError, match="either"):
             rec.similar(text="a", body="b")
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        ({"text": "   "}, "text"),
+        ({"text": "a", "body": "b"}, "text"),
+        ({"title": "\ud800"}, "title"),
+        ({"text": "port", "published_at": "2026-02-30"}, "published_at"),
+        ({"text": "port", "since": "soon"}, "since"),
+        ({"text": "port", "until": "2026-13-01"}, "until"),
+        ({"text": "port", "since": "2026-03-12", "until": "2026-03-11"}, "until"),
+        ({"text": "port", "section": ["ok", "\udc80"]}, "section"),
+    ],
+)
+def test_a_bad_query_value_names_its_field(
+    built: Path, encoder: HashingEncoder, call: dict[str, Any], field: str
+) -> None:
+    """The edges pass the field on (HTTP 422 ``field``) instead of checking values again;
+    nothing is embedded for a query that is refused."""
+    with Recommender.open(built, encoder=encoder) as rec:
+        calls = encoder.calls
+        with pytest.raises(InvalidArgumentError) as refused:
+            rec.similar(**call)
+        assert refused.value.field == field and encoder.calls == calls
+        dates = {k: v for k, v in call.items() if k in ("since", "until")}
+        if dates:
+            with pytest.raises(InvalidArgumentError) as by_id:
+                rec.related("port-0", **dates)
+            assert by_id.value.field == field
 
 
 def test_related_does_not_use_the_encoder(built: Path) -> None:
@@ -341,7 +371,10 @@ def test_checkpoint_compacts_history_and_state_survives(built: Path, corpus: lis
     with Recommender.open(built) as fresh:
         assert "c1" not in fresh and "c2" in fresh
         assert len(fresh) == len(corpus) + 1
-        assert fresh.info()["counts"] == {"articles": len(corpus) + 1, "vectors": len(corpus) + 1}
+        assert fresh.info().counts == {
+            "articles": len(corpus) + 1,
+            "vectors": len(corpus) + 1,
+        }
 
 
 def test_stale_snapshot_is_replayed_from_the_catalog(built: Path, corpus: list[Article]) -> None:
@@ -355,19 +388,19 @@ def test_stale_snapshot_is_replayed_from_the_catalog(built: Path, corpus: list[A
     with Recommender.open(built) as fresh:
         ids = {m.id for m in fresh.related("port-0", k=50)}
         assert "late" in ids and "port-3" not in ids
-        assert fresh.info()["counts"]["vectors"] == len(corpus)
+        assert fresh.info().counts["vectors"] == len(corpus)
 
 
 def test_info(built: Path, corpus: list[Article]) -> None:
     with Recommender.open(built) as rec:
-        data = rec.info()
+        data = rec.info().to_dict()
     assert data["counts"]["articles"] == len(corpus)
     assert data["path"] == str(built)
 
 
 def _stored_vectors(rec: Recommender) -> dict[str, np.ndarray]:
     """Every article's vector as the catalog keeps it (not the FAISS copy the search reads)."""
-    catalog = rec._state.catalog
+    catalog = rec._index.state.catalog
     names = dict(catalog.all_ids())
     stored = catalog.vectors(list(names), rec.manifest["model"]["dimension"])
     return {names[i]: vector.astype(np.float64) for i, vector in stored.items()}

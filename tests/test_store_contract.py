@@ -242,7 +242,7 @@ def test_writes_reach_every_reader_of_a_shared_store(
         ids = [m.id for m in reader.related("port-0", k=5, section="business")]
         assert "port-9" in ids and "port-1" not in ids and "port-2" not in ids
         assert len(reader) == len(corpus)
-        assert reader.info()["counts"]["vectors"] == len(corpus)
+        assert reader.info().counts["vectors"] == len(corpus)
     finally:
         writer.close()
         reader.close()

@@ -53,7 +53,7 @@ def small(tmp_path: Path) -> Iterator[Recommender]:
 
 
 def _names(rec: Recommender) -> dict[int, str]:
-    return dict(rec._state.catalog.all_ids())
+    return dict(rec._index.state.catalog.all_ids())
 
 
 def _stored(rec: Recommender) -> dict[str, list[tuple[str, float]]]:
@@ -61,7 +61,7 @@ def _stored(rec: Recommender) -> dict[str, list[tuple[str, float]]]:
     names = _names(rec)
     return {
         names[owner]: [(names[i], s) for i, s in hits]
-        for owner, hits in rec._state.catalog.stored_lists().items()
+        for owner, hits in rec._index.state.catalog.stored_lists().items()
     }
 
 
@@ -71,7 +71,7 @@ def _recomputed(rec: Recommender, k: int = K) -> dict[str, list[tuple[str, float
 
 def _assert_equal_to_a_full_recompute(rec: Recommender) -> None:
     """Stored lists equal :meth:`related_all` now: the same owners, ids in order, and scores."""
-    info = rec._state.catalog.lists_info()
+    info = rec._index.state.catalog.lists_info()
     assert info is not None and info.stale is None
     stored, fresh = _stored(rec), _recomputed(rec, info.k)
     assert set(stored) == set(fresh)
@@ -115,8 +115,8 @@ def test_store_then_read_without_ranking(demo: Recommender) -> None:
     fresh = demo.related("demo-001", k=K)
     assert demo.related("demo-001", k=K, fresh=False) == fresh
     assert demo.related("demo-001", k=3, fresh=False) == fresh[:3]
-    computed_at, matches = demo.stored_list("demo-001") or ("", [])
-    assert computed_at and matches == fresh
+    stored = demo.stored_list("demo-001")
+    assert stored is not None and stored.computed_at and stored.matches == fresh
     # A longer list than stored is computed fresh; filters cannot use stored lists.
     assert len(demo.related("demo-001", k=K + 3, fresh=False)) == K + 3
     with pytest.raises(InvalidArgumentError, match="fresh=False"):
@@ -176,7 +176,7 @@ def test_editorial_rules_stay_exact(small: Recommender) -> None:
     }
     assert backfilled, "the rules should backfill some lists"
     newest = max(
-        (small.get(i) for i in small._state.catalog.int_ids(backfilled)),
+        (small.get(i) for i in small._index.state.catalog.int_ids(backfilled)),
         key=lambda a: a.published_at or datetime.min.replace(tzinfo=timezone.utc),
     )
     # A new latest article in a backfilled list's section goes into that list.
@@ -197,7 +197,7 @@ def test_editorial_rules_stay_exact(small: Recommender) -> None:
 
 def test_writes_refresh_only_affected_lists(small: Recommender) -> None:
     small.store_lists(k=K)
-    conn = small._state.catalog._lists_conn()
+    conn = small._index.state.catalog._lists_conn()
     counts = []
     for article in small.later[:8]:  # type: ignore[attr-defined]
         # computed_at has one-second resolution: tag every row to see which get rewritten.
@@ -238,23 +238,23 @@ def test_pinning_changes_no_list_at_the_moment_of_the_pin(
 
 
 def test_stored_lists_pin_the_lexical_statistics(small: Recommender) -> None:
-    idf = small._state.lexical.idf().copy()
+    idf = small._index.state.lexical.idf().copy()
     small.upsert(small.later[:2])  # type: ignore[attr-defined]
-    assert not np.array_equal(small._state.lexical.idf(), idf), "without lists IDF is live"
+    assert not np.array_equal(small._index.state.lexical.idf(), idf), "without lists IDF is live"
     small.store_lists(k=K)
-    pinned = small._state.lexical.idf().copy()
+    pinned = small._index.state.lexical.idf().copy()
     small.upsert(small.later[2:6])  # type: ignore[attr-defined]
     small.remove(["demo-003"])
-    assert np.array_equal(small._state.lexical.idf(), pinned)
+    assert np.array_equal(small._index.state.lexical.idf(), pinned)
     for owner in ("demo-004", "demo-040", small.later[3].id):  # type: ignore[attr-defined]
         assert small.related(owner, k=K) == small.related(owner, k=K, fresh=False)
     small.checkpoint()
-    assert np.array_equal(small._state.lexical.idf(), pinned)
+    assert np.array_equal(small._index.state.lexical.idf(), pinned)
     with Recommender.open(small._layout.root, encoder=HashingEncoder(256)) as reopened:
-        assert np.array_equal(reopened._state.lexical.idf(), pinned)
+        assert np.array_equal(reopened._index.state.lexical.idf(), pinned)
         # The next store_lists pins the statistics of that moment.
         reopened.store_lists(k=K)
-        assert not np.array_equal(reopened._state.lexical.idf(), pinned)
+        assert not np.array_equal(reopened._index.state.lexical.idf(), pinned)
         _assert_equal_to_a_full_recompute(reopened)
 
 
@@ -264,7 +264,7 @@ def test_another_process_picks_up_the_pin(small: Recommender) -> None:
         small.store_lists(k=K)
         small.upsert(small.later[:3])  # type: ignore[attr-defined]
         assert reader.related("demo-001", k=K) == small.related("demo-001", k=K, fresh=False)
-        pins = (reader._state.lexical.pinned, small._state.lexical.pinned)
+        pins = (reader._index.state.lexical.pinned, small._index.state.lexical.pinned)
         assert pins[0] is not None and pins[1] is not None and pins[0].token == pins[1].token
 
 
@@ -280,13 +280,14 @@ def test_ivf_checkpoint_marks_stored_lists_stale(tmp_path: Path) -> None:
         _assert_equal_to_a_full_recompute(rec)  # exact between checkpoints
         rec.checkpoint()
         status = rec.stored_lists_status()
-        assert status is not None and not status["usable"]
-        assert "ivf" in status["stale"] and "--store-lists" in status["recompute"]
+        assert status is not None and not status.usable
+        assert status.stale and "ivf" in status.stale and "--store-lists" in status.recompute
         assert rec.stored_list("demo-001") is None
         assert rec.related("demo-001", k=K, fresh=False) == rec.related("demo-001", k=K)
-        assert rec.info()["stored_lists"]["stale"]
+        assert rec.info().to_dict()["stored_lists"]["stale"]
         rec.store_lists(k=K)
-        assert rec.stored_lists_status()["usable"]  # type: ignore[index]
+        status = rec.stored_lists_status()
+        assert status is not None and status.usable
 
 
 def test_rules_change_makes_stored_lists_unusable(demo: Recommender) -> None:
@@ -337,10 +338,10 @@ def test_lists_stored_by_worker_processes_equal_one_process(
     import recommender.stored_lists.keeper as module
 
     small.store_lists(k=K)
-    one = small._state.catalog.stored_lists(), small._state.catalog.list_bounds()
+    one = small._index.state.catalog.stored_lists(), small._index.state.catalog.list_bounds()
     monkeypatch.setattr(module, "_BATCH", 16)  # several batches for two workers
     small.store_lists(k=K, workers=2)
-    two = small._state.catalog.stored_lists(), small._state.catalog.list_bounds()
+    two = small._index.state.catalog.stored_lists(), small._index.state.catalog.list_bounds()
     assert one[0] == two[0]
     assert np.array_equal(one[1][0], two[1][0]) and np.array_equal(one[1][1], two[1][1])
     _assert_equal_to_a_full_recompute(small)
@@ -353,10 +354,10 @@ def test_the_standing_of_a_stored_answer_is_reported_by_the_library(small: Recom
     answer = small.related("demo-001", k=3, fresh=False)
     standing = small.stored_standing("demo-001", answer, k=3)
     stored = small.stored_list("demo-001")
-    assert stored is not None and standing.computed_at == stored[0]
+    assert stored is not None and standing.computed_at == stored.computed_at
     assert standing.stale is None and standing.recompute is None
 
-    small._state.catalog.mark_lists_stale("a test made them stale")
+    small._index.state.catalog.mark_lists_stale("a test made them stale")
     answer = small.related("demo-001", k=3, fresh=False)  # computed fresh now
     standing = small.stored_standing("demo-001", answer, k=3)
     assert standing.computed_at is None

@@ -281,7 +281,7 @@ def info(index: Path, as_json: bool) -> None:
     from recommender.recommender import Recommender
 
     with Recommender.open(index) as rec:
-        data = rec.info()
+        data = rec.info().to_dict()
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return

@@ -111,12 +111,9 @@ def related(
                     return
             _write_all(rec, k, output, **options)
             return
-        from recommender.compiled.switch import numpy_loops
-
-        with numpy_loops():  # one query: numpy beats loading numba (~0.55 s)
-            matches = rec.related(
-                article_id or "", k=k, ranking=ranking, explain=explain, fresh=not stored, **filters
-            )
+        matches = rec.related(
+            article_id or "", k=k, ranking=ranking, explain=explain, fresh=not stored, **filters
+        )
         standing = rec.stored_standing(article_id or "", matches, k=k) if stored else None
         if standing is not None and standing.stale is not None:
             click.echo(
@@ -235,10 +232,7 @@ def similar(
     query = _similar_query(
         text=text, title=title, file=file, page_format=page_format, article_json=article_json
     )
-    from recommender.compiled.switch import numpy_loops
-
-    # one query: numpy beats loading numba (~0.55 s)
-    with numpy_loops(), Recommender.open(index, model=model) as rec:
+    with Recommender.open(index, model=model) as rec:
         ranking = ranking_options(rec, filters)
         matches = rec.similar(**query, k=k, ranking=ranking, explain=explain, **filters)
     print_matches(matches, as_json)

@@ -294,11 +294,8 @@ class CatalogVectors(VectorStore):
         include: np.ndarray | None = None,
         exclude: np.ndarray | None = None,
         where: Filters | None = None,
-        stored: np.ndarray | None = None,
     ) -> SearchResult:
-        return self.inner.search(
-            queries, k, include=include, exclude=exclude, where=where, stored=stored
-        )
+        return self.inner.search(queries, k, include=include, exclude=exclude, where=where)
 
     def save(self, path: Path) -> None:
         self.inner.save(path)
@@ -390,7 +387,7 @@ class ArticleNumbers:
         if len(unset):
             # Statistics not stored yet: another process computes them just after its
             # write commits. Read them again only once something has been committed
-            # since the last look (a query per request costs ~0.5 ms at 1M articles).
+            # since the last look (not a catalog query on every request).
             version = self._catalog.data_version()
             if version != self._unset_read_at:
                 self._unset_read_at = version
@@ -433,8 +430,6 @@ def write_snapshots(gen: Path, store: VectorStore, lexical: LexicalIndex, seq: i
     _atomic(storage.lexical_path(gen, seq), lexical.save)
     if store.writes_rows:
         _atomic(storage.rows_path(gen, seq), store.save_rows)
-    if store.writes_probes:
-        _atomic(storage.probes_path(gen, seq), store.save_probes)
     _atomic(storage.snapshot_path(gen, seq, store.snapshot_suffix), store.save)
     storage.fsync_dir(gen)
 

@@ -13,13 +13,14 @@
     demo           the bundled demo corpus
 
 The names below are imported from their modules on first use, so importing the package
-loads nothing heavy and no module of it imports another through it.
+loads nothing heavy and no module of it imports another through it (recommender.lazy).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from recommender.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from recommender.ingest.dates import lead_date, parse_datetime
@@ -56,8 +57,4 @@ _HOME = {
     "read_records": "recommender.ingest.records",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _HOME:
-        return getattr(importlib.import_module(_HOME[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _HOME)

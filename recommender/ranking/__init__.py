@@ -4,25 +4,24 @@
     retrieval     QueryBatch, Retriever: candidate pools from both sides
     pool_stats    each article's statistics over its own pool (doc-side normalisation)
     ranker        Ranker: a batch of queries -> ranked matches, rules applied
-    live          LiveIndex: the live generation, its locks, refresh after other writers
     batches       related lists of many articles, in this process or in workers
-    buckets       named ranking configurations for A/B tests
+    buckets       the default ranking and named ones for A/B tests
     queries       argument checks and the query text of similar()
     rules         editorial rules (pins, blocks, windows, backfill)
     explain       why an item is in a list
 
 The names below are imported from their modules on first use, so importing the package
-loads nothing heavy and no module of it imports another through it.
+loads nothing heavy and no module of it imports another through it (recommender.lazy).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from recommender.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from recommender.ranking.explain import explain
-    from recommender.ranking.live import LiveIndex
     from recommender.ranking.ranker import Ranker
     from recommender.ranking.retrieval import QueryBatch, Retriever
     from recommender.ranking.rules import Editorial, Rules
@@ -30,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Editorial",
-    "LiveIndex",
     "QueryBatch",
     "Ranker",
     "RankingConfig",
@@ -42,7 +40,6 @@ __all__ = [
 
 _HOME = {
     "Editorial": "recommender.ranking.rules",
-    "LiveIndex": "recommender.ranking.live",
     "QueryBatch": "recommender.ranking.retrieval",
     "Ranker": "recommender.ranking.ranker",
     "RankingConfig": "recommender.ranking.scoring",
@@ -52,8 +49,4 @@ _HOME = {
     "rank": "recommender.ranking.scoring",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _HOME:
-        return getattr(importlib.import_module(_HOME[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _HOME)

@@ -15,15 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from recommender.errors import ArticleNotFoundError
+from recommender.errors import ArticleNotFoundError, InvalidArgumentError
 from recommender.filters import Filters
 from recommender.index.catalog import ListRow
-from recommender.ranking.live import LiveIndex
-from recommender.ranking.queries import checked_id
+from recommender.index.live import LiveIndex
 from recommender.ranking.ranker import Ranker
 from recommender.ranking.retrieval import QueryBatch
 from recommender.ranking.rules import RULES_FILE
 from recommender.ranking.scoring import RankingConfig
+from recommender.text import checked_id
 from recommender.types import Match
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "lists_of",
     "progress_bar",
     "ranked_batches",
+    "related_lists",
     "rows_of",
     "selected",
 ]
@@ -54,6 +55,40 @@ def selected(everything: Chunk, ids: Iterable[str] | None) -> Chunk:
     if missing:
         raise ArticleNotFoundError(sorted(missing)[0])
     return [(i, aid) for i, aid in everything if aid in wanted]
+
+
+def related_lists(
+    index: LiveIndex,
+    ranker: Ranker,
+    ids: Iterable[str] | None,
+    k: int,
+    config: RankingConfig,
+    *,
+    batch_size: int,
+    progress: bool,
+    workers: int,
+    rules: bool,
+) -> Iterator[tuple[str, list[Match]]]:
+    """(article id, matches) of every article or of ``ids``, in order (``related_all``).
+
+    Arguments are checked at the call; the lists are ranked as they are read.
+    """
+    if workers < 1:
+        raise InvalidArgumentError(f"workers must be >= 1, got {workers}")
+    index.refresh()
+    everything = selected(index.state.catalog.all_ids(), ids)
+    chunks = chunked(everything, batch_size)
+    lists = ranked_batches(index, ranker, chunks, k, config, workers=workers, rules=rules)
+    return _yielded(everything, chunks, lists, progress)
+
+
+def _yielded(
+    everything: Chunk, chunks: list[Chunk], lists: Iterator[Any], progress: bool
+) -> Iterator[tuple[str, list[Match]]]:
+    with progress_bar(progress, len(everything), "related lists") as bar:
+        for chunk, results in zip(chunks, lists, strict=True):
+            yield from results
+            bar.update(len(chunk))
 
 
 def chunked(pairs: Chunk, size: int) -> list[Chunk]:

@@ -11,9 +11,32 @@ from collections.abc import Mapping
 from typing import Any
 
 from recommender.errors import InvalidArgumentError
+from recommender.index.live import LiveIndex
 from recommender.ranking.scoring import RankingConfig
 
-__all__ = ["bucket_ranking", "bucket_rankings", "check_bucket", "with_bucket"]
+__all__ = [
+    "bucket_ranking",
+    "bucket_rankings",
+    "check_bucket",
+    "default_ranking",
+    "set_bucket",
+    "with_bucket",
+]
+
+#: The last manifest ranking section read and its config: every request asks for it.
+_DEFAULT: tuple[Any, RankingConfig] = (None, RankingConfig.from_dict(None))
+
+
+def default_ranking(manifest: Mapping[str, Any]) -> RankingConfig:
+    """The index's default ranking: the manifest's ``ranking`` section."""
+    global _DEFAULT
+    section = manifest.get("ranking")
+    cached = _DEFAULT
+    # A manifest is replaced whole on every change, never edited in place, so a section
+    # that is the same object is the same ranking.
+    if cached[0] is not section:
+        cached = _DEFAULT = (section, RankingConfig.from_dict(section))
+    return cached[1]
 
 
 def bucket_rankings(manifest: Mapping[str, Any]) -> dict[str, RankingConfig]:
@@ -61,3 +84,13 @@ def with_bucket(
         buckets[name] = dict(options)
     out["buckets"] = buckets
     return out
+
+
+def set_bucket(index: LiveIndex, name: str, options: Mapping[str, Any] | None) -> None:
+    """Publish bucket ``name`` with ``options`` (None removes it) in the index's manifest."""
+    check_bucket(index.manifest, name, options)
+    with index.layout.writer_lock():
+        index.refresh()
+        manifest = with_bucket(index.manifest, name, options)
+        with index.lock.write():
+            index.set_manifest(manifest)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from recommender.errors import InvalidArgumentError
-from recommender.filters import DateLike, Filters
+from recommender.filters import DateLike, Filters, timestamp
 from recommender.ingest.dates import lead_date
 from recommender.text import checked_text
 from recommender.types import Article
@@ -19,8 +19,6 @@ __all__ = [
     "check_fresh",
     "check_k",
     "check_page",
-    "checked_id",
-    "query_text",
     "text_query",
 ]
 
@@ -61,41 +59,22 @@ def check_fresh(fresh: bool, filters: Filters) -> None:
         )
 
 
-def checked_id(value: object) -> str:
-    """An id from a caller as the catalog stores it; invalid Unicode is a bad argument."""
-    return checked_text(str(value), field="id")
-
-
-def query_text(
-    *, text: str | None, title: str | None, body: str | None, article: Article | None
-) -> tuple[str, str]:
-    """The (title, body) of a story given as ``text``, ``title``/``body`` or an ``article``."""
-    if article is not None:
-        return article.title, article.body
-    if text is not None and (title is not None or body is not None):
-        raise InvalidArgumentError("give either text or title/body, not both")
-    title, body = (title or "").strip(), (text if text is not None else body or "").strip()
-    checked_text(title, field="title")
-    checked_text(body, field="text" if text is not None else "body")
-    if not title and not body:
-        raise InvalidArgumentError("similar() needs text, or a title and/or body that is not empty")
-    return title, body
-
-
 def text_query(
-    title: str,
-    body: str,
-    *,
-    published_at: DateLike | None,
+    text: str | None,
+    title: str | None,
+    body: str | None,
     article: Article | None,
+    published_at: DateLike | None,
     lead_dates: bool,
 ) -> TextQuery:
-    """The story (title, body) with its dates, and its section when it is an ``article``.
+    """The story of a ``similar`` query (``text``, ``title``/``body`` or an ``article``),
+    checked, with its dates and, for an ``article``, its section.
 
     The stated date is ``published_at`` or the article's own; the time prior also
     takes, with ``lead_dates``, a date written in the lead of an undated story.
     """
-    when = Filters.make(since=published_at).since if published_at is not None else None
+    title, body = _story(text=text, title=title, body=body, article=article)
+    when = timestamp(published_at, "published_at")
     if article is not None and article.published_at is not None:
         when = article.published_at.timestamp()
     stated = float("nan") if when is None else when
@@ -104,3 +83,21 @@ def text_query(
         when = lead.timestamp() if lead else None
     section = article.section if article is not None else None
     return TextQuery(title, body, float("nan") if when is None else when, stated, section)
+
+
+def _story(
+    *, text: str | None, title: str | None, body: str | None, article: Article | None
+) -> tuple[str, str]:
+    """The (title, body) of a story given as ``text``, ``title``/``body`` or an ``article``."""
+    if article is not None:
+        return article.title, article.body
+    if text is not None and (title is not None or body is not None):
+        raise InvalidArgumentError("give either text or title/body, not both", field="text")
+    title, body = (title or "").strip(), (text if text is not None else body or "").strip()
+    checked_text(title, field="title")
+    checked_text(body, field="text" if text is not None else "body")
+    if not title and not body:
+        raise InvalidArgumentError(
+            "give text, or a title and/or body that is not empty", field="text"
+        )
+    return title, body

@@ -18,8 +18,8 @@ import numpy as np
 from recommender.filters import Filters
 from recommender.index.catalog import CatalogRow, ListRow, lexical_text
 from recommender.index.layout import write_json_atomic
+from recommender.index.live import file_stamp
 from recommender.index.state import IndexState
-from recommender.ranking.live import file_stamp
 from recommender.ranking.queries import TextQuery
 from recommender.ranking.retrieval import QueryBatch, Retriever
 from recommender.ranking.rules import Editorial, QueryStory, Rules

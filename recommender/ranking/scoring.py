@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from recommender.compiled.arrays import mean_std
 from recommender.errors import InvalidArgumentError
 
 __all__ = [
@@ -314,25 +315,11 @@ def _standardise_by(values: np.ndarray, stats: np.ndarray) -> np.ndarray:
 
 def _standardise(values: np.ndarray) -> np.ndarray:
     values = values.astype(np.float64)
-    mean, spread = _mean_std(values)
+    mean, spread = mean_std(values)
     if spread < 1e-9:
         return np.zeros_like(values)
     out: np.ndarray = (values - mean) / spread
     return out
-
-
-def _mean_std(values: np.ndarray) -> tuple[float, float]:
-    """``values.mean()`` and ``values.std()`` of a float64 vector, to the bit.
-
-    The same reductions numpy's own run (pairwise sums, then one division),
-    without their Python-level argument handling: a few microseconds each, and
-    a related-by-id request standardises four pools.
-    """
-    n = len(values)
-    mean = np.add.reduce(values) / n
-    deviations = values - mean
-    np.multiply(deviations, deviations, out=deviations)
-    return float(mean), float(np.sqrt(np.add.reduce(deviations) / n))
 
 
 def _time_prior(

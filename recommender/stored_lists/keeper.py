@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
 from recommender.embedding.encoders import ARTICLE_BATCH
 from recommender.index.catalog import ListRow, StoredLists
+from recommender.index.live import LiveIndex
 from recommender.lexical.index import PinnedStats
 from recommender.ranking.batches import chunked, counted, progress_bar, ranked_batches
-from recommender.ranking.live import LiveIndex
 from recommender.ranking.ranker import Ranker, to_matches
 from recommender.ranking.scoring import Candidates, RankingConfig, pair_scores
 from recommender.stored_lists.lists import ListOwners, Reach, Written
 from recommender.stores import VectorStore
-from recommender.types import Match
+from recommender.types import Match, StoredList, StoredListsStatus, StoredStanding
 
 __all__ = ["ListKeeper"]
 
@@ -88,19 +87,14 @@ class ListKeeper:
         """Whether lists are stored in the index (usable or not)."""
         return self._index.state.catalog.lists_info() is not None
 
-    def status(self) -> dict[str, Any] | None:
+    def status(self) -> StoredListsStatus | None:
         """How the stored lists stand, None when none are stored (``stored_lists_status``)."""
         info = self._index.state.catalog.lists_info()
         if info is None:
             return None
         stale, same_rules = self._standing(info)
-        return {
-            "k": info.k,
-            "usable": stale is None and same_rules,
-            "stale": stale,
-            "rules_changed": not same_rules,
-            "recompute": _RECOMPUTE,
-        }
+        usable = stale is None and same_rules
+        return StoredListsStatus(info.k, usable, stale, not same_rules, _RECOMPUTE)
 
     def _standing(self, info: StoredLists) -> tuple[str | None, bool]:
         """Why stored lists may differ from a recompute (None: they do not), and whether
@@ -122,8 +116,8 @@ class ListKeeper:
 
     def lookup(
         self, int_id: int, k: int | None, ranking: RankingConfig | None
-    ) -> tuple[str, list[Match]] | None:
-        """(computed at, matches) of a stored list that answers this query, if one does.
+    ) -> StoredList | None:
+        """The stored list that answers this query, if one does.
 
         None when no usable list is stored, or it is shorter than ``k``, or was
         ranked otherwise than ``ranking``. The caller holds the read lock.
@@ -140,7 +134,24 @@ class ListKeeper:
         if found is None:
             return None
         computed_at, hits = found
-        return computed_at, to_matches(state, [hits[:k] if k is not None else hits])[0]
+        return StoredList(computed_at, to_matches(state, [hits[:k] if k is not None else hits])[0])
+
+    def stored_list(self, article_id: str) -> StoredList | None:
+        """An indexed article's stored list, if one is stored and usable (``stored_list``)."""
+        self._index.refresh()
+        with self._index.lock.read():
+            return self.lookup(self._index.int_id(article_id), None, None)
+
+    def standing(self, article_id: str, matches: Sequence[Match], k: int) -> StoredStanding:
+        """How the answer ``matches`` of a ``fresh=False`` query stands (``stored_standing``)."""
+        stored = self.stored_list(article_id)
+        computed_at = None
+        if stored is not None and [m.id for m in stored.matches[:k]] == [m.id for m in matches]:
+            computed_at = stored.computed_at
+        status = self.status()
+        if status is None or not status.stale:
+            return StoredStanding(computed_at)
+        return StoredStanding(computed_at, status.stale, status.recompute)
 
     # -- keeping them exact under writes ----------------------------------------------------
 

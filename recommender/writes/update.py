@@ -15,8 +15,9 @@ import numpy as np
 
 from recommender.embedding.encoders import ARTICLE_BATCH
 from recommender.embedding.precomputed import PrecomputedEmbeddings
+from recommender.index.live import LiveIndex
 from recommender.ranking.batches import progress_bar
-from recommender.ranking.live import LiveIndex
+from recommender.ranking.buckets import default_ranking
 from recommender.ranking.pool_stats import compute_pool_stats
 from recommender.stored_lists.keeper import ListKeeper
 from recommender.types import Article, Rejection, UpdateReport
@@ -155,7 +156,11 @@ class Updater:
             if missing:
                 ids = np.array(sorted(missing), dtype=np.int64)
                 compute_pool_stats(
-                    state.store, state.lexical, state.catalog, ids, config=index.ranking
+                    state.store,
+                    state.lexical,
+                    state.catalog,
+                    ids,
+                    config=default_ranking(index.manifest),
                 )
                 # This connection's own commits leave its data version as it was.
                 state.forget(ids.tolist())

@@ -44,4 +44,4 @@ def metrics(rec: Rec, registry: MetricsDep) -> Response:
 @info_router.get("/v1/info", response_model=IndexInfo, responses=ERRORS)
 def info(rec: Rec) -> dict[str, Any]:
     """The index's manifest (model, embedding, ranking, versions) and live counts."""
-    return rec.info()
+    return rec.info().to_dict()

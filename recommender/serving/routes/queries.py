@@ -5,16 +5,11 @@ their OpenAPI schema, so each app builds this router with :func:`router`; everyt
 else about them is declared here at module level.
 """
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel
 
-from recommender.errors import InvalidArgumentError
-from recommender.filters import Filters
-from recommender.ingest.records import parse_datetime
-from recommender.serving.errors import invalid
 from recommender.serving.schemas import (
     ERRORS,
     ArticleId,
@@ -64,7 +59,6 @@ def router(*, max_k: int) -> APIRouter:
 
         ``section``, ``language`` and ``exclude`` repeat (``?section=a&section=b``: any of them).
         """
-        _check_dates("query", since=since, until=until)
         matches = rec.related(
             article_id,
             k=k,
@@ -108,7 +102,6 @@ def _similar(
     rec: "Recommender", query: BaseModel, *, explain: bool, bucket: str | None
 ) -> dict[str, Any]:
     options = query.model_dump()
-    _check_similar(options)
     matches = rec.similar(
         text=options["text"],
         title=options["title"],
@@ -124,36 +117,3 @@ def _similar(
         bucket=bucket,
     )
     return {"id": None, "related": [m.to_dict() for m in matches], "bucket": bucket}
-
-
-# -- input checks that name the field ------------------------------------------------------
-
-
-def _check_dates(where: str, *, since: str | None, until: str | None) -> None:
-    """The library's own date rules, run one field at a time so the error can name it."""
-    try:
-        Filters.make(since=since)
-    except InvalidArgumentError as exc:
-        raise invalid(where, "since", str(exc), since) from None
-    try:
-        Filters.make(until=until)
-    except InvalidArgumentError as exc:
-        raise invalid(where, "until", str(exc), until) from None
-    try:
-        Filters.make(since=since, until=until)
-    except InvalidArgumentError as exc:
-        raise invalid(where, "until", str(exc), until) from None
-
-
-def _check_similar(options: Mapping[str, Any]) -> None:
-    _check_dates("body", since=options["since"], until=options["until"])
-    if options["published_at"]:
-        try:
-            parse_datetime(options["published_at"])
-        except InvalidArgumentError as exc:
-            raise invalid("body", "published_at", str(exc), options["published_at"]) from None
-    text, title, body = options["text"], options["title"], options["body"]
-    if text is not None and (title is not None or body is not None):
-        raise invalid("body", "text", "give either text or title/body, not both", text)
-    if not any((v or "").strip() for v in (text, title, body)):
-        raise invalid("body", "text", "give text, or a title and/or body that is not empty", text)

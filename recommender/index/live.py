@@ -10,7 +10,8 @@ the index's model (created on first use: queries by id never need it).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,18 @@ import numpy as np
 
 from recommender.embedding.encoders import LEGACY_BACKEND, ArticleEmbedder, Encoder, make_encoder
 from recommender.embedding.models import canonical_model_id
-from recommender.errors import ModelMismatchError
+from recommender.errors import ArticleNotFoundError, ModelMismatchError
 from recommender.index import layout as storage
 from recommender.index.rwlock import RWLock
 from recommender.index.state import IndexState
-from recommender.ranking.scoring import RankingConfig
+from recommender.text import checked_id
+from recommender.types import (
+    Article,
+    ArticleListing,
+    ArticleSummary,
+    IndexInfo,
+    StoredListsStatus,
+)
 
 __all__ = ["LiveIndex", "check_model", "file_stamp"]
 
@@ -42,8 +50,8 @@ class LiveIndex:
         self.lock = RWLock()
         self._encoder = encoder
         self._manifest_stamp = file_stamp(layout.manifest_path)
-        #: The manifest's ranking section and the config read from it (a request reads it).
-        self._ranking: tuple[Any, RankingConfig] | None = None
+        #: The sections and their counts, with the (state, seq) they were counted at.
+        self._sections: tuple[tuple[int, int], dict[str, int]] | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, model: str | None = None) -> LiveIndex:
@@ -58,15 +66,51 @@ class LiveIndex:
         """The live generation's manifest."""
         return self.state.manifest
 
-    @property
-    def ranking(self) -> RankingConfig:
-        """The index's default ranking (from its manifest)."""
-        section = self.manifest.get("ranking")
-        cached = self._ranking
-        # A manifest is replaced whole on every change, never edited in place.
-        if cached is None or cached[0] is not section:
-            cached = self._ranking = (section, RankingConfig.from_dict(section))
-        return cached[1]
+    @contextmanager
+    def reading(self) -> Iterator[IndexState]:
+        """The live state, caught up with other processes, under the read lock."""
+        self.refresh()
+        with self.lock.read():
+            yield self.state
+
+    def int_id(self, article_id: str) -> int:
+        """The catalog's number of an indexed article; an unknown id is ArticleNotFoundError."""
+        found = self.state.catalog.int_id(checked_id(article_id))
+        if found is None:
+            raise ArticleNotFoundError(str(article_id))
+        return found
+
+    def article(self, article_id: str) -> Article:
+        """The stored record of one article."""
+        found = self.state.catalog.article(checked_id(article_id))
+        if found is None:
+            raise ArticleNotFoundError(str(article_id))
+        return found
+
+    def browse(self, query: str, offset: int, limit: int) -> ArticleListing:
+        """A page of articles whose titles hold every word of ``query``, newest first."""
+        self.refresh()
+        rows, total = self.state.catalog.browse(query=query, offset=offset, limit=limit)
+        articles = tuple(
+            ArticleSummary(r.id, r.title, r.url, r.published_at, r.section) for r in rows
+        )
+        return ArticleListing(articles=articles, total=total, offset=offset, limit=limit)
+
+    def sections(self) -> dict[str, int]:
+        """Every section with its number of articles, sorted by name."""
+        self.refresh()
+        # A scan of the whole catalog; every page of the web UI asks, so keep it until a write.
+        key = (id(self.state), self.state.seq)
+        if self._sections is None or self._sections[0] != key:
+            self._sections = (key, self.state.catalog.sections())
+        return dict(self._sections[1])
+
+    def info(self, stored_lists: StoredListsStatus | None) -> IndexInfo:
+        """The manifest with live counts (``Recommender.info``)."""
+        state = self.state
+        counts = {"articles": state.catalog.count(), "vectors": len(state.store)}
+        path = str(self.layout.root)
+        return IndexInfo(path, state.manifest, counts, state.store.describe(), stored_lists)
 
     @property
     def encoder(self) -> Encoder:
