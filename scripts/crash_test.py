@@ -499,7 +499,7 @@ def build_phase(killed: bool, seen: Layout, old_gen: str | None) -> str:
         files = {p.name for p in (seen.root / new[-1]).iterdir()}
         if any(_SNAPSHOT.match(f) for f in files):
             return "5 rejects, before the manifest swap" if seen.rejects else "4 statistics"
-        if any(f.startswith((".", "lexical.", "rows.")) for f in files):
+        if any(f.startswith((".", "lexical.", "rows.", "probes.")) for f in files):
             return "3 snapshot writing"
         return "2 embedding into the catalog"
     if old_gen is not None and old_gen in seen.generations:

@@ -239,23 +239,47 @@ def test_an_ivf_snapshot_reads_vectors_back_from_its_row_file(
     assert again.get(np.array([555])) == pytest.approx(vectors[[3_099 - 555]], abs=1e-3)
 
 
-def test_a_probe_file_of_an_older_snapshot_is_ignored_and_pruned(tmp_path: Path) -> None:
-    """Indexes written before issue 20 keep each IVF vector's lists in ``probes.<seq>.npy``
-    (removed: it bought 3% of a query at 100k). Such a file is never read, and goes with
-    its snapshot."""
+def test_an_ivf_snapshot_knows_the_lists_each_of_its_vectors_probes(tmp_path: Path) -> None:
     from recommender.index import layout as storage
     from recommender.index.state import write_snapshots
     from recommender.lexical.index import LexicalIndex
 
-    vectors = _clustered(np.random.default_rng(8), 3_000)
+    rng = np.random.default_rng(8)
+    vectors = _clustered(rng, 3_000)
+    ids = np.arange(100, 3_100)
     store = FaissStore(DIM, index_type="ivf")
-    store.add(np.arange(100, 3_100), vectors)
+    store.add(ids, vectors)
+    assert store.writes_probes and not FaissStore(DIM, index_type="flat").writes_probes
     write_snapshots(tmp_path, store, LexicalIndex(), 7)
-    assert sorted(p.name for p in tmp_path.glob("*.npy")) == ["rows.7.npy"]
-    old = tmp_path / "probes.7.npy"
-    np.save(old, np.zeros((3_000, 2), dtype=np.int32))
+    probes = np.load(storage.probes_path(tmp_path, 7))
     mapped = FaissStore.load(storage.snapshot_path(tmp_path, 7), DIM, mmap=True, index_type="ivf")
-    found = mapped.search(vectors[:3], 5)
-    assert found.ids[:, 0].tolist() == [100, 101, 102]
+    assert mapped._probes is not None and probes.shape == (3_000, mapped.index.nprobe)
+    # Each vector's lists are the quantizer's nearest to it...
+    import faiss
+
+    quantizer = faiss.downcast_index(mapped.index.quantizer)
+    picked = np.array([100, 101, 2_000, 3_099])
+    expected = quantizer.search(mapped.get(picked), mapped.index.nprobe)[1]
+    assert probes[picked - 100].tolist() == expected.tolist()
+    # ...so a search of stored vectors by id gives what a search of the vectors gives.
+    queries = mapped.get(ids[::50])
+    for exclude in (None, ids[:40]):
+        by_id = mapped.search(queries, 20, exclude=exclude, stored=ids[::50])
+        plain = mapped.search(queries, 20, exclude=exclude)
+        assert by_id.ids.tolist() == plain.ids.tolist()
+        assert by_id.scores.tobytes() == plain.scores.tobytes()
+    assert mapped._probes_of(ids[::50]) is not None
+    # A vector replaced since the snapshot, or one it never held, is searched as usual.
+    mapped.remove(np.array([2_000]))
+    mapped.add(np.array([2_000]), vectors[:1])
+    assert mapped._probes_of(np.array([2_000, 101])) is None
+    assert mapped._probes_of(np.array([9_999])) is None
+    again = mapped.search(vectors[:1], 5, stored=np.array([2_000]))
+    assert again.ids.tolist() == mapped.search(vectors[:1], 5).ids.tolist()
+    # A probe file that does not match its snapshot is ignored, never misread.
+    np.save(storage.probes_path(tmp_path, 7), np.zeros((10, 2), dtype=np.int32))
+    stale = FaissStore.load(storage.snapshot_path(tmp_path, 7), DIM, mmap=True, index_type="ivf")
+    assert stale._probes is None
+    # Older snapshots' probe files go with them.
     storage.remove_old_snapshots(tmp_path, 8)
-    assert not old.exists()
+    assert not storage.probes_path(tmp_path, 7).exists()

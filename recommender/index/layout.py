@@ -46,6 +46,12 @@ from recommender.errors import (
     InvalidArgumentError,
 )
 from recommender.stores.files import (
+    probes_path as probes_path,
+)
+from recommender.stores.files import (
+    probes_path_for as probes_path_for,
+)
+from recommender.stores.files import (
     rows_path as rows_path,
 )
 from recommender.stores.files import (
@@ -89,8 +95,7 @@ _SNAPSHOT = re.compile(r"^vectors\.(\d+)\.(?:faiss|milvus)$")
 _LEXICAL = re.compile(r"^lexical\.(\d+)\.npz$")
 # A vector snapshot's vectors as rows in id order (an IVF store reads them back from here).
 _ROWS = re.compile(r"^rows\.(\d+)\.npy$")
-# Probe files (each IVF vector's lists to scan) that indexes written before issue 20 hold:
-# pruned with their snapshot, never read.
+# An IVF snapshot's lists to probe for each of its vectors as a query, in id order.
 _PROBES = re.compile(r"^probes\.(\d+)\.npy$")
 
 

@@ -294,8 +294,11 @@ class CatalogVectors(VectorStore):
         include: np.ndarray | None = None,
         exclude: np.ndarray | None = None,
         where: Filters | None = None,
+        stored: np.ndarray | None = None,
     ) -> SearchResult:
-        return self.inner.search(queries, k, include=include, exclude=exclude, where=where)
+        return self.inner.search(
+            queries, k, include=include, exclude=exclude, where=where, stored=stored
+        )
 
     def save(self, path: Path) -> None:
         self.inner.save(path)
@@ -430,6 +433,8 @@ def write_snapshots(gen: Path, store: VectorStore, lexical: LexicalIndex, seq: i
     _atomic(storage.lexical_path(gen, seq), lexical.save)
     if store.writes_rows:
         _atomic(storage.rows_path(gen, seq), store.save_rows)
+    if store.writes_probes:
+        _atomic(storage.probes_path(gen, seq), store.save_probes)
     _atomic(storage.snapshot_path(gen, seq, store.snapshot_suffix), store.save)
     storage.fsync_dir(gen)
 

@@ -28,13 +28,16 @@ class QueryBatch:
     vectors: np.ndarray
     counts: sp.csr_matrix | Sequence[TermRow]  # a matrix, or a row of arrays per query
     skip: Sequence[int | None]
+    #: Each query is the stored vector of its ``skip`` id (a query by id), so the
+    #: vector store may reuse work done on its own vectors (FAISS's probe files).
+    stored: bool = False
 
     @classmethod
     def of_articles(cls, store: VectorStore, lexical: LexicalIndex, ids: np.ndarray) -> QueryBatch:
         """Indexed articles as queries: their stored vectors and term counts."""
         ids = np.asarray(ids, dtype=np.int64)
         counts = [lexical.stored_row(int(ids[0]))] if len(ids) == 1 else lexical.stored_counts(ids)
-        return cls(store.get(ids), counts, [int(i) for i in ids])
+        return cls(store.get(ids), counts, [int(i) for i in ids], stored=True)
 
 
 class Retriever:
@@ -84,6 +87,7 @@ class Retriever:
             include=None if where is not None else include,
             exclude=exclude,
             where=where,
+            stored=np.array(batch.skip, dtype=np.int64) if batch.stored else None,
         )
         empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
         lexical: list[tuple[np.ndarray, np.ndarray]] = [empty] * len(batch.vectors)

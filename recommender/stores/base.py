@@ -137,6 +137,7 @@ class VectorStore(ABC):
         include: np.ndarray | None = None,
         exclude: np.ndarray | None = None,
         where: Filters | None = None,
+        stored: np.ndarray | None = None,
     ) -> SearchResult:
         """Top-``k`` ids by inner product, among ``include`` (if given) minus ``exclude``.
 
@@ -144,6 +145,10 @@ class VectorStore(ABC):
         language, date range; its ``exclude`` ids are not used: pass int ids
         in ``exclude``). Only stores with ``keeps_metadata`` accept it; for
         the others the caller resolves filters to ``include`` ids first.
+
+        ``stored`` says, per query, the id whose stored vector the query is (-1:
+        none), for a store that keeps work done on its own vectors (FAISS: the
+        lists an IVF search of each probes). The results are the same.
         """
 
     @abstractmethod
@@ -164,6 +169,18 @@ class VectorStore(ABC):
         Called before :meth:`save` for the same snapshot, only when :attr:`writes_rows`.
         """
         raise NotImplementedError(f"{type(self).__name__} writes no row file")
+
+    @property
+    def writes_probes(self) -> bool:
+        """Whether its snapshot comes with a probe file (:meth:`save_probes`)."""
+        return False
+
+    def save_probes(self, path: Path) -> None:
+        """Write, in id order, what a search of each stored vector as a query starts from.
+
+        Called before :meth:`save` for the same snapshot, only when :attr:`writes_probes`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} writes no probe file")
 
     @classmethod
     @abstractmethod

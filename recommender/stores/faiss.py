@@ -109,6 +109,8 @@ class FaissStore(VectorStore):
         self._dead = np.zeros(0, dtype=np.int64)  # sorted base ids removed since the snapshot
         #: The mapped base's vectors in ``_base_ids`` order (float16), when the snapshot has them.
         self._rows: np.ndarray | None = None
+        #: The lists an IVF search of each base vector probes, in ``_base_ids`` order.
+        self._probes: np.ndarray | None = None
         #: Each id's position in ``_base_ids`` (positions.position_table), built on first use.
         self._base_row: np.ndarray | None = None
         #: The index the snapshot being written holds (built once for its rows and its file).
@@ -214,6 +216,7 @@ class FaissStore(VectorStore):
         include: np.ndarray | None = None,
         exclude: np.ndarray | None = None,
         where: Filters | None = None,
+        stored: np.ndarray | None = None,
         nprobe: int | None = None,
     ) -> SearchResult:
         if where is not None:
@@ -229,10 +232,11 @@ class FaissStore(VectorStore):
             # f of each scanned list usable: scan 1/f times as many lists.
             share = max(len(include), 1) / max(int(self.index.ntotal), 1)
             nprobe = min(int(self.index.nlist), int(np.ceil(self.index.nprobe / min(share, 1.0))))
+        probes = self._probes_of(stored) if include is None and nprobe is None else None
         if not self.mapped or not self.overlay_size:
-            return _search(self.index, queries, k, include, exclude, nprobe)
+            return _search(self.index, queries, k, include, exclude, nprobe, probes)
         hidden = self._dead if exclude is None else np.union1d(self._dead, exclude)
-        base = _search(self.index, queries, k, include, hidden, nprobe)
+        base = _search(self.index, queries, k, include, hidden, nprobe, probes)
         delta = _search(self._delta, queries, k, include, exclude, None)
         scores = np.hstack([base.scores, delta.scores])
         ids = np.hstack([base.ids, delta.ids])
@@ -241,6 +245,22 @@ class FaissStore(VectorStore):
         return SearchResult(
             np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
         )
+
+    def _probes_of(self, stored: np.ndarray | None) -> np.ndarray | None:
+        """The lists to probe for queries that are live base vectors; None unless all are.
+
+        Choosing them means scanning every list's centroid (at 100k articles 632 of 384
+        floats); the snapshot wrote each vector's choice. A speed trick that earns its
+        place: related-by-id at 100k 1.06x faster (0.94 in four paired runs of 300-1,000
+        queries, from 0.92 to 0.97; issue 20, docs/benchmarks.md).
+        """
+        if self._probes is None or stored is None or not len(stored):
+            return None
+        where, in_base = self._places(np.asarray(stored, dtype=np.int64))
+        if not in_base.all():
+            return None  # a query that is not in the snapshot, or was replaced since
+        lists: np.ndarray = self._probes[where].astype(np.int64)
+        return lists
 
     def live(self) -> tuple[np.ndarray, np.ndarray]:
         """Every live (id, vector), base then overlay."""
@@ -292,6 +312,18 @@ class FaissStore(VectorStore):
         """The snapshot's vectors in id order, float16: exactly its fp16 codes."""
         _write_by_id(self._snapshot(), path, np.float16, self.dimension, lambda vectors: vectors)
 
+    @property
+    def writes_probes(self) -> bool:
+        return self.target_kind() == "ivf"
+
+    def save_probes(self, path: Path) -> None:
+        """Each snapshot vector's ``nprobe`` nearest lists, in id order (int32).
+
+        What an IVF search of the vector itself would scan first (up to float
+        rounding on exactly tied centroids): a query by id then reads no centroid.
+        """
+        write_probes(self._snapshot(), path)
+
     def save(self, path: Path) -> None:
         index, self._pending = self._snapshot(), None
         faiss.write_index(index, str(path))
@@ -310,6 +342,16 @@ class FaissStore(VectorStore):
         rows = files.rows_path_for(path)
         if mmap and rows is not None and rows.is_file() and not _residual(index):
             store._attach_rows(np.load(rows, mmap_mode="r"))
+        probes = files.probes_path_for(path)
+        # Residual codes score through each list's distance to the query: not written.
+        if (
+            mmap
+            and probes is not None
+            and probes.is_file()
+            and _is_ivf(index)
+            and not _residual(index)
+        ):
+            store._attach_probes(np.load(probes, mmap_mode="r"))
         return store
 
     def _attach_rows(self, rows: np.ndarray) -> None:
@@ -318,6 +360,23 @@ class FaissStore(VectorStore):
         assert self._base_ids is not None
         if rows.dtype == np.float16 and rows.shape == (len(self._base_ids), self.dimension):
             self._rows = rows.view(np.ndarray)  # without np.memmap's per-index overhead
+
+    def _attach_probes(self, probes: np.ndarray) -> None:
+        # Ignored, as a row file is, unless it matches the index (and its nprobe).
+        assert self._base_ids is not None
+        expected = (len(self._base_ids), int(self.index.nprobe))
+        if probes.dtype == np.int32 and probes.shape == expected and len(self._base_ids):
+            self._probes = probes.view(np.ndarray)
+
+
+def write_probes(index: Any, path: Path) -> None:
+    """The probe file of an IVF ``index``: each vector's ``nprobe`` nearest lists, id order."""
+    quantizer = faiss.downcast_index(index.quantizer)
+    nprobe = int(index.nprobe)
+    faiss.omp_set_num_threads(_THREADS)
+    _write_by_id(
+        index, path, np.int32, nprobe, lambda vectors: quantizer.search(vectors, nprobe)[1]
+    )
 
 
 def _write_by_id(
@@ -449,6 +508,7 @@ def _search(
     include: np.ndarray | None,
     exclude: np.ndarray | None,
     nprobe: int | None,
+    probes: np.ndarray | None = None,
 ) -> SearchResult:
     k = min(k, int(index.ntotal))
     if k == 0:
@@ -467,7 +527,39 @@ def _search(
         params = faiss.SearchParameters()
     if selector is not None:
         params.sel = selector
+    if probes is not None:
+        return _search_probes(index, queries, k, probes, params)
     scores, ids = index.search(queries, k, params=params)
+    return SearchResult(scores, ids)
+
+
+def _search_probes(
+    index: Any, queries: np.ndarray, k: int, probes: np.ndarray, params: Any
+) -> SearchResult:
+    """An IVF search that scans the given lists (``nprobe`` per query), not the quantizer's.
+
+    Through the C++ call: the Python wrapper of search_preassigned takes no
+    parameters, and they carry the id selector.
+    """
+    n = len(queries)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    probes = np.ascontiguousarray(probes, dtype=np.int64)
+    params.nprobe = probes.shape[1]
+    # The lists' own distances to the query: unused, the codes are not residuals.
+    centroid_scores = np.zeros(probes.shape, dtype=np.float32)
+    scores = np.empty((n, k), dtype=np.float32)
+    ids = np.empty((n, k), dtype=np.int64)
+    index.search_preassigned_c(
+        n,
+        faiss.swig_ptr(queries),
+        k,
+        faiss.swig_ptr(probes),
+        faiss.swig_ptr(centroid_scores),
+        faiss.swig_ptr(scores),
+        faiss.swig_ptr(ids),
+        False,
+        params,
+    )
     return SearchResult(scores, ids)
 
 

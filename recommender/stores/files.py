@@ -1,8 +1,9 @@
 """The names of a vector snapshot's files in a generation directory.
 
-A snapshot ``vectors.<seq>.<suffix>`` may have a companion written with it: ``rows.<seq>.npy``
-(the vectors as rows in id order). The stores read it by this name; the index layout lists
-and prunes it.
+A snapshot ``vectors.<seq>.<suffix>`` may have companions written with it: ``rows.<seq>.npy``
+(the vectors as rows in id order) and ``probes.<seq>.npy`` (each vector's IVF lists to
+probe). The stores read their companions by these names; the index layout lists and prunes
+them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pathlib import Path
 
 __all__ = [
     "SNAPSHOT_NAME",
+    "probes_path",
+    "probes_path_for",
     "rows_path",
     "rows_path_for",
     "snapshot_path",
@@ -33,3 +36,13 @@ def rows_path_for(snapshot: Path) -> Path | None:
     """The row file written with the vector snapshot at ``snapshot`` (None: not a snapshot name)."""
     match = SNAPSHOT_NAME.match(snapshot.name)
     return rows_path(snapshot.parent, int(match.group(1))) if match else None
+
+
+def probes_path(gen_dir: Path, seq: int) -> Path:
+    return gen_dir / f"probes.{seq}.npy"
+
+
+def probes_path_for(snapshot: Path) -> Path | None:
+    """The probe file written with the vector snapshot at ``snapshot`` (None: not a snapshot)."""
+    match = SNAPSHOT_NAME.match(snapshot.name)
+    return probes_path(snapshot.parent, int(match.group(1))) if match else None

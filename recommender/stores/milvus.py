@@ -319,6 +319,7 @@ class MilvusStore(VectorStore):
         include: np.ndarray | None = None,
         exclude: np.ndarray | None = None,
         where: Filters | None = None,
+        stored: np.ndarray | None = None,
     ) -> SearchResult:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         scores = np.full((len(queries), max(k, 0)), -np.inf, dtype=np.float32)
