@@ -20,6 +20,7 @@ from recommender.index.live import LiveIndex, check_model
 from recommender.index.state import IndexState
 from recommender.ranking import buckets
 from recommender.ranking.batches import related_lists
+from recommender.ranking.calibration import TimeCalibration, recalibrate
 from recommender.ranking.queries import check_fresh, check_k, check_page, text_query
 from recommender.ranking.ranker import Ranker
 from recommender.ranking.rules import RULES_FILE, Rules
@@ -36,7 +37,7 @@ from recommender.types import (
     StoredStanding,
     UpdateReport,
 )
-from recommender.writes.build import Build, check_target
+from recommender.writes.build import Build
 from recommender.writes.inputs import ArticleInput, open_precomputed
 from recommender.writes.update import Updater
 
@@ -46,10 +47,9 @@ __all__ = ["Recommender"]
 class Recommender:
     """A related-articles index on disk, ready to query and update.
 
-    Use :meth:`open` or :meth:`build`; pass ``encoder=`` to inject a model (tests
-    use a fake). Queries by id never load the model. Many threads may query
-    while one thread writes: a readers-writer lock makes each write appear at
-    once and whole. Other processes' writes are picked up on the next query.
+    Use :meth:`open` or :meth:`build` (``encoder=`` injects a model). Queries by id never
+    load the model. Threads may query while one writes (each write appears whole); other
+    processes' writes are picked up on the next query.
     """
 
     def __init__(
@@ -125,6 +125,7 @@ class Recommender:
         workers: int | None = None,
         store: str = "faiss",
         embeddings: str | os.PathLike[str] | None = None,
+        calibrate: bool = False,
     ) -> Recommender:
         """Build a new index at ``path`` and swap it in atomically; return it opened.
 
@@ -134,15 +135,16 @@ class Recommender:
         where the text hash matches. ``encoder_backend``: ``torch``, ``onnx`` or
         ``onnx-int8``, kept in the manifest. ``index_type``: ``flat``, ``ivf`` or ``auto``
         (IVF from ``IVF_THRESHOLD`` articles). ``workers``: processes for the pool
-        statistics. Bad records go to ``report`` and ``rejects.jsonl``; with ``strict``
-        any raises :class:`RejectedRecordsError` and nothing is published.
+        statistics. ``calibrate``: estimate the time prior from the archive (:meth:`calibrate`).
+        Bad records go to ``report`` and ``rejects.jsonl``; with ``strict`` any raises
+        :class:`RejectedRecordsError` and nothing is published.
         """
         layout = storage.IndexLayout(path)
-        check_target(layout, index_type=index_type, store=store)
         encoder = encoder or make_encoder(model, backend=encoder_backend)
         build = Build(
-            layout, encoder, ranking=ranking, index_type=index_type, store=store, workers=workers
-        )
+            layout, encoder, ranking=ranking, index_type=index_type, store=store, workers=workers,
+            calibrate=calibrate,
+        )  # fmt: skip
         report = build.run(
             articles, strict=strict, total=total, progress=progress, embeddings=embeddings
         )
@@ -167,18 +169,17 @@ class Recommender:
     ) -> list[Match]:
         """The related list of an indexed article, best first, never the article itself.
 
-        ``explain`` adds an :class:`Explanation` to each match (a few ms a match).
-        ``fresh=False`` answers from the list :meth:`store_lists` stored, when one is
-        usable for this ``k``, ranking and rules (else it ranks as usual); stored lists
-        are unfiltered, so it refuses filters. ``bucket`` ranks with a named configuration
-        (:meth:`set_bucket`), for A/B tests; ``ranking`` overrides both.
+        ``explain`` adds an :class:`Explanation` to each match. ``fresh=False`` answers from
+        the list :meth:`store_lists` stored when one is usable (else it ranks as usual) and
+        refuses filters. ``bucket`` ranks with a named configuration (:meth:`set_bucket`),
+        for A/B tests; ``ranking`` overrides both.
         """
         check_k(k)
         filters = Filters.make(
             section=section, since=since, until=until, language=language, exclude=exclude
         )
         check_fresh(fresh, filters)
-        config = self._config(ranking, bucket)
+        config = ranking or self.ranking_for(bucket)
         with self._index.reading() as state:
             int_id = self._index.int_id(article_id)
             asked = None if ranking is None and bucket is None else config
@@ -191,11 +192,6 @@ class Recommender:
                 title, body = state.catalog.stories([int_id])[int_id]
                 matches = self._ranker.explained(state, title, body, matches)
             return matches
-
-    def _config(self, ranking: RankingConfig | None, bucket: str | None) -> RankingConfig:
-        if ranking is not None:
-            return ranking
-        return self.ranking if bucket is None else self.ranking_for(bucket)
 
     def warm_up(self) -> bool:
         """Answer one query and drop it, loading what later queries reuse (a server calls
@@ -219,9 +215,8 @@ class Recommender:
     ) -> Iterator[tuple[str, list[Match]]]:
         """The related list of every article (or of ``ids``), as (article id, matches) pairs.
 
-        Ranked in batches, as :meth:`related` ranks, under a read lock per batch (writes may
-        land between batches); ``workers`` > 1 ranks batches in that many processes, lists
-        still in order. ``rules=False`` ignores the editorial rules (evaluation).
+        Ranked in batches as :meth:`related` ranks (writes may land between batches), by
+        ``workers`` processes; ``rules=False`` ignores the editorial rules (evaluation).
         """
         check_k(k)
         config = ranking or self.ranking
@@ -255,7 +250,7 @@ class Recommender:
         ``bucket`` as for :meth:`related`.
         """
         check_k(k)
-        config = self._config(ranking, bucket)
+        config = ranking or self.ranking_for(bucket)
         query = text_query(text, title, body, article, published_at, config.lead_dates)
         filters = Filters.make(
             section=section, since=since, until=until, language=language, exclude=exclude
@@ -372,6 +367,10 @@ class Recommender:
         wanted = list(dict.fromkeys(checked_id(a) for a in article_ids))
         self.report = self._writer.remove(wanted)
         return self.report
+
+    def calibrate(self) -> TimeCalibration:
+        """Estimate the time prior from the archive again (a build does) and publish it."""
+        return recalibrate(self._index, self._ranker)
 
     def checkpoint(self) -> None:
         """Write a vector snapshot of the current state and forget replayed history."""

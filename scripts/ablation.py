@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,9 @@ from recommender.evaluation import (
 )
 from recommender.index.catalog import lexical_text
 from recommender.lexical.index import LexicalIndex
+from recommender.ranking.calibration import calibrate_time
+from recommender.ranking.ranker import Ranker
+from recommender.ranking.scoring import RankingConfig
 
 VARIANTS: dict[str, dict[str, object]] = {
     "default": {},
@@ -60,6 +64,22 @@ LEXICAL_VARIANTS: dict[str, dict[str, object]] = {
     "lexical entity boost x3": {"entity_boost": 3.0},
     "lexical with single-article terms (min df 1)": {"min_df": 1},
 }
+
+
+def variants(rec: Recommender, index: Path) -> list[tuple[str, RankingConfig]]:
+    """Each variant's configuration; the estimated time prior (build --calibrate) last."""
+    out = [(name, rec.ranking.with_options(**options)) for name, options in VARIANTS.items()]
+    found = calibrate_time(rec._index.state, Ranker(index / "rules.json"), rec.ranking)
+    if found.curve is None:
+        out.append((f"time prior estimated: none ({found.reason})", rec.ranking))
+    else:
+        config = replace(rec.ranking, time_curve=found.curve)
+        out.append(("time prior estimated from the archive (calibrate)", config))
+        clipped = tuple((d, max(v, 0.0)) for d, v in found.curve)
+        out.append(
+            ("time prior estimated, no penalty for far gaps", replace(config, time_curve=clipped))
+        )
+    return out
 
 
 def row(name: str, result: EvaluationResult) -> str:
@@ -101,8 +121,7 @@ def main() -> None:
     rec = Recommender.open(args.index)
     header = f"{'variant':<62} {'P@1':>6} {'MAP@10':>7} {'nDCG@10':>7}"
     print(header + (" hard-neg@5" if args.group_field else ""))
-    for name, options in VARIANTS.items():
-        config = rec.ranking.with_options(**options)
+    for name, config in variants(rec, Path(args.index)):
         result = evaluate_index(
             rec, label_field=args.label_field, group_field=args.group_field, ranking=config
         )[0]

@@ -56,6 +56,10 @@ class RankingConfig:
     #: Time prior: weight * exp(-|days apart| / scale), added in normalised units; 0 is off.
     time_weight: float = 1.0
     time_scale_days: float = 7.0
+    #: The time prior estimated from the archive (ranking/calibration.py): (days apart,
+    #: value) knots, interpolated in log(1 + days) and times ``time_weight``; None keeps
+    #: the fixed curve above. A build estimates it; ``recommender calibrate`` refreshes it.
+    time_curve: tuple[tuple[float, float], ...] | None = None
     #: An article without a publication date is placed in time by the full date
     #: written in its lead (dateline), if any; False leaves it undated.
     lead_dates: bool = True
@@ -92,9 +96,15 @@ class RankingConfig:
             )
         if self.time_scale_days <= 0:
             raise InvalidArgumentError(f"time_scale_days must be > 0, got {self.time_scale_days}")
+        if self.time_curve is not None:
+            object.__setattr__(self, "time_curve", _checked_curve(self.time_curve))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        # As JSON gives it back, so that a stored configuration compares equal.
+        curve = self.time_curve
+        data["time_curve"] = None if curve is None else [[d, v] for d, v in curve]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> RankingConfig:
@@ -325,11 +335,34 @@ def _standardise(values: np.ndarray) -> np.ndarray:
 def _time_prior(
     published: np.ndarray, query_time: float | np.ndarray, config: RankingConfig
 ) -> np.ndarray:
-    # Coverage of one story clusters in time; an undated candidate gets no
-    # bonus rather than a penalty.
+    # Coverage of one story clusters in time; an undated candidate gets nothing either way.
     days = np.abs(published - query_time) / _DAY
-    prior = config.time_weight * np.exp(-days / config.time_scale_days)
+    curve = config.time_curve
+    if curve is None:
+        prior = config.time_weight * np.exp(-days / config.time_scale_days)
+    else:
+        knots = np.log1p(np.array([d for d, _ in curve]))
+        values = np.array([v for _, v in curve])
+        prior = config.time_weight * np.interp(np.log1p(days), knots, values)
+        prior[np.isnan(days)] = np.nan
     return np.nan_to_num(prior, nan=0.0)
+
+
+def _checked_curve(curve: Any) -> tuple[tuple[float, float], ...]:
+    """A time curve as (days, value) pairs of floats, days ascending and >= 0."""
+    try:
+        knots = tuple((float(d), float(v)) for d, v in curve)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(
+            f"time_curve must be a list of [days, value] pairs, got {curve!r}", field="time_curve"
+        ) from None
+    days = [d for d, _ in knots]
+    if not knots or days != sorted(days) or days[0] < 0 or not np.isfinite(knots).all():
+        raise InvalidArgumentError(
+            f"time_curve needs finite [days, value] pairs, days >= 0 and ascending, got {curve!r}",
+            field="time_curve",
+        )
+    return knots
 
 
 def _collapse_copies(order: np.ndarray, vectors: np.ndarray, threshold: float) -> np.ndarray:

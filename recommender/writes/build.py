@@ -25,14 +25,22 @@ from recommender.embedding.precomputed import PrecomputedEmbeddings
 from recommender.errors import RecommenderError
 from recommender.index import layout as storage
 from recommender.index.catalog import Catalog, lexical_text
-from recommender.index.state import store_options, with_catalog_vectors, write_snapshots
+from recommender.index.state import (
+    IndexState,
+    store_options,
+    with_catalog_vectors,
+    write_snapshots,
+)
 from recommender.lexical.index import LexicalIndex
 from recommender.ranking.batches import progress_bar
+from recommender.ranking.calibration import calibrate_time, calibrated
 from recommender.ranking.pool_stats import (
     PARALLEL_STATS_MIN,
     compute_pool_stats,
     compute_pool_stats_in_workers,
 )
+from recommender.ranking.ranker import Ranker
+from recommender.ranking.rules import RULES_FILE
 from recommender.ranking.scoring import RankingConfig
 from recommender.stores import VectorMeta, VectorStore, check_store_url, new_store
 from recommender.stores.faiss import check_index_type
@@ -72,10 +80,14 @@ class Build:
         index_type: str,
         store: str,
         workers: int | None,
+        calibrate: bool = False,
     ) -> None:
+        check_target(layout, index_type=index_type, store=store)
         self.layout = layout
         self.encoder = encoder
         self.config = ranking or RankingConfig()
+        #: Estimate the time prior from the archive (ranking/calibration.py) before publishing.
+        self.calibrate = calibrate
         self.index_type = index_type
         self.store_url = store
         self.workers = workers or os.cpu_count() or 1
@@ -200,6 +212,8 @@ class Build:
             # An injected encoder without a backend runs like the pre-backend default.
             backend=getattr(encoder, "backend", LEGACY_BACKEND),
         )
+        if self.calibrate and self.config.time_weight:
+            self._calibrate(manifest)
         # A/B buckets are settings of the index, not of its contents: keep them.
         if layout.exists():
             buckets = layout.read_manifest().get("buckets")
@@ -209,6 +223,16 @@ class Build:
         layout.publish(manifest)
         store.close()
         _drop_collections(replaced)
+
+    def _calibrate(self, manifest: dict[str, Any]) -> None:
+        """The time prior estimated from the new generation, into its manifest (unpublished)."""
+        state = IndexState.load(self.layout, manifest)
+        try:
+            found = calibrate_time(state, Ranker(self.layout.root / RULES_FILE), self.config)
+        finally:
+            state.close()
+        manifest["ranking"] = calibrated(self.config, found).to_dict()
+        manifest["calibration"] = {"time": found.to_dict()}
 
 
 @contextlib.contextmanager

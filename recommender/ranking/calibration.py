@@ -1,0 +1,183 @@
+"""The time prior estimated from the archive itself, without labels (opt-in).
+
+How much a small date gap says "same story" differs by archive (a celebrity's rehab is
+covered for days, a trial for months), so the prior's curve is estimated per index from the
+archive's own candidate pairs: every sampled article's top candidates, ranked without a time
+prior. Each pair is seen through two views that are independent given whether it is one
+story: its content score and its date gap. A two-class latent model (EM) fits both at once:
+the content score as two normal distributions with one spread, the gap as two histograms over
+log-spaced bins. Its estimates, in log-odds:
+
+    log P(same | score, gap) / P(other | score, gap)
+        = const + separation * score + log [P(gap | same) / P(gap | other)]
+
+so ranking by the fused score plus ``log-ratio(gap) / separation`` is ranking by the
+probability that the pair is one story: the prior's curve is the gap's log-likelihood ratio
+in the score's own units, made non-increasing with the gap (isotonic; a longer gap never says
+"more likely the same story"). On ecbplus and basil the estimated class share, separation and
+curve come within a few percent of what the labels give; ranked by it, though, the corpora
+gain less than with a fixed, stronger prior, so it is not the default (docs/relevance.md).
+
+Deterministic: a fixed sample of query articles (seeded) and a fixed number of EM steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from recommender.filters import Filters
+from recommender.index.live import LiveIndex
+from recommender.index.state import IndexState
+from recommender.ranking.ranker import Ranker
+from recommender.ranking.retrieval import QueryBatch
+from recommender.ranking.scoring import RankingConfig
+
+__all__ = ["TimeCalibration", "calibrate_time", "calibrated", "recalibrate"]
+
+#: Gap bins in days (log-spaced), and the knot of each bin's curve value.
+_EDGES = np.array([0.0, 0.5, 1.5, 3.0, 7.0, 14.0, 30.0, 60.0, 120.0, 365.0, np.inf])
+_KNOTS = (0.25, 1.0, 2.1, 4.6, 9.9, 20.5, 42.4, 84.9, 209.0, 730.0)
+#: Query articles sampled (all below this), candidates kept per query, EM steps.
+_QUERIES = 2_000
+_TOP = 30
+_STEPS = 200
+#: Fewer dated pairs than this, or a fit that finds no second class, keeps the fixed prior.
+_MIN_PAIRS = 300
+_SEED = 20
+
+
+@dataclass(frozen=True)
+class TimeCalibration:
+    """What the estimate found; ``curve`` is None when it kept the fixed prior (``reason``)."""
+
+    curve: tuple[tuple[float, float], ...] | None
+    #: Candidate pairs read, and those with both dates (the ones that inform the prior).
+    pairs: int
+    dated_pairs: int
+    #: Estimated share of same-story pairs among the dated ones, and the separation: log-odds
+    #: per unit of fused score (how much one unit of score says about "same story").
+    same_story_share: float | None = None
+    separation: float | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["curve"] = None if self.curve is None else [list(knot) for knot in self.curve]
+        return data
+
+
+def calibrated(config: RankingConfig, found: TimeCalibration) -> RankingConfig:
+    """``config`` with the estimated curve as its time prior (unchanged when none was found)."""
+    return config if found.curve is None else replace(config, time_curve=found.curve)
+
+
+def calibrate_time(
+    state: IndexState, ranker: Ranker, config: RankingConfig, *, batch_size: int = 256
+) -> TimeCalibration:
+    """Estimate the time prior's curve for the index in ``state`` (see the module's docstring)."""
+    scores, gaps = _candidate_pairs(state, ranker, config, batch_size)
+    dated = np.isfinite(gaps)
+    pairs, dated_pairs = len(scores), int(dated.sum())
+    if dated_pairs < _MIN_PAIRS:
+        reason = f"{dated_pairs} candidate pairs have both dates; {_MIN_PAIRS} are needed"
+        return TimeCalibration(None, pairs, dated_pairs, reason=reason)
+    share, separation, ratio, weights = _fit(scores[dated], _bins(gaps[dated]))
+    if separation <= 0 or not 0.001 < share < 0.999:
+        reason = "the pairs show no second class of scores and gaps"
+        return TimeCalibration(None, pairs, dated_pairs, share, separation, reason)
+    values = _non_increasing(ratio / separation, weights)
+    curve = tuple((knot, round(float(v), 4)) for knot, v in zip(_KNOTS, values, strict=True))
+    return TimeCalibration(curve, pairs, dated_pairs, round(share, 4), round(separation, 4))
+
+
+def _candidate_pairs(
+    state: IndexState, ranker: Ranker, config: RankingConfig, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fused scores (no time prior) and date gaps in days of sampled articles' top candidates."""
+    ids = np.sort(np.asarray(state.lexical.ids, dtype=np.int64))
+    if len(ids) > _QUERIES:
+        ids = np.sort(np.random.default_rng(_SEED).choice(ids, _QUERIES, replace=False))
+    plain = replace(config, time_weight=0.0, time_curve=None, diversity=0.0)
+    plain = replace(plain, dedupe_threshold=None, feedback_docs=0)
+    scores: list[float] = []
+    pairs: list[tuple[int, int]] = []
+    for start in range(0, len(ids), batch_size):
+        chunk = ids[start : start + batch_size]
+        batch = QueryBatch.of_articles(state.store, state.lexical, chunk)
+        ranked = ranker.hits(state, batch, _TOP, Filters(), plain, rules=False)
+        for query, hits in zip(chunk.tolist(), ranked, strict=True):
+            pairs.extend((query, hit) for hit, _ in hits)
+            scores.extend(score for _, score in hits)
+    if not pairs:
+        return np.zeros(0), np.zeros(0)
+    left, right = np.array(pairs, dtype=np.int64).T
+    lead = config.lead_dates
+    gap = np.abs(state.published(left, lead_dates=lead) - state.published(right, lead_dates=lead))
+    return np.array(scores, dtype=np.float64), gap / 86_400.0
+
+
+def _bins(gaps: np.ndarray) -> np.ndarray:
+    return np.clip(np.searchsorted(_EDGES, gaps, side="right") - 1, 0, len(_KNOTS) - 1)
+
+
+def _fit(scores: np.ndarray, bins: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """EM of the two-class model: (share, separation, log gap ratio per bin, pairs per bin)."""
+    n_bins = len(_KNOTS)
+    # Start from "the top tenth of scores is one story": EM moves it from there.
+    spread = float(scores.std()) or 1.0
+    same = 1.0 / (1.0 + np.exp(-(scores - np.quantile(scores, 0.9)) / spread))
+    for _ in range(_STEPS):
+        share = float(same.mean())
+        other = 1.0 - same
+        mean_same = float((same * scores).sum() / same.sum())
+        mean_other = float((other * scores).sum() / other.sum())
+        variance = float(
+            ((same * (scores - mean_same) ** 2).sum() + (other * (scores - mean_other) ** 2).sum())
+            / len(scores)
+        )
+        # One pseudo-pair per bin and class: an empty bin gets a ratio near 0, not infinity.
+        gap_same = np.bincount(bins, weights=same, minlength=n_bins) + 1.0
+        gap_other = np.bincount(bins, weights=other, minlength=n_bins) + 1.0
+        ratio = np.log(gap_same / gap_same.sum()) - np.log(gap_other / gap_other.sum())
+        odds = (
+            np.log(share / (1.0 - share))
+            + ((scores - mean_other) ** 2 - (scores - mean_same) ** 2) / (2.0 * variance)
+            + ratio[bins]
+        )
+        same = 1.0 / (1.0 + np.exp(-np.clip(odds, -50.0, 50.0)))
+    separation = (mean_same - mean_other) / variance
+    weights = np.bincount(bins, minlength=n_bins).astype(np.float64) + 1.0
+    return share, separation, ratio, weights
+
+
+def _non_increasing(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The closest non-increasing sequence (weighted least squares): pool adjacent violators."""
+    from sklearn.isotonic import IsotonicRegression
+
+    fitted: np.ndarray = IsotonicRegression(increasing=False).fit_transform(
+        np.arange(len(values)), values, sample_weight=weights
+    )
+    return fitted
+
+
+def recalibrate(index: LiveIndex, ranker: Ranker) -> TimeCalibration:
+    """Estimate the live index's time prior again and publish it in its manifest.
+
+    Holds the writer lock. Stored lists were ranked with the old prior: they are marked stale
+    (``related --all --store-lists`` recomputes them).
+    """
+    with index.layout.writer_lock():
+        index.refresh()
+        manifest = dict(index.manifest)
+        config = RankingConfig.from_dict(manifest.get("ranking"))
+        found = calibrate_time(index.state, ranker, config)
+        manifest["ranking"] = calibrated(config, found).to_dict()
+        manifest["calibration"] = {"time": found.to_dict()}
+        if index.state.catalog.lists_info() is not None:
+            index.state.catalog.mark_lists_stale("the time prior was estimated again")
+        with index.lock.write():
+            index.set_manifest(manifest)
+    return found

@@ -1,0 +1,169 @@
+"""The time prior estimated from the archive: the two-view model, builds, `calibrate`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from recommender import Article, Recommender
+from recommender.cli import main
+from recommender.embedding.encoders import HashingEncoder
+from recommender.errors import InvalidArgumentError
+from recommender.ranking.calibration import _bins, _fit, _non_increasing
+from recommender.ranking.scoring import RankingConfig
+
+from .conftest import article
+
+
+def _synthetic_pairs(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate pairs whose truth is known: 30% one story (score ~ N(5, 1), a few days
+    apart), the rest other stories (score ~ N(1, 1), any gap up to three years)."""
+    rng = np.random.default_rng(seed)
+    same = rng.random(6_000) < 0.3
+    scores = np.where(same, rng.normal(5.0, 1.0, same.size), rng.normal(1.0, 1.0, same.size))
+    gaps = np.where(same, rng.exponential(3.0, same.size), rng.uniform(0, 1_100, same.size))
+    return scores, gaps, same
+
+
+def test_the_two_view_model_finds_the_share_the_separation_and_the_gap_curve() -> None:
+    scores, gaps, same = _synthetic_pairs(1)
+    share, separation, ratio, weights = _fit(scores, _bins(gaps))
+    assert share == pytest.approx(same.mean(), abs=0.02)
+    assert separation == pytest.approx(4.0, rel=0.1)  # (5 - 1) / 1
+    # Each bin's log-likelihood ratio against the truth's, where the truth has pairs of both.
+    bins = _bins(gaps)
+    for b in range(len(ratio)):
+        here = bins == b
+        if (same & here).sum() >= 50 and (~same & here).sum() >= 50:
+            truth = np.log((same & here).sum() / same.sum()) - np.log(
+                (~same & here).sum() / (~same).sum()
+            )
+            assert ratio[b] == pytest.approx(truth, abs=0.35)
+    curve = _non_increasing(ratio / separation, weights)
+    assert list(curve) == sorted(curve, reverse=True)
+    assert curve[0] > 0 > curve[-1]
+
+
+def test_a_longer_gap_never_scores_higher() -> None:
+    values = np.array([2.0, 1.0, 1.4, 0.2, 0.5, -1.0])
+    fitted = _non_increasing(values, np.ones(6))
+    assert list(fitted) == sorted(fitted, reverse=True)
+    assert fitted[0] == 2.0 and fitted[-1] == -1.0
+
+
+def test_the_curve_is_the_prior_and_undated_candidates_get_none() -> None:
+    from recommender.ranking.scoring import _time_prior
+
+    config = RankingConfig(time_curve=((0.25, 2.0), (10.0, 0.5), (730.0, -1.0)))
+    day = 86_400.0
+    published = np.array([0.0, 10 * day, 5_000 * day, np.nan])
+    prior = _time_prior(published, 0.0, config)
+    assert prior[0] == pytest.approx(2.0) and prior[1] == pytest.approx(0.5)
+    assert prior[2] == pytest.approx(-1.0) and prior[3] == 0.0
+    assert _time_prior(published, 0.0, replace(config, time_weight=0.5))[0] == pytest.approx(1.0)
+    # Stored as JSON gives it back, so a stored configuration compares equal.
+    again = RankingConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config and again.to_dict() == config.to_dict()
+
+
+@pytest.mark.parametrize("curve", [[], [[5, 1], [1, 0]], [[-1, 1]], "soon", [[1, "x"]]])
+def test_a_bad_curve_is_refused_naming_the_field(curve: object) -> None:
+    with pytest.raises(InvalidArgumentError) as refused:
+        RankingConfig.from_dict({"time_curve": curve})
+    assert refused.value.field == "time_curve"
+
+
+def _dated_archive() -> list:  # type: ignore[type-arg]
+    """60 stories of 4 articles each, a story's articles within three days, the stories
+    spread over two years: enough dated candidate pairs for an estimate."""
+    rng = np.random.default_rng(3)
+    words = [f"w{i}" for i in range(2_000)]
+    items = []
+    for story in range(60):
+        own = " ".join(rng.choice(words, 12, replace=False))
+        start = np.datetime64("2024-01-01") + np.timedelta64(int(rng.integers(0, 700)), "D")
+        for n in range(4):
+            day = start + np.timedelta64(int(rng.integers(0, 3)), "D")
+            common = " ".join(rng.choice(words[:200], 6, replace=False))
+            items.append(article(f"s{story}-{n}", f"{own} {common}", published=f"{day}T10:00:00Z"))
+    return items
+
+
+@pytest.fixture(scope="module")
+def dated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("calibration") / "idx"
+    Recommender.build(_dated_archive(), path, encoder=HashingEncoder(256), calibrate=True).close()
+    return path
+
+
+def test_a_build_estimates_the_prior_and_info_shows_it(dated: Path) -> None:
+    with Recommender.open(dated, encoder=HashingEncoder(256)) as rec:
+        curve = rec.ranking.time_curve
+        found = rec.info().to_dict()["calibration"]["time"]
+    assert curve is not None and found["curve"] == [list(knot) for knot in curve]
+    assert found["dated_pairs"] >= 300 and found["reason"] is None
+    values = [v for _, v in curve]
+    assert values == sorted(values, reverse=True) and values[0] > 0
+    result = CliRunner().invoke(main, ["info", "--index", str(dated)])
+    assert "time prior: estimated from" in result.output
+
+
+def test_the_same_archive_gives_the_same_prior(dated: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    Recommender.build(_dated_archive(), again, encoder=HashingEncoder(256), calibrate=True).close()
+    first = json.loads((dated / "manifest.json").read_text())
+    second = json.loads((again / "manifest.json").read_text())
+    assert first["ranking"] == second["ranking"]
+    assert first["calibration"] == second["calibration"]
+
+
+def test_too_few_dated_pairs_keep_the_fixed_prior_and_say_why(
+    corpus: list[Article], tmp_path: Path
+) -> None:
+    path = tmp_path / "small"
+    Recommender.build(corpus, path, encoder=HashingEncoder(256), calibrate=True).close()
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["ranking"]["time_curve"] is None
+    assert "are needed" in manifest["calibration"]["time"]["reason"]
+    result = CliRunner().invoke(main, ["info", "--index", str(path)])
+    assert "exp(-days/7.0) (fixed:" in result.output
+
+
+def test_a_build_keeps_the_fixed_prior_unless_asked(tmp_path: Path) -> None:
+    path = tmp_path / "fixed"
+    Recommender.build(_dated_archive(), path, encoder=HashingEncoder(256)).close()
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["ranking"]["time_curve"] is None and "calibration" not in manifest
+    result = CliRunner().invoke(main, ["info", "--index", str(path)])
+    assert "time prior: 1.0 x exp(-days/7.0)" in result.output
+
+
+def test_calibrate_refreshes_the_prior_and_marks_stored_lists_stale(
+    dated: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    path = tmp_path / "copy"
+    shutil.copytree(dated, path)
+    with Recommender.open(path, encoder=HashingEncoder(256)) as rec:
+        before = rec.ranking.time_curve
+        rec.store_lists(k=5)
+        rec.upsert(
+            [
+                article(f"late-{n}", f"w{n} w{n + 1} w{n + 2}", published="2026-06-01")
+                for n in range(5)
+            ]
+        )
+    result = CliRunner().invoke(main, ["calibrate", "--index", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.output)
+    with Recommender.open(path, encoder=HashingEncoder(256)) as rec:
+        assert rec.ranking.time_curve == tuple(tuple(k) for k in found["curve"])
+        assert found["dated_pairs"] > 0 and before is not None
+        status = rec.stored_lists_status()
+        assert status is not None and status.stale == "the time prior was estimated again"
