@@ -63,15 +63,20 @@ class InvalidArgumentError(RecommenderError, ValueError):
 
 
 class ArticleNotFoundError(RecommenderError, KeyError):
-    """The article id is not in the index."""
+    """The article id (or, with ``url``, no article with that URL) is not in the index."""
 
     exit_code = 3
 
-    def __init__(self, article_id: str) -> None:
+    def __init__(self, article_id: str, *, url: str | None = None) -> None:
         super().__init__(article_id)
         self.article_id = article_id
+        self.url = url
+        #: The request field that named the missing article: "url" for a URL lookup.
+        self.field = "url" if url is not None else None
 
     def __str__(self) -> str:
+        if self.url is not None:
+            return f"no indexed article has the URL {self.url!r}"
         return f"article {self.article_id!r} is not in the index"
 
 

@@ -129,15 +129,12 @@ class Recommender:
     ) -> Recommender:
         """Build a new index at ``path`` and swap it in atomically; return it opened.
 
-        ``store``: ``faiss`` (files in the index directory), ``milvus:///path/file.db``
-        (Milvus Lite) or ``milvus://HOST:PORT`` (token from ``$RECOMMENDER_MILVUS_TOKEN``).
-        ``embeddings``: a directory written by ``recommender embed`` whose vectors are used
-        where the text hash matches. ``encoder_backend``: ``torch``, ``onnx`` or
-        ``onnx-int8``, kept in the manifest. ``index_type``: ``flat``, ``ivf`` or ``auto``
-        (IVF from ``IVF_THRESHOLD`` articles). ``workers``: processes for the pool
-        statistics. ``calibrate``: estimate the time prior from the archive (:meth:`calibrate`).
-        Bad records go to ``report`` and ``rejects.jsonl``; with ``strict`` any raises
-        :class:`RejectedRecordsError` and nothing is published.
+        ``store``: ``faiss``, ``milvus:///path/file.db`` (Lite) or ``milvus://HOST:PORT``.
+        ``embeddings``: vectors from ``recommender embed``, used where the text hash matches.
+        ``encoder_backend``: ``torch``, ``onnx``, ``onnx-int8``. ``index_type``: ``flat``,
+        ``ivf``, ``auto``. ``workers``: processes for the pool statistics. ``calibrate``: see
+        :meth:`calibrate`. Bad records go to ``report`` and ``rejects.jsonl``; ``strict``
+        raises :class:`RejectedRecordsError` on any, and nothing is published.
         """
         layout = storage.IndexLayout(path)
         encoder = encoder or make_encoder(model, backend=encoder_backend)
@@ -194,8 +191,7 @@ class Recommender:
             return matches
 
     def warm_up(self) -> bool:
-        """Answer one query and drop it, loading what later queries reuse (a server calls
-        this before it accepts requests); whether there was an article to ask."""
+        """Answer one query and drop it (loads what later ones reuse); whether one was asked."""
         compiled.load()
         article_id = self._index.state.catalog.any_id()
         if article_id is not None:
@@ -303,6 +299,10 @@ class Recommender:
     def events(self) -> EventLog:
         """The index's append-only log of impressions and clicks (``events.sqlite3``)."""
         return EventLog(self._layout.root)
+
+    def article_at(self, url: str) -> str:
+        """The id of the article at ``url`` (compared by ``urls.canonical_url``)."""
+        return self._index.article_at(url)
 
     def get(self, article_id: str) -> Article:
         """The stored record of one article."""

@@ -20,9 +20,14 @@ writes a link.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
-__all__ = ["safe_url", "url_problem"]
+__all__ = ["TRACKING_PARAMETERS", "canonical_url", "safe_url", "url_problem"]
+
+#: Query parameters that say where a reader came from, not which page it is (``utm_*`` too).
+TRACKING_PARAMETERS = frozenset(
+    {"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "_ga", "_gl", "ocid"}
+)
 
 _SCHEMES = ("http", "https")
 # RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":"
@@ -81,3 +86,38 @@ def _has_host(value: str) -> bool:
 
 def _shown(scheme: str) -> str:
     return scheme if len(scheme) <= 40 else scheme[:39] + "…"
+
+
+def canonical_url(value: str) -> str | None:
+    """The form two spellings of one page's URL share, or None for a URL not kept.
+
+    Scheme dropped (``http`` and ``https`` name one page), host lower-cased and its default
+    port dropped, no fragment, no trailing slash but the root's, tracking parameters
+    (``utm_*``, ``fbclid``, ...) removed and the rest kept in order:
+    ``HTTPS://Example.com:443/a/?utm_source=x&p=2#top`` -> ``//example.com/a?p=2``. A site
+    path keeps no host: ``/a/?p=2`` -> ``/a?p=2``.
+    """
+    value = value.strip()
+    if not value or url_problem(value) is not None:
+        return None
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return None
+    path = parts.path or "/"
+    if len(path) > 1:
+        path = path.rstrip("/") or "/"
+    query = urlencode(
+        [
+            (key, item)
+            for key, item in parse_qsl(parts.query, keep_blank_values=True)
+            if not key.lower().startswith("utm_") and key.lower() not in TRACKING_PARAMETERS
+        ]
+    )
+    tail = path + (f"?{query}" if query else "")
+    if not parts.hostname:
+        return tail
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    netloc = parts.hostname.lower() + ("" if port in (None, default) else f":{port}")
+    return f"//{netloc}{tail}"

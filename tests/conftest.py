@@ -96,6 +96,19 @@ def article(
     )
 
 
+#: Every route of the JSON API's OpenAPI schema (test_service and test_api_fuzz check it).
+JSON_ROUTES = {
+    "/healthz",
+    "/metrics",
+    "/v1/info",
+    "/v1/similar",
+    "/v1/events",
+    "/v1/articles",
+    "/v1/articles/{article_id}",
+    "/v1/articles/{article_id}/related",
+    "/v1/related",
+}
+
 # Three small "stories" whose articles share distinctive words, plus fillers.
 STORIES = {
     "port": "harbor dockworkers strike valdora port cranes container shipping union wages",

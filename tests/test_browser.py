@@ -407,3 +407,164 @@ def test_docs_pages_inline_code_passes_their_policy(server: str, browser: Any) -
     for path in ("/docs", "/redoc"):
         browser.get(server + path)
         assert not _csp_violations(browser), path
+
+
+# -- the embeddable widget on another site ----------------------------------------------
+
+_HOST_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>A news site</title>
+<link rel="canonical" href="{canonical}"></head>
+<body><h1>A story on another site</h1>
+<div id="related" data-recommender-related data-k="4"></div>
+<p id="footer">The rest of the page.</p>
+<script src="{service}/widget.js" async></script>
+</body></html>
+"""
+
+
+def _serve(command: list[str], base_url: str) -> subprocess.Popen[bytes]:
+    """Start ``recommender serve`` and wait until it answers at ``base_url``."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("RECOMMENDER_API_TOKEN", None)
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    with httpx.Client(base_url=base_url, timeout=2) as http:
+        _wait_ready(http, proc)
+    return proc
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def host_site(tmp_path_factory: pytest.TempPathFactory, index: Path) -> Iterator[tuple[str, str]]:
+    """A page on one loopback origin and the service (--allow-origin it) on another."""
+    import shutil as files
+
+    copy = tmp_path_factory.mktemp("widget") / "demo"
+    files.copytree(index, copy)  # the events this test records stay out of the shared index
+    host_port, service_port = _free_port(), _free_port()
+    host, service = f"http://127.0.0.1:{host_port}", f"http://127.0.0.1:{service_port}"
+    folder = tmp_path_factory.mktemp("host")
+    story = next(a for a in demo_articles() if a.id == DEFAULT_STORY)
+    (folder / "story.html").write_text(_HOST_PAGE.format(canonical=story.url, service=service))
+    site = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(host_port), "--bind", "127.0.0.1"],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    command = [sys.executable, "-m", "recommender", "serve", "--index", str(copy)]
+    command += ["--port", str(service_port), "--no-access-log", "--allow-origin", host]
+    proc = _serve(command, service)
+    try:
+        with httpx.Client(timeout=2) as http:
+            _wait_until_up(http, f"{host}/story.html")
+        yield host, service
+    finally:
+        _stop(proc)
+        site.terminate()
+        site.wait()
+
+
+def _wait_until_up(http: httpx.Client, url: str) -> None:
+    import time
+
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            if http.get(url).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise AssertionError(f"{url} did not come up")
+
+
+def _uncaught(browser: Any) -> list[str]:
+    """Script errors the page did not catch (failed requests are reported apart)."""
+    return [e["message"] for e in browser.get_log("browser") if "Uncaught" in e["message"]]
+
+
+def test_the_widget_renders_the_list_and_reports_clicks(
+    host_site: tuple[str, str], browser: Any, expected: Recommender, artifacts: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    host, service = host_site
+    browser.get_log("browser")  # start from an empty console
+    browser.get(f"{host}/story.html")
+    _wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, ".recommender-related__link"))
+    links = browser.find_elements(By.CSS_SELECTOR, ".recommender-related__link")
+    shown = [link.get_attribute("data-recommender-id") for link in links]
+    api = httpx.get(
+        f"{service}/v1/related",
+        params={
+            "url": browser.execute_script(
+                "return document.querySelector('link[rel=canonical]').href"
+            ),
+            "k": 4,
+        },
+    ).json()
+    assert (
+        shown
+        == [m["id"] for m in api["related"]]
+        == [m.id for m in expected.related(DEFAULT_STORY, k=4)]
+    )
+    section = browser.find_element(By.CSS_SELECTOR, "section.recommender-related")
+    assert section.get_attribute("aria-label") == "Related"
+    _screenshot(browser, artifacts, "widget-on-a-host-page")
+    target = links[0].get_attribute("href")
+    # Follow the click's report, not the navigation: the link leaves for another site.
+    browser.execute_script(
+        "arguments[0].addEventListener('click', function (e) { e.preventDefault(); });", links[0]
+    )
+    links[0].click()
+    _wait(browser, lambda b: _events(service, "click"))
+    clicks = _events(service, "click")
+    assert clicks == [(DEFAULT_STORY, shown[0], 1)] and target.startswith("https://")
+    assert len(_events(service, "impression")) == len(shown)
+    assert _uncaught(browser) == []
+
+
+def _events(service: str, kind: str) -> list[tuple[str, str, int]]:
+    import sqlite3
+
+    root = httpx.get(f"{service}/v1/info").json()["path"]
+    with sqlite3.connect(Path(root) / "events.sqlite3") as db:
+        found = db.execute(
+            "SELECT article_id, related_id, position FROM events WHERE type = ? ORDER BY rowid",
+            (kind,),
+        ).fetchall()
+    return [(str(a), str(r), int(p)) for a, r, p in found]
+
+
+def test_the_page_survives_a_service_that_is_down(tmp_path: Path, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    host_port, dead_port = _free_port(), _free_port()  # nothing listens on dead_port
+    page = _HOST_PAGE.format(
+        canonical="https://example.com/x", service=f"http://127.0.0.1:{dead_port}"
+    )
+    (tmp_path / "story.html").write_text(page)
+    site = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(host_port), "--bind", "127.0.0.1"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with httpx.Client(timeout=2) as http:
+            _wait_until_up(http, f"http://127.0.0.1:{host_port}/story.html")
+        browser.get_log("browser")
+        browser.get(f"http://127.0.0.1:{host_port}/story.html")
+        assert browser.find_element(By.ID, "footer").text == "The rest of the page."
+        assert browser.find_element(By.ID, "related").text == ""
+        assert _uncaught(browser) == []
+    finally:
+        site.terminate()
+        site.wait()

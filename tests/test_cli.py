@@ -334,7 +334,7 @@ def test_related_all_jsonl(index: Path, tmp_path: Path, runner: CliRunner) -> No
 
 def test_related_all_argument_errors(index: Path, runner: CliRunner) -> None:
     both = runner.invoke(main, ["related", "port-0", "--all", "--index", str(index)])
-    assert both.exit_code == 2 and "not both" in both.output
+    assert both.exit_code == 2 and "one of ARTICLE_ID, --url or --all" in both.output
     filtered = runner.invoke(
         main, ["related", "--all", "--index", str(index), "--section", "world"]
     )

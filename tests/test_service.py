@@ -31,6 +31,7 @@ from recommender import (
 from recommender.embedding.encoders import HashingEncoder
 from recommender.serving.app import create_app, is_loopback
 
+from .conftest import JSON_ROUTES
 from .milvus_support import store_url
 
 TOKEN = "test-token-123"
@@ -404,16 +405,7 @@ def test_each_app_has_its_own_metrics(rec: Recommender) -> None:
 
 def test_openapi_lists_the_routes(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
-    assert set(schema["paths"]) == {
-        "/healthz",
-        "/metrics",
-        "/v1/info",
-        "/v1/similar",
-        "/v1/events",
-        "/v1/articles",
-        "/v1/articles/{article_id}",
-        "/v1/articles/{article_id}/related",
-    }
+    assert set(schema["paths"]) == JSON_ROUTES
     assert set(schema["paths"]["/v1/articles/{article_id}"]) == {"get", "delete"}
     related = schema["paths"]["/v1/articles/{article_id}/related"]["get"]
     ok = related["responses"]["200"]["content"]["application/json"]["schema"]

@@ -57,8 +57,14 @@ if TYPE_CHECKING:
     help="Answer from the stored list (a lookup) when there is a usable one.",
 )
 @click.option("--bucket", help="Rank with this named ranking configuration (A/B tests).")
+@click.option(
+    "--url",
+    help="The article at this URL instead of an ARTICLE_ID (compared canonically: scheme, "
+    "case, trailing slash and utm_* parameters do not matter).",
+)
 def related(
     article_id: str | None,
+    url: str | None,
     index: Path,
     k: int,
     as_json: bool,
@@ -79,8 +85,8 @@ def related(
     """
     from recommender.recommender import Recommender
 
-    if all_ == (article_id is not None):
-        raise InvalidArgumentError("give an ARTICLE_ID or --all, not both or neither")
+    if sum((all_, article_id is not None, url is not None)) != 1:
+        raise InvalidArgumentError("give one of ARTICLE_ID, --url or --all")
     if output is not None and not all_:
         raise InvalidArgumentError("--output goes with --all")
     if workers is not None and not all_:
@@ -111,6 +117,8 @@ def related(
                     return
             _write_all(rec, k, output, **options)
             return
+        if url is not None:
+            article_id = rec.article_at(url)
         matches = rec.related(
             article_id or "", k=k, ranking=ranking, explain=explain, fresh=not stored, **filters
         )

@@ -108,6 +108,21 @@ def _url_host(host: str) -> str:
     "[default: public on a loopback --host, else it needs the token].",
 )
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
+@click.option(
+    "--cache-max-age",
+    default=60,
+    show_default=True,
+    type=click.IntRange(0, 86_400 * 365),
+    help="Seconds a browser or CDN may keep a related list (Cache-Control; ETag and 304 "
+    "always); 0: revalidate every time.",
+)
+@click.option(
+    "--allow-origin",
+    "allow_origins",
+    multiple=True,
+    help="An origin (https://example.com) whose pages may call the read routes and "
+    "/v1/events (CORS); repeat for several, '*' for any. Writes never allow it.",
+)
 def serve(
     index: Path,
     host: str,
@@ -118,6 +133,8 @@ def serve(
     public_docs: bool | None,
     public_metrics: bool | None,
     access_log: bool,
+    cache_max_age: int,
+    allow_origins: tuple[str, ...],
 ) -> None:
     """Serve the HTTP API until SIGTERM or Ctrl-C (in-flight requests finish).
 
@@ -138,4 +155,6 @@ def serve(
         public_docs=public_docs,
         public_metrics=public_metrics,
         access_log=access_log,
+        cache_max_age=cache_max_age,
+        allow_origins=allow_origins,
     )

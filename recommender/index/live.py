@@ -19,11 +19,11 @@ import numpy as np
 
 from recommender.embedding.encoders import LEGACY_BACKEND, ArticleEmbedder, Encoder, make_encoder
 from recommender.embedding.models import canonical_model_id
-from recommender.errors import ArticleNotFoundError, ModelMismatchError
+from recommender.errors import ArticleNotFoundError, InvalidArgumentError, ModelMismatchError
 from recommender.index import layout as storage
 from recommender.index.rwlock import RWLock
 from recommender.index.state import IndexState
-from recommender.text import checked_id
+from recommender.text import checked_id, checked_text
 from recommender.types import (
     Article,
     ArticleListing,
@@ -31,6 +31,7 @@ from recommender.types import (
     IndexInfo,
     StoredListsStatus,
 )
+from recommender.urls import canonical_url
 
 __all__ = ["LiveIndex", "check_model", "file_stamp"]
 
@@ -52,6 +53,8 @@ class LiveIndex:
         self._manifest_stamp = file_stamp(layout.manifest_path)
         #: The sections and their counts, with the (state, seq) they were counted at.
         self._sections: tuple[tuple[int, int], dict[str, int]] | None = None
+        #: Canonical URL -> article id (absolute URLs, then site paths), and when read.
+        self._urls: tuple[tuple[int, int], dict[str, str], dict[str, str]] | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, model: str | None = None) -> LiveIndex:
@@ -85,6 +88,25 @@ class LiveIndex:
         found = self.state.catalog.article(checked_id(article_id))
         if found is None:
             raise ArticleNotFoundError(str(article_id))
+        return found
+
+    def article_at(self, url: str) -> str:
+        """The id of the indexed article whose URL is ``url`` (compared canonically: see
+        :func:`recommender.urls.canonical_url`); an article stored with a site path matches
+        a full URL with that path. An unknown URL is :class:`ArticleNotFoundError`."""
+        key = canonical_url(checked_text(str(url), field="url"))
+        if key is None:
+            raise InvalidArgumentError(
+                f"url: not an http(s) URL or a site path: {url!r}", field="url"
+            )
+        self.refresh()
+        stamp = (id(self.state), self.state.seq)
+        if self._urls is None or self._urls[0] != stamp:
+            self._urls = (stamp, *_url_maps(self.state.catalog.field_values("url")))
+        full, paths = self._urls[1], self._urls[2]
+        found = full.get(key) or paths.get(_path_of(key))
+        if found is None:
+            raise ArticleNotFoundError("", url=url)
         return found
 
     def browse(self, query: str, offset: int, limit: int) -> ArticleListing:
@@ -199,3 +221,20 @@ def file_stamp(path: Path) -> tuple[int, int] | None:
     except FileNotFoundError:
         return None
     return (st.st_ino, st.st_mtime_ns)
+
+
+def _url_maps(urls: dict[str, str | None]) -> tuple[dict[str, str], dict[str, str]]:
+    """Canonical URL -> article id, for absolute URLs and for site paths; the lowest id
+    wins where two articles share a URL (as the catalog lists them, in id order)."""
+    full: dict[str, str] = {}
+    paths: dict[str, str] = {}
+    for article_id in sorted(urls):
+        key = canonical_url(urls[article_id] or "")
+        if key is not None:
+            (full if key.startswith("//") else paths).setdefault(key, article_id)
+    return full, paths
+
+
+def _path_of(key: str) -> str:
+    """The site path of a canonical URL (``//host/a?b`` -> ``/a?b``)."""
+    return "/" + key[2:].partition("/")[2] if key.startswith("//") else key

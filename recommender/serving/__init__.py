@@ -1,12 +1,13 @@
 """The HTTP service and its web pages.
 
     app           create_app, app_from_env, serve: the app factory and the server
-    routes/       the JSON API's routers: operations, queries, events, articles
+    routes/       the JSON API's routers: operations, queries, widget, events, articles
     docs          /openapi.json, /docs and /redoc
     schemas       request and response models
     errors        library errors -> statuses, the JSON error shape, validation errors
     security      the token, read-only mode, private docs and /metrics, security headers
     middleware    security headers, the body size limit, request metrics
+    caching       ETag, Cache-Control and 304s of the related lists; CORS for the reads
     state         what the app keeps on app.state, and the dependencies that read it
     web           the web UI (HTML pages)
     _uvicorn      the uvicorn glue (workers, graceful shutdown)

@@ -30,9 +30,10 @@ from fastapi import Depends, FastAPI
 
 from recommender.errors import InvalidArgumentError, RecommenderError
 from recommender.serving import docs
+from recommender.serving.caching import CORS, HTTPCache
 from recommender.serving.errors import JSONResponse, add_error_handlers, status_of
 from recommender.serving.middleware import BodyLimit, RequestMetrics, SecurityHeaders
-from recommender.serving.routes import articles, events, operations, queries
+from recommender.serving.routes import articles, events, operations, queries, widget
 from recommender.serving.schemas import PRIVATE_ERRORS
 from recommender.serving.security import (
     API_CSP,
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
 __all__ = [
     "API_CSP",
     "DOCS_CSP",
+    "ENV_ALLOW_ORIGINS",
+    "ENV_CACHE_MAX_AGE",
     "ENV_INDEX",
     "ENV_METRICS_DIR",
     "ENV_PUBLIC_DOCS",
@@ -74,6 +77,9 @@ ENV_READ_ONLY = "RECOMMENDER_READ_ONLY"
 #: without the token. ``serve`` always sets both; unset means public (as ``create_app``).
 ENV_PUBLIC_DOCS = "RECOMMENDER_PUBLIC_DOCS"
 ENV_PUBLIC_METRICS = "RECOMMENDER_PUBLIC_METRICS"
+#: Seconds of ``Cache-Control: max-age`` on related lists; origins allowed by CORS (spaces).
+ENV_CACHE_MAX_AGE = "RECOMMENDER_CACHE_MAX_AGE"
+ENV_ALLOW_ORIGINS = "RECOMMENDER_ALLOW_ORIGINS"
 MAX_BODY_BYTES = 10 * 1024 * 1024
 MAX_K = 100
 
@@ -94,6 +100,8 @@ def create_app(
     public_metrics: bool = True,
     max_body_bytes: int = MAX_BODY_BYTES,
     max_k: int = MAX_K,
+    cache_max_age: int = 60,
+    allow_origins: tuple[str, ...] = (),
 ) -> FastAPI:
     """The HTTP API over ``rec``, which the caller keeps open for the app's lifetime.
 
@@ -104,6 +112,10 @@ def create_app(
     ``public_docs=False`` puts /docs, /redoc and /openapi.json behind the same
     token, and ``public_metrics=False`` does so for /metrics; without a token they
     then answer 403. ``recommender serve`` makes them public only on a loopback address.
+
+    Related lists carry an ``ETag`` and ``Cache-Control: public, max-age=cache_max_age``
+    (304 for a matching ``If-None-Match``); ``allow_origins`` may call the read routes and
+    the events route from their pages (CORS; :mod:`recommender.serving.caching`).
     """
     settings = Settings(
         token=token,
@@ -112,6 +124,9 @@ def create_app(
         public_metrics=public_metrics,
         max_body_bytes=max_body_bytes,
         max_k=max_k,
+        cache_max_age=cache_max_age,
+        cache_stale=10 * cache_max_age,
+        allow_origins=allow_origins,
     )
     return _build(rec, settings, owns_rec=False)
 
@@ -131,11 +146,6 @@ def app_from_env() -> FastAPI:
     index = os.environ.get(ENV_INDEX)
     if not index:
         raise InvalidArgumentError(f"{ENV_INDEX} must name the index directory to serve")
-    rec = Recommender.open(index)
-    try:
-        rec.warm_up()  # before uvicorn accepts: the first request pays for nothing
-    except RecommenderError as exc:  # a store that is down now may be up for requests
-        _log.warning("warm-up query failed: %s", exc)
     settings = Settings(
         token=os.environ.get(ENV_TOKEN) or None,
         allow_writes=not _env_flag(ENV_READ_ONLY, default=False),
@@ -143,8 +153,25 @@ def app_from_env() -> FastAPI:
         public_metrics=_env_flag(ENV_PUBLIC_METRICS, default=True),
         max_body_bytes=MAX_BODY_BYTES,
         max_k=MAX_K,
+        cache_max_age=_env_int(ENV_CACHE_MAX_AGE, default=60),
+        cache_stale=10 * _env_int(ENV_CACHE_MAX_AGE, default=60),
+        allow_origins=tuple(o for o in os.environ.get(ENV_ALLOW_ORIGINS, "").split() if o),
     )
+    rec = Recommender.open(index)
+    try:
+        rec.warm_up()  # before uvicorn accepts: the first request pays for nothing
+    except RecommenderError as exc:  # a store that is down now may be up for requests
+        _log.warning("warm-up query failed: %s", exc)
     return _build(rec, settings, owns_rec=True)
+
+
+def _env_int(name: str, *, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit():
+        raise InvalidArgumentError(f"{name} must be a whole number of seconds, got {value!r}")
+    return int(value)
 
 
 def _env_flag(name: str, *, default: bool) -> bool:
@@ -179,9 +206,13 @@ def _build(rec: "Recommender", settings: Settings, *, owns_rec: bool) -> FastAPI
     app.state.metrics = metrics
     add_error_handlers(app)
     # Starlette adds middleware outside-in in reverse order: metrics sees every
-    # response, the 413s of the body limit included.
+    # response, the 413s of the body limit and the 304s included; CORS answers preflights
+    # and adds its headers to the 304s too.
+    app.add_middleware(HTTPCache, max_age=settings.cache_max_age, stale=settings.cache_stale)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, registry=metrics.registry)
+    if settings.allow_origins:
+        app.add_middleware(CORS, origins=settings.allow_origins)
     # Outermost: the headers reach every response, the 413s and the metrics' included.
     app.add_middleware(SecurityHeaders)
 
@@ -198,6 +229,7 @@ def _build(rec: "Recommender", settings: Settings, *, owns_rec: bool) -> FastAPI
     )
     app.include_router(operations.info_router)
     app.include_router(queries.router(max_k=settings.max_k))
+    app.include_router(widget.router)
     app.include_router(events.router)
     app.include_router(articles.router)
 
@@ -251,6 +283,8 @@ def serve(
     public_docs: bool | None = None,
     public_metrics: bool | None = None,
     access_log: bool = True,
+    cache_max_age: int = 60,
+    allow_origins: tuple[str, ...] = (),
 ) -> None:
     """Run the service with uvicorn until SIGTERM or Ctrl-C (``recommender serve``).
 
@@ -274,7 +308,20 @@ def serve(
             f"--workers {workers}: the index's vectors are in Milvus Lite ({url}), which serves "
             "one process; use --workers 1, or build the index on a Milvus server"
         )
+    # Checked here, once, rather than in every worker.
+    Settings(
+        token=None,
+        allow_writes=False,
+        public_docs=True,
+        public_metrics=True,
+        max_body_bytes=1,
+        max_k=1,
+        cache_max_age=cache_max_age,
+        allow_origins=allow_origins,
+    )
     os.environ[ENV_INDEX] = str(FilePath(index).resolve())
+    os.environ[ENV_CACHE_MAX_AGE] = str(cache_max_age)
+    os.environ[ENV_ALLOW_ORIGINS] = " ".join(allow_origins)
     os.environ[ENV_READ_ONLY] = "1" if read_only else "0"
     # Anyone who can reach a loopback address is on this machine already.
     local = is_loopback(host)

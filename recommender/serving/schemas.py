@@ -269,6 +269,11 @@ PRIVATE_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or wrong bearer token."},
     403: {"model": ErrorResponse, "description": "Not public, and the server has no token."},
 }
+#: A related list's answers: the errors, and 304 for an ``If-None-Match`` naming its ETag.
+CACHED: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    304: {"description": "Not Modified: the list's ETag is the one in If-None-Match."},
+}
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     401: {"model": ErrorResponse, "description": "Missing or wrong bearer token."},

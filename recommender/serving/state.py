@@ -52,6 +52,12 @@ class Settings:
     public_metrics: bool
     max_body_bytes: int
     max_k: int
+    #: Seconds a shared cache may keep a related list, and then serve it stale while it
+    #: asks again (``Cache-Control``); 0: ``no-cache`` (always revalidate, 304 if unchanged).
+    cache_max_age: int = 60
+    cache_stale: int = 600
+    #: Origins whose pages may call the read routes and the events route (CORS).
+    allow_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_k < 1 or self.max_body_bytes < 1:
@@ -59,6 +65,16 @@ class Settings:
                 f"max_k and max_body_bytes must be positive, "
                 f"got {self.max_k} and {self.max_body_bytes}"
             )
+        if self.cache_max_age < 0 or self.cache_stale < 0:
+            raise InvalidArgumentError(
+                f"cache_max_age must be >= 0, got {self.cache_max_age}", field="cache_max_age"
+            )
+        for origin in self.allow_origins:
+            if origin != "*" and not _is_origin(origin):
+                raise InvalidArgumentError(
+                    f"allow_origin: {origin!r} is not an origin such as https://example.com",
+                    field="allow_origin",
+                )
 
 
 class Writer:
@@ -156,3 +172,15 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 Rec = Annotated["Recommender", Depends(_recommender)]
 WriterDep = Annotated[Writer, Depends(_writer)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
+
+
+def _is_origin(value: str) -> bool:
+    """Whether ``value`` is a scheme and host (and port), as a browser sends ``Origin``."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value.rstrip("/"))
+        parts.port  # noqa: B018 (raises on a bad port)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.path

@@ -1,7 +1,8 @@
 """The JSON API's routes, one module per job; ``create_app`` includes their routers in order.
 
     operations   GET /healthz, GET /metrics, GET /v1/info
-    queries      GET /v1/articles/{id}/related, POST /v1/similar
+    queries      GET /v1/articles/{id}/related, GET /v1/related?url=, POST /v1/similar
+    widget       GET /widget.js, GET /v1/related.html (what a site embeds)
     events       POST /v1/events
     articles     GET, PUT and DELETE of articles
 

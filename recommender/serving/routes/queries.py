@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel
 
 from recommender.serving.schemas import (
+    CACHED,
     ERRORS,
     ArticleId,
     Bucket,
@@ -28,6 +29,9 @@ __all__ = ["router"]
 
 _Since = Annotated[str | None, Query(description="On or after this ISO 8601 date.")]
 _Until = Annotated[str | None, Query(description="Before this date (a date: all of it).")]
+_Url = Annotated[
+    str, Query(description="The page's URL (canonical: scheme, case, tracking do not matter).")
+]
 _Fresh = Annotated[
     bool, Query(description="false: answer from the stored list (a lookup) when usable.")
 ]
@@ -40,7 +44,7 @@ def router(*, max_k: int) -> APIRouter:
     SimilarQuery = similar_query(max_k)  # noqa: N806
 
     @queries.get(
-        "/v1/articles/{article_id:path}/related", response_model=RelatedList, responses=ERRORS
+        "/v1/articles/{article_id:path}/related", response_model=RelatedList, responses=CACHED
     )
     def related(
         rec: Rec,
@@ -59,31 +63,34 @@ def router(*, max_k: int) -> APIRouter:
 
         ``section``, ``language`` and ``exclude`` repeat (``?section=a&section=b``: any of them).
         """
-        matches = rec.related(
-            article_id,
-            k=k,
-            section=section,
-            since=since,
-            until=until,
-            language=language,
-            exclude=exclude or (),
-            explain=explain,
-            fresh=fresh,
-            bucket=bucket,
+        return _related(
+            rec, article_id, k, section, since, until, language, exclude, explain, fresh, bucket
         )
-        computed_at, stale = None, None
-        if not fresh and bucket is None:
-            standing = rec.stored_standing(article_id, matches, k=k)
-            computed_at = standing.computed_at
-            if standing.stale is not None:
-                stale = f"{standing.stale}; recompute with: {standing.recompute}"
-        return {
-            "id": article_id,
-            "related": [m.to_dict() for m in matches],
-            "computed_at": computed_at,
-            "stale": stale,
-            "bucket": bucket,
-        }
+
+    @queries.get("/v1/related", response_model=RelatedList, responses=CACHED)
+    def related_at_url(
+        rec: Rec,
+        url: _Url,
+        k: K = 10,
+        section: Many = None,
+        since: _Since = None,
+        until: _Until = None,
+        language: Many = None,
+        exclude: Many = None,
+        explain: Explain = False,
+        fresh: _Fresh = True,
+        bucket: Bucket = None,
+    ) -> dict[str, Any]:
+        """The related list of the indexed article at ``url``: the page's own (canonical) URL.
+
+        Compared canonically: scheme, host case, a trailing slash, the fragment and tracking
+        parameters (``utm_*``, ``fbclid``...) do not matter; an article stored with a site
+        path (``/2026/story``) matches any host. 404 when no article has the URL.
+        """
+        article_id = rec.article_at(url)
+        return _related(
+            rec, article_id, k, section, since, until, language, exclude, explain, fresh, bucket
+        )
 
     @queries.post("/v1/similar", response_model=RelatedList, responses=ERRORS)
     def similar(
@@ -96,6 +103,46 @@ def router(*, max_k: int) -> APIRouter:
         return _similar(rec, query, explain=explain, bucket=bucket)
 
     return queries
+
+
+def _related(
+    rec: "Recommender",
+    article_id: str,
+    k: int,
+    section: list[str] | None,
+    since: str | None,
+    until: str | None,
+    language: list[str] | None,
+    exclude: list[str] | None,
+    explain: bool,
+    fresh: bool,
+    bucket: str | None,
+) -> dict[str, Any]:
+    matches = rec.related(
+        article_id,
+        k=k,
+        section=section,
+        since=since,
+        until=until,
+        language=language,
+        exclude=exclude or (),
+        explain=explain,
+        fresh=fresh,
+        bucket=bucket,
+    )
+    computed_at, stale = None, None
+    if not fresh and bucket is None:
+        standing = rec.stored_standing(article_id, matches, k=k)
+        computed_at = standing.computed_at
+        if standing.stale is not None:
+            stale = f"{standing.stale}; recompute with: {standing.recompute}"
+    return {
+        "id": article_id,
+        "related": [m.to_dict() for m in matches],
+        "computed_at": computed_at,
+        "stale": stale,
+        "bucket": bucket,
+    }
 
 
 def _similar(
