@@ -16,7 +16,7 @@ from recommender.embedding.precomputed import PrecomputedEmbeddings
 from recommender.filters import DateLike, Filters
 from recommender.index import layout as storage
 from recommender.index.events import EventLog
-from recommender.index.live import LiveIndex, check_model
+from recommender.index.live import LiveIndex, check_model, file_stamp
 from recommender.index.state import IndexState
 from recommender.ranking import buckets
 from recommender.ranking.batches import related_lists
@@ -45,12 +45,9 @@ __all__ = ["Recommender"]
 
 
 class Recommender:
-    """A related-articles index on disk, ready to query and update.
-
-    Use :meth:`open` or :meth:`build` (``encoder=`` injects a model). Queries by id never
-    load the model. Threads may query while one writes (each write appears whole); other
-    processes' writes are picked up on the next query.
-    """
+    """An index on disk to query and update (:meth:`open`, :meth:`build`). Queries by id never
+    load the model; threads query while one writes (each write appears whole); other
+    processes' writes are picked up on the next query."""
 
     def __init__(
         self, layout: storage.IndexLayout, state: IndexState, *, encoder: Encoder | None = None
@@ -376,8 +373,12 @@ class Recommender:
         """Write a vector snapshot of the current state and forget replayed history."""
         self._writer.checkpoint()
 
+    def version(self) -> tuple[object, ...]:
+        """A token that changes whenever any answer may (any write, the rules): for caches."""
+        return (*self._index.version(), file_stamp(self._ranker.rules_path))
+
     def refresh(self) -> bool:
-        """Pick up writes made by other processes; return whether anything changed."""
+        """Pick up writes made by other processes; whether anything changed."""
         return self._index.refresh()
 
     @property

@@ -289,3 +289,61 @@ def test_the_html_fragment_is_the_list_escaped(tmp_path: Path) -> None:
     assert 'href="https://s.example/b?x=1&amp;y=2"' in html and 'href="/c"' in html
     assert html.count("<li") == 2  # d has no URL
     assert missing.status_code == 404
+
+
+class _Counting:
+    """Counts the related lists the library computes behind the app."""
+
+    def __init__(self, rec: Recommender) -> None:
+        self.rec, self.calls = rec, 0
+
+    def related(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return self.rec.related(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.rec, name)
+
+
+def test_repeated_lists_are_answered_from_the_kept_bytes_until_the_index_changes(
+    site: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from recommender.ranking.rules import Rules
+
+    path = tmp_path / "copy"
+    shutil.copytree(site, path)
+    with Recommender.open(path, encoder=HashingEncoder(256)) as rec:
+        counting = _Counting(rec)
+        app = create_app(counting, token=None)  # type: ignore[arg-type]
+        with TestClient(app) as http:
+            first = http.get("/v1/articles/port-0/related?k=3")
+            again = http.get("/v1/articles/port-0/related?k=3")
+            assert first.content == again.content and counting.calls == 1
+            assert again.headers["etag"] == first.headers["etag"]
+            http.get("/v1/articles/port-0/related?k=2")  # another query string, another entry
+            assert counting.calls == 2
+            # Another process writes: the next answer is computed again, and it differs.
+            with Recommender.open(path, encoder=HashingEncoder(256)) as other:
+                other.remove(["port-1"])
+            after = http.get("/v1/articles/port-0/related?k=3")
+            assert counting.calls == 3 and "port-1" not in after.text
+            # New rules: computed again.
+            rec.set_rules(Rules.from_dict({"version": 1, "blocked_pairs": [["port-0", "port-2"]]}))
+            ruled = http.get("/v1/articles/port-0/related?k=3")
+            assert counting.calls == 4 and '"port-2"' not in ruled.text
+            # Errors are never kept.
+            http.get("/v1/articles/nope/related")
+            http.get("/v1/articles/nope/related")
+            assert counting.calls == 6
+
+
+def test_no_list_cache_computes_every_answer(site: Path) -> None:
+    with Recommender.open(site, encoder=HashingEncoder(256)) as rec:
+        counting = _Counting(rec)
+        app = create_app(counting, token=None, list_cache=0)  # type: ignore[arg-type]
+        with TestClient(app) as http:
+            for _ in range(3):
+                assert http.get("/v1/articles/port-0/related").status_code == 200
+    assert counting.calls == 3

@@ -123,6 +123,13 @@ def _url_host(host: str) -> str:
     help="An origin (https://example.com) whose pages may call the read routes and "
     "/v1/events (CORS); repeat for several, '*' for any. Writes never allow it.",
 )
+@click.option(
+    "--list-cache",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(0, 10_000_000),
+    help="Related-list answers each worker keeps as bytes until the index changes; 0: none.",
+)
 def serve(
     index: Path,
     host: str,
@@ -135,6 +142,7 @@ def serve(
     access_log: bool,
     cache_max_age: int,
     allow_origins: tuple[str, ...],
+    list_cache: int,
 ) -> None:
     """Serve the HTTP API until SIGTERM or Ctrl-C (in-flight requests finish).
 
@@ -157,4 +165,5 @@ def serve(
         access_log=access_log,
         cache_max_age=cache_max_age,
         allow_origins=allow_origins,
+        list_cache=list_cache,
     )

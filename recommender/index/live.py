@@ -76,6 +76,14 @@ class LiveIndex:
         with self.lock.read():
             yield self.state
 
+    def version(self) -> tuple[object, ...]:
+        """What every answer depends on, read without catching up: it changes with any
+        commit by another connection or process (the manifest's stamp, the catalog's data
+        version) and with this process's own state (its generation and sequence number)."""
+        state = self.state
+        stamp = file_stamp(self.layout.manifest_path)
+        return (stamp, state.catalog.data_version(), id(state), state.seq)
+
     def int_id(self, article_id: str) -> int:
         """The catalog's number of an indexed article; an unknown id is ArticleNotFoundError."""
         found = self.state.catalog.int_id(checked_id(article_id))

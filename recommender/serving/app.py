@@ -32,6 +32,7 @@ from recommender.errors import InvalidArgumentError, RecommenderError
 from recommender.serving import docs
 from recommender.serving.caching import CORS, HTTPCache
 from recommender.serving.errors import JSONResponse, add_error_handlers, status_of
+from recommender.serving.listcache import ListCache
 from recommender.serving.middleware import BodyLimit, RequestMetrics, SecurityHeaders
 from recommender.serving.routes import articles, events, operations, queries, widget
 from recommender.serving.schemas import PRIVATE_ERRORS
@@ -53,6 +54,7 @@ __all__ = [
     "ENV_ALLOW_ORIGINS",
     "ENV_CACHE_MAX_AGE",
     "ENV_INDEX",
+    "ENV_LIST_CACHE",
     "ENV_METRICS_DIR",
     "ENV_PUBLIC_DOCS",
     "ENV_PUBLIC_METRICS",
@@ -80,6 +82,8 @@ ENV_PUBLIC_METRICS = "RECOMMENDER_PUBLIC_METRICS"
 #: Seconds of ``Cache-Control: max-age`` on related lists; origins allowed by CORS (spaces).
 ENV_CACHE_MAX_AGE = "RECOMMENDER_CACHE_MAX_AGE"
 ENV_ALLOW_ORIGINS = "RECOMMENDER_ALLOW_ORIGINS"
+#: How many related-list answers each worker keeps for the index's current version.
+ENV_LIST_CACHE = "RECOMMENDER_LIST_CACHE"
 MAX_BODY_BYTES = 10 * 1024 * 1024
 MAX_K = 100
 
@@ -102,6 +106,7 @@ def create_app(
     max_k: int = MAX_K,
     cache_max_age: int = 60,
     allow_origins: tuple[str, ...] = (),
+    list_cache: int = 10_000,
 ) -> FastAPI:
     """The HTTP API over ``rec``, which the caller keeps open for the app's lifetime.
 
@@ -115,7 +120,9 @@ def create_app(
 
     Related lists carry an ``ETag`` and ``Cache-Control: public, max-age=cache_max_age``
     (304 for a matching ``If-None-Match``); ``allow_origins`` may call the read routes and
-    the events route from their pages (CORS; :mod:`recommender.serving.caching`).
+    the events route from their pages (CORS; :mod:`recommender.serving.caching`). The
+    answers of up to ``list_cache`` related lists are kept for the index's current version
+    (:mod:`recommender.serving.listcache`; 0 keeps none).
     """
     settings = Settings(
         token=token,
@@ -127,6 +134,7 @@ def create_app(
         cache_max_age=cache_max_age,
         cache_stale=10 * cache_max_age,
         allow_origins=allow_origins,
+        list_cache=list_cache,
     )
     return _build(rec, settings, owns_rec=False)
 
@@ -156,6 +164,7 @@ def app_from_env() -> FastAPI:
         cache_max_age=_env_int(ENV_CACHE_MAX_AGE, default=60),
         cache_stale=10 * _env_int(ENV_CACHE_MAX_AGE, default=60),
         allow_origins=tuple(o for o in os.environ.get(ENV_ALLOW_ORIGINS, "").split() if o),
+        list_cache=_env_int(ENV_LIST_CACHE, default=10_000),
     )
     rec = Recommender.open(index)
     try:
@@ -208,6 +217,8 @@ def _build(rec: "Recommender", settings: Settings, *, owns_rec: bool) -> FastAPI
     # Starlette adds middleware outside-in in reverse order: metrics sees every
     # response, the 413s of the body limit and the 304s included; CORS answers preflights
     # and adds its headers to the 304s too.
+    if settings.list_cache:
+        app.add_middleware(ListCache, rec=rec, max_entries=settings.list_cache)
     app.add_middleware(HTTPCache, max_age=settings.cache_max_age, stale=settings.cache_stale)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, registry=metrics.registry)
@@ -285,6 +296,7 @@ def serve(
     access_log: bool = True,
     cache_max_age: int = 60,
     allow_origins: tuple[str, ...] = (),
+    list_cache: int = 10_000,
 ) -> None:
     """Run the service with uvicorn until SIGTERM or Ctrl-C (``recommender serve``).
 
@@ -318,10 +330,12 @@ def serve(
         max_k=1,
         cache_max_age=cache_max_age,
         allow_origins=allow_origins,
+        list_cache=list_cache,
     )
     os.environ[ENV_INDEX] = str(FilePath(index).resolve())
     os.environ[ENV_CACHE_MAX_AGE] = str(cache_max_age)
     os.environ[ENV_ALLOW_ORIGINS] = " ".join(allow_origins)
+    os.environ[ENV_LIST_CACHE] = str(list_cache)
     os.environ[ENV_READ_ONLY] = "1" if read_only else "0"
     # Anyone who can reach a loopback address is on this machine already.
     local = is_loopback(host)

@@ -58,12 +58,18 @@ class Settings:
     cache_stale: int = 600
     #: Origins whose pages may call the read routes and the events route (CORS).
     allow_origins: tuple[str, ...] = ()
+    #: Related-list answers kept as bytes for the current index version (0: none).
+    list_cache: int = 10_000
 
     def __post_init__(self) -> None:
         if self.max_k < 1 or self.max_body_bytes < 1:
             raise InvalidArgumentError(
                 f"max_k and max_body_bytes must be positive, "
                 f"got {self.max_k} and {self.max_body_bytes}"
+            )
+        if self.list_cache < 0:
+            raise InvalidArgumentError(
+                f"list_cache must be >= 0, got {self.list_cache}", field="list_cache"
             )
         if self.cache_max_age < 0 or self.cache_stale < 0:
             raise InvalidArgumentError(
