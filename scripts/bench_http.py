@@ -66,7 +66,14 @@ def _serve(setup: Setup, index: Path) -> tuple[subprocess.Popen[bytes], str]:
     command += ["--no-access-log"]
     if setup.checkout == ROOT:
         command += ["--list-cache", str(setup.list_cache)]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # In the checkout: ``python -m`` puts the working directory first on sys.path.
+    proc = subprocess.Popen(
+        command,
+        env=env,
+        cwd=setup.checkout,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -112,7 +119,7 @@ def _copies(index: Path, scratch: Path) -> dict[bool, Path]:
     subprocess.run(
         [sys.executable, "-m", "recommender", "related", "--all", "--store-lists", "--index",
          str(stored), "--quiet"],
-        check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+        check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, cwd=ROOT,
     )  # fmt: skip
     return {False: plain, True: stored}
 
