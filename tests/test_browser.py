@@ -98,21 +98,12 @@ def server(index: Path) -> Iterator[str]:
     port = _free_port()
     command = [sys.executable, "-m", "recommender", "serve", "--index", str(index)]
     command += ["--port", str(port), "--read-only", "--no-access-log"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    env.pop("RECOMMENDER_API_TOKEN", None)
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    proc = _serve(command, url)
     try:
-        with httpx.Client(base_url=url, timeout=2) as http:
-            _wait_ready(http, proc)
         yield url
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
 
 
 def _driver(*, javascript: bool = True) -> Any:

@@ -5,9 +5,10 @@ their OpenAPI schema, so each app builds this router with :func:`router`; everyt
 else about them is declared here at module level.
 """
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Depends, Query
 from pydantic import BaseModel
 
 from recommender.serving.schemas import (
@@ -43,12 +44,7 @@ def router(*, max_k: int) -> APIRouter:
     K = Annotated[int, Query(ge=1, le=max_k, description=f"How many results (1-{max_k}).")]  # noqa: N806
     SimilarQuery = similar_query(max_k)  # noqa: N806
 
-    @queries.get(
-        "/v1/articles/{article_id:path}/related", response_model=RelatedList, responses=CACHED
-    )
-    def related(
-        rec: Rec,
-        article_id: ArticleId,
+    def list_options(
         k: K = 10,
         section: Many = None,
         since: _Since = None,
@@ -58,39 +54,31 @@ def router(*, max_k: int) -> APIRouter:
         explain: Explain = False,
         fresh: _Fresh = True,
         bucket: Bucket = None,
-    ) -> dict[str, Any]:
+    ) -> _Options:
+        """The query options both related-list routes take (one declaration, one schema)."""
+        return _Options(k, section, since, until, language, exclude, explain, fresh, bucket)
+
+    Options = Annotated[_Options, Depends(list_options)]  # noqa: N806
+
+    @queries.get(
+        "/v1/articles/{article_id:path}/related", response_model=RelatedList, responses=CACHED
+    )
+    def related(rec: Rec, article_id: ArticleId, options: Options) -> dict[str, Any]:
         """The related list of an indexed article, best first, never the article itself.
 
         ``section``, ``language`` and ``exclude`` repeat (``?section=a&section=b``: any of them).
         """
-        return _related(
-            rec, article_id, k, section, since, until, language, exclude, explain, fresh, bucket
-        )
+        return _related(rec, article_id, options)
 
     @queries.get("/v1/related", response_model=RelatedList, responses=CACHED)
-    def related_at_url(
-        rec: Rec,
-        url: _Url,
-        k: K = 10,
-        section: Many = None,
-        since: _Since = None,
-        until: _Until = None,
-        language: Many = None,
-        exclude: Many = None,
-        explain: Explain = False,
-        fresh: _Fresh = True,
-        bucket: Bucket = None,
-    ) -> dict[str, Any]:
+    def related_at_url(rec: Rec, url: _Url, options: Options) -> dict[str, Any]:
         """The related list of the indexed article at ``url``: the page's own (canonical) URL.
 
         Compared canonically: scheme, host case, a trailing slash, the fragment and tracking
         parameters (``utm_*``, ``fbclid``...) do not matter; an article stored with a site
         path (``/2026/story``) matches any host. 404 when no article has the URL.
         """
-        article_id = rec.article_at(url)
-        return _related(
-            rec, article_id, k, section, since, until, language, exclude, explain, fresh, bucket
-        )
+        return _related(rec, rec.article_at(url), options)
 
     @queries.post("/v1/similar", response_model=RelatedList, responses=ERRORS)
     def similar(
@@ -105,34 +93,36 @@ def router(*, max_k: int) -> APIRouter:
     return queries
 
 
-def _related(
-    rec: "Recommender",
-    article_id: str,
-    k: int,
-    section: list[str] | None,
-    since: str | None,
-    until: str | None,
-    language: list[str] | None,
-    exclude: list[str] | None,
-    explain: bool,
-    fresh: bool,
-    bucket: str | None,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Options:
+    k: int
+    section: list[str] | None
+    since: str | None
+    until: str | None
+    language: list[str] | None
+    exclude: list[str] | None
+    explain: bool
+    fresh: bool
+    bucket: str | None
+
+
+def _related(rec: "Recommender", article_id: str, options: _Options) -> dict[str, Any]:
+    o = options
     matches = rec.related(
         article_id,
-        k=k,
-        section=section,
-        since=since,
-        until=until,
-        language=language,
-        exclude=exclude or (),
-        explain=explain,
-        fresh=fresh,
-        bucket=bucket,
+        k=o.k,
+        section=o.section,
+        since=o.since,
+        until=o.until,
+        language=o.language,
+        exclude=o.exclude or (),
+        explain=o.explain,
+        fresh=o.fresh,
+        bucket=o.bucket,
     )
     computed_at, stale = None, None
-    if not fresh and bucket is None:
-        standing = rec.stored_standing(article_id, matches, k=k)
+    if not o.fresh and o.bucket is None:
+        standing = rec.stored_standing(article_id, matches, k=o.k)
         computed_at = standing.computed_at
         if standing.stale is not None:
             stale = f"{standing.stale}; recompute with: {standing.recompute}"
@@ -141,7 +131,7 @@ def _related(
         "related": [m.to_dict() for m in matches],
         "computed_at": computed_at,
         "stale": stale,
-        "bucket": bucket,
+        "bucket": o.bucket,
     }
 
 
