@@ -34,8 +34,8 @@ def _version() -> str:
         return "0"
 
 
-#: Names the crawler and where its operator documents it, as robots.txt rules address it.
-USER_AGENT = f"recommender-sync/{_version()} (+https://github.com/recommender/recommender#sync)"
+#: Names the crawler as robots.txt rules address it (the project publishes no URL to cite).
+USER_AGENT = f"recommender-sync/{_version()} (related-article indexer)"
 #: The token robots.txt groups match (the product name of USER_AGENT).
 ROBOTS_TOKEN = "recommender-sync"
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
