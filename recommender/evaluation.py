@@ -23,9 +23,11 @@ if TYPE_CHECKING:
 __all__ = [
     "BASELINES",
     "EvaluationResult",
+    "StoryScore",
     "eligible_queries",
     "evaluate_index",
     "evaluate_rankings",
+    "evaluate_stories",
     "label_sets",
 ]
 
@@ -227,3 +229,60 @@ def _plain_dense_rankings(rec: Recommender, queries: Sequence[str], k: int) -> d
     embedder = ArticleEmbedder(SentenceTransformerEncoder(), passage_words=10**9, max_passages=1)
     vectors = embedder.embed_articles(articles)
     return _top_k(ids, queries, k, lambda rows: vectors[rows] @ vectors.T)
+
+
+@dataclass(frozen=True)
+class StoryScore:
+    """B-cubed precision, recall and F1 of one grouping of the archive into stories."""
+
+    method: str
+    articles: int
+    stories: int
+    precision: float
+    recall: float
+    f1: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+#: The single-link TF-IDF baseline's one fixed cosine (the issue's reference recipe).
+TFIDF_LINK = 0.5
+
+
+def evaluate_stories(rec: Recommender, *, label_field: str) -> list[StoryScore]:
+    """The index's stories against ``label_field`` (same label = same story), with two
+    baselines in the same run: every article its own story, and single-link over TF-IDF
+    cosine at :data:`TFIDF_LINK`. Articles without a label count as their own story."""
+    from recommender.stories.grouping import bcubed
+
+    values = rec.field_values(label_field)
+    if not any(v is not None for v in values.values()):
+        from recommender.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"no article has a value of {label_field!r}", field="label")
+    labels = {a: v if v is not None else f"\0{a}" for a, v in values.items()}
+    found = {article.id: story.id for story in rec.stories() for article in story.articles}
+    runs = [
+        ("recommender", found),
+        ("singletons", {a: a for a in labels}),
+        (f"tfidf-single-link@{TFIDF_LINK}", _tfidf_single_link(rec, list(labels))),
+    ]
+    scores = []
+    for name, grouping in runs:
+        precision, recall, f1 = bcubed(grouping, labels)
+        count = len(set(grouping.values()))
+        scores.append(StoryScore(name, len(grouping), count, precision, recall, f1))
+    return scores
+
+
+def _tfidf_single_link(rec: Recommender, ids: list[str]) -> dict[str, str]:
+    """Connected components of the TF-IDF cosine graph cut at :data:`TFIDF_LINK`."""
+    from scipy.sparse.csgraph import connected_components
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = [f"{a.title}\n{a.body}" for a in map(rec.get, ids)]
+    matrix = TfidfVectorizer(sublinear_tf=True, stop_words="english", min_df=2).fit_transform(texts)
+    linked = (matrix @ matrix.T) >= TFIDF_LINK
+    _, component = connected_components(linked, directed=False)
+    return {aid: f"c{component[i]}" for i, aid in enumerate(ids)}

@@ -26,6 +26,7 @@ from recommender.ranking.ranker import Ranker
 from recommender.ranking.rules import RULES_FILE, Rules
 from recommender.ranking.scoring import RankingConfig
 from recommender.stored_lists.keeper import ListKeeper
+from recommender.stories.threads import Stories
 from recommender.text import checked_id, is_valid_text
 from recommender.types import (
     Article,
@@ -35,6 +36,7 @@ from recommender.types import (
     StoredList,
     StoredListsStatus,
     StoredStanding,
+    StoryThread,
     UpdateReport,
 )
 from recommender.writes.build import Build
@@ -57,6 +59,7 @@ class Recommender:
         self._ranker = Ranker(layout.root / RULES_FILE)  # checked on every query
         self._lists = ListKeeper(self._index, self._ranker)
         self._writer = Updater(self._index, self._lists)
+        self._stories = Stories(self._index, self._ranker, self.version)
         #: What the last build/upsert/remove did.
         self.report: UpdateReport | None = None
         #: The precomputed embeddings the last build/upsert read, with what it used of them.
@@ -126,12 +129,9 @@ class Recommender:
     ) -> Recommender:
         """Build a new index at ``path`` and swap it in atomically; return it opened.
 
-        ``store``: ``faiss``, ``milvus:///path/file.db`` (Lite) or ``milvus://HOST:PORT``.
-        ``embeddings``: vectors from ``recommender embed``, used where the text hash matches.
-        ``encoder_backend``: ``torch``, ``onnx``, ``onnx-int8``. ``index_type``: ``flat``,
-        ``ivf``, ``auto``. ``workers``: processes for the pool statistics. ``calibrate``: see
-        :meth:`calibrate`. Bad records go to ``report`` and ``rejects.jsonl``; ``strict``
-        raises :class:`RejectedRecordsError` on any, and nothing is published.
+        ``store``: ``faiss`` or ``milvus://...``; ``embeddings``: from ``recommender embed``;
+        ``calibrate``: :meth:`calibrate`. Bad records go to ``report`` and ``rejects.jsonl``;
+        ``strict`` raises :class:`RejectedRecordsError` on any and publishes nothing.
         """
         layout = storage.IndexLayout(path)
         encoder = encoder or make_encoder(model, backend=encoder_backend)
@@ -163,10 +163,8 @@ class Recommender:
     ) -> list[Match]:
         """The related list of an indexed article, best first, never the article itself.
 
-        ``explain`` adds an :class:`Explanation` to each match. ``fresh=False`` answers from
-        the list :meth:`store_lists` stored when one is usable (else it ranks as usual) and
-        refuses filters. ``bucket`` ranks with a named configuration (:meth:`set_bucket`),
-        for A/B tests; ``ranking`` overrides both.
+        ``explain`` adds :class:`Explanation` s; ``fresh=False`` answers from a usable stored
+        list (no filters); ``bucket`` ranks with :meth:`set_bucket`'s configuration.
         """
         check_k(k)
         filters = Filters.make(
@@ -238,9 +236,8 @@ class Recommender:
     ) -> list[Match]:
         """Related articles for a story that need not be in the index.
 
-        Give ``text`` (a whole story), or ``title`` and/or ``body``, or an ``article``;
-        ``published_at`` (or the article's date) turns on the time prior. ``explain`` and
-        ``bucket`` as for :meth:`related`.
+        Give ``text``, or ``title`` and/or ``body``, or an ``article``; ``published_at`` (or
+        the article's date) turns on the time prior. ``explain``, ``bucket``: :meth:`related`.
         """
         check_k(k)
         config = ranking or self.ranking_for(bucket)
@@ -263,13 +260,8 @@ class Recommender:
         progress: bool = False,
         workers: int = 1,
     ) -> int:
-        """Compute every article's related list and store it in the catalog; return the count.
-
-        Pins the lexical statistics, so that a write changes only the lists it reaches and
-        :meth:`upsert`/:meth:`remove` keep the stored lists equal to a recompute (see
-        :mod:`recommender.stored_lists`). Terms first seen after the pin carry no weight
-        until the next ``store_lists``.
-        """
+        """Store every article's related list; how many. Writes then keep them equal to a
+        recompute (pinned lexical statistics: :mod:`recommender.stored_lists`)."""
         check_k(k)
         return self._lists.store(k, ranking or self.ranking, progress=progress, workers=workers)
 
@@ -296,6 +288,14 @@ class Recommender:
     def events(self) -> EventLog:
         """The index's append-only log of impressions and clicks (``events.sqlite3``)."""
         return EventLog(self._layout.root)
+
+    def story(self, article_id: str) -> StoryThread:
+        """The story of an article: its thread, in time order (:mod:`recommender.stories`)."""
+        return self._stories.thread(article_id)
+
+    def stories(self, *, min_size: int = 1) -> list[StoryThread]:
+        """Every story with at least ``min_size`` articles, largest first."""
+        return self._stories.all(min_size=min_size)
 
     def article_at(self, url: str) -> str:
         """The id of the article at ``url`` (compared by ``urls.canonical_url``)."""
@@ -348,11 +348,8 @@ class Recommender:
         progress: bool = False,
         embeddings: str | os.PathLike[str] | None = None,
     ) -> UpdateReport:
-        """Add new articles, re-embed changed ones, skip unchanged ones (no model call).
-
-        One transaction: an interrupted upsert leaves the index as it was. ``embeddings``
-        (from ``recommender embed``) supplies vectors where the text hash matches.
-        """
+        """Add new articles, re-embed changed ones, skip unchanged ones, in one transaction;
+        ``embeddings`` (from ``recommender embed``) supplies vectors where the hash matches."""
         self.precomputed = open_precomputed(embeddings, self._index.embedder(), "this index")
         self.report = self._writer.upsert(
             articles, strict=strict, progress=progress, precomputed=self.precomputed

@@ -20,6 +20,7 @@ __all__ = [
     "StoredList",
     "StoredListsStatus",
     "StoredStanding",
+    "StoryThread",
     "UpdateReport",
 ]
 
@@ -230,6 +231,44 @@ class ArticleListing:
             "total": self.total,
             "offset": self.offset,
             "limit": self.limit,
+        }
+
+
+@dataclass(frozen=True)
+class StoryThread:
+    """One story of the archive: its id (its earliest article's) and articles in time order
+    (undated ones last); ``title`` is the earliest article's."""
+
+    id: str
+    articles: tuple[ArticleSummary, ...]
+
+    @property
+    def title(self) -> str:
+        return self.articles[0].title if self.articles else ""
+
+    @property
+    def first(self) -> str | None:
+        dated = [a.published_at for a in self.articles if a.published_at]
+        return min(dated) if dated else None
+
+    @property
+    def last(self) -> str | None:
+        dated = [a.published_at for a in self.articles if a.published_at]
+        return max(dated) if dated else None
+
+    @property
+    def sections(self) -> tuple[str, ...]:
+        return tuple(sorted({a.section for a in self.articles if a.section}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "size": len(self.articles),
+            "first": self.first,
+            "last": self.last,
+            "sections": list(self.sections),
+            "articles": [a.to_dict() for a in self.articles],
         }
 
 

@@ -32,7 +32,8 @@ def _synthetic_pairs(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_the_two_view_model_finds_the_share_the_separation_and_the_gap_curve() -> None:
     scores, gaps, same = _synthetic_pairs(1)
-    share, separation, ratio, weights = _fit(scores, _bins(gaps))
+    model = _fit(scores, _bins(gaps), 10)
+    share, separation, ratio, weights = model.share, model.separation, model.ratio, model.weights
     assert share == pytest.approx(same.mean(), abs=0.02)
     assert separation == pytest.approx(4.0, rel=0.1)  # (5 - 1) / 1
     # Each bin's log-likelihood ratio against the truth's, where the truth has pairs of both.

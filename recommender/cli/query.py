@@ -166,6 +166,11 @@ def _write_all(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option(
+    "--stories",
+    is_flag=True,
+    help="Score the index's story grouping instead (B-cubed), beside two baselines.",
+)
 def evaluate(
     index: Path,
     label_field: str,
@@ -174,11 +179,15 @@ def evaluate(
     compare: str,
     as_json: bool,
     quiet: bool,
+    stories: bool,
 ) -> None:
     """Leave-one-out relevance of the index's ranking on labelled articles."""
     from recommender.evaluation import evaluate_index
     from recommender.recommender import Recommender
 
+    if stories:
+        _evaluate_stories(index, label_field, as_json)
+        return
     baselines = [name.strip() for name in compare.split(",") if name.strip()]
     with Recommender.open(index) as rec:
         results = evaluate_index(
@@ -321,3 +330,22 @@ def _read_bytes(path: str, limit: int | None) -> bytes:
 
 
 # -- extract -----------------------------------------------------------------------------
+
+
+def _evaluate_stories(index: Path, label_field: str, as_json: bool) -> None:
+    from recommender.evaluation import evaluate_stories
+    from recommender.recommender import Recommender
+
+    with Recommender.open(index) as rec:
+        scores = evaluate_stories(rec, label_field=label_field)
+    if as_json:
+        click.echo(json.dumps([s.to_dict() for s in scores], indent=2))
+        return
+    click.echo(
+        f"{'method':<24} {'articles':>8} {'stories':>7} {'B3-P':>6} {'B3-R':>6} {'B3-F1':>6}"
+    )
+    for s in scores:
+        click.echo(
+            f"{s.method:<24} {s.articles:>8} {s.stories:>7} {s.precision:6.3f} {s.recall:6.3f}"
+            f" {s.f1:6.3f}"
+        )

@@ -35,7 +35,13 @@ from recommender.ranking.ranker import Ranker
 from recommender.ranking.retrieval import QueryBatch
 from recommender.ranking.scoring import RankingConfig
 
-__all__ = ["TimeCalibration", "calibrate_time", "calibrated", "recalibrate"]
+__all__ = [
+    "TimeCalibration",
+    "calibrate_time",
+    "calibrated",
+    "recalibrate",
+    "story_log_odds",
+]
 
 #: Gap bins in days (log-spaced), and the knot of each bin's curve value.
 _EDGES = np.array([0.0, 0.5, 1.5, 3.0, 7.0, 14.0, 30.0, 60.0, 120.0, 365.0, np.inf])
@@ -84,7 +90,8 @@ def calibrate_time(
     if dated_pairs < _MIN_PAIRS:
         reason = f"{dated_pairs} candidate pairs have both dates; {_MIN_PAIRS} are needed"
         return TimeCalibration(None, pairs, dated_pairs, reason=reason)
-    share, separation, ratio, weights = _fit(scores[dated], _bins(gaps[dated]))
+    model = _fit(scores[dated], _bins(gaps[dated]), len(_KNOTS))
+    share, separation, ratio, weights = model.share, model.separation, model.ratio, model.weights
     if separation <= 0 or not 0.001 < share < 0.999:
         reason = "the pairs show no second class of scores and gaps"
         return TimeCalibration(None, pairs, dated_pairs, share, separation, reason)
@@ -123,21 +130,68 @@ def _bins(gaps: np.ndarray) -> np.ndarray:
     return np.clip(np.searchsorted(_EDGES, gaps, side="right") - 1, 0, len(_KNOTS) - 1)
 
 
-def _fit(scores: np.ndarray, bins: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
-    """EM of the two-class model: (share, separation, log gap ratio per bin, pairs per bin)."""
-    n_bins = len(_KNOTS)
+@dataclass(frozen=True)
+class _Model:
+    """The two-class model's estimates: share of one-story pairs, their mean score and the
+    others', the shared variance, and the gap's log-likelihood ratio and pair count per bin."""
+
+    share: float
+    mean_same: float
+    mean_other: float
+    variance: float
+    ratio: np.ndarray
+    weights: np.ndarray
+
+    @property
+    def separation(self) -> float:
+        """Log-odds of "one story" per unit of score."""
+        return (self.mean_same - self.mean_other) / self.variance
+
+    def even_odds(self) -> float:
+        """The score at which a pair (gap unknown) is as likely one story as not."""
+        middle = (self.mean_same + self.mean_other) / 2.0
+        return middle - float(np.log(self.share / (1.0 - self.share))) / self.separation
+
+
+def story_log_odds(scores: np.ndarray, gaps: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Each pair's log-odds of being one story, by the two-class model fitted to these pairs'
+    ``scores`` and date ``gaps`` (days; NaN: unknown, a bin of its own); then the log-odds of
+    a pair scoring 0 with no known gap, and the score at even odds with no known gap.
+
+    A model that finds no second class gives every pair -inf (nothing is one story).
+    """
+    if len(scores) < 2:
+        return np.full(len(scores), -np.inf), -np.inf, float("inf")
+    bins = np.where(np.isfinite(gaps), _bins(np.nan_to_num(gaps)), len(_KNOTS))
+    model = _fit(scores, bins, len(_KNOTS) + 1)
+    if model.separation <= 0 or not 0.0 < model.share < 1.0:
+        return np.full(len(scores), -np.inf), -np.inf, float("inf")
+    prior = float(np.log(model.share / (1.0 - model.share)))
+    middle = (model.mean_same + model.mean_other) / 2.0
+    odds = prior + model.separation * (scores - middle) + model.ratio[bins]
+    unknown = model.ratio[len(_KNOTS)]
+    return odds, prior - model.separation * middle + unknown, model.even_odds()
+
+
+def _fit(scores: np.ndarray, bins: np.ndarray, n_bins: int) -> _Model:
+    """EM of the two-class model (scores: two normals, one variance; bins: two histograms)."""
     # Start from "the top tenth of scores is one story": EM moves it from there.
     spread = float(scores.std()) or 1.0
     same = 1.0 / (1.0 + np.exp(-(scores - np.quantile(scores, 0.9)) / spread))
+    share = mean_same = mean_other = variance = 0.0
+    ratio = np.zeros(n_bins)
     for _ in range(_STEPS):
-        share = float(same.mean())
+        share = min(max(float(same.mean()), 1e-9), 1.0 - 1e-9)
         other = 1.0 - same
-        mean_same = float((same * scores).sum() / same.sum())
-        mean_other = float((other * scores).sum() / other.sum())
-        variance = float(
-            ((same * (scores - mean_same) ** 2).sum() + (other * (scores - mean_other) ** 2).sum())
-            / len(scores)
-        )
+        mean_same = float((same * scores).sum() / max(same.sum(), 1e-12))
+        mean_other = float((other * scores).sum() / max(other.sum(), 1e-12))
+        variance = max(
+            float(
+                ((same * (scores - mean_same) ** 2).sum()
+                 + (other * (scores - mean_other) ** 2).sum()) / len(scores)
+            ),
+            1e-12,
+        )  # fmt: skip
         # One pseudo-pair per bin and class: an empty bin gets a ratio near 0, not infinity.
         gap_same = np.bincount(bins, weights=same, minlength=n_bins) + 1.0
         gap_other = np.bincount(bins, weights=other, minlength=n_bins) + 1.0
@@ -148,9 +202,8 @@ def _fit(scores: np.ndarray, bins: np.ndarray) -> tuple[float, float, np.ndarray
             + ratio[bins]
         )
         same = 1.0 / (1.0 + np.exp(-np.clip(odds, -50.0, 50.0)))
-    separation = (mean_same - mean_other) / variance
     weights = np.bincount(bins, minlength=n_bins).astype(np.float64) + 1.0
-    return share, separation, ratio, weights
+    return _Model(share, mean_same, mean_other, variance, ratio, weights)
 
 
 def _non_increasing(values: np.ndarray, weights: np.ndarray) -> np.ndarray:

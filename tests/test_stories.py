@@ -1,0 +1,138 @@
+"""Story threads: the archive grouped into stories, the thread of an article, the scores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from recommender import ArticleNotFoundError, Recommender
+from recommender.cli import main
+from recommender.embedding.encoders import HashingEncoder
+from recommender.stories.grouping import bcubed, group
+
+from .conftest import article
+
+
+def test_bcubed_against_hand_counts() -> None:
+    labels = {"a": "x", "b": "x", "c": "y", "d": "y"}
+    assert bcubed({"a": "1", "b": "1", "c": "2", "d": "2"}, labels) == (1.0, 1.0, 1.0)
+    p, r, f = bcubed({"a": "1", "b": "1", "c": "1", "d": "1"}, labels)
+    assert (p, r) == (0.5, 1.0) and f == pytest.approx(2 / 3)
+    assert bcubed({k: k for k in labels}, labels)[:2] == (1.0, 0.5)
+
+
+def test_grouping_follows_the_model_of_the_pairs() -> None:
+    """Pairs inside three stories score high and are days apart; pairs across score low and
+    are years apart: the model puts the cut between them, and each story is one group."""
+    rng = np.random.default_rng(2)
+    ids = [f"s{s}-{n}" for s in range(40) for n in range(4)]
+    pairs, gaps = {}, {}
+    for i, a in enumerate(ids):
+        for b in ids[i + 1 :]:
+            same = a.split("-")[0] == b.split("-")[0]
+            if same or rng.random() < 0.05:
+                key = (a, b) if a < b else (b, a)
+                pairs[key] = rng.normal(6.0, 1.0) if same else rng.normal(1.0, 1.0)
+                gaps[key] = rng.exponential(2.0) if same else rng.uniform(30, 900)
+    order = {a: (float(n), a) for n, a in enumerate(ids)}
+    found = group(ids, pairs, gaps, order)
+    assert 1.0 < found.cut < 6.0
+    labels = {a: a.split("-")[0] for a in ids}
+    assert bcubed(found.story_of, labels)[2] > 0.95
+    assert found.story_of["s7-3"] == "s7-0"  # a story is named after its earliest article
+    assert group(ids, pairs, gaps, order) == found  # deterministic
+
+
+def _stories_archive() -> list:  # type: ignore[type-arg]
+    """40 stories of 4 articles sharing their own words, days apart; stories years apart."""
+    rng = np.random.default_rng(5)
+    words = [f"w{i}" for i in range(3_000)]
+    items = []
+    for story in range(40):
+        own = " ".join(rng.choice(words, 14, replace=False))
+        start = np.datetime64("2022-01-01") + np.timedelta64(int(rng.integers(0, 1_200)), "D")
+        for n in range(4):
+            day = start + np.timedelta64(int(rng.integers(0, 4)), "D")
+            common = " ".join(rng.choice(words[:150], 8, replace=False))
+            items.append(article(f"t{story}-{n}", f"{own} {common}", published=f"{day}T08:00:00Z"))
+    return items
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("stories") / "idx"
+    Recommender.build(_stories_archive(), path, encoder=HashingEncoder(256)).close()
+    return path
+
+
+def test_the_archive_is_grouped_into_its_stories(archive: Path) -> None:
+    with Recommender.open(archive, encoder=HashingEncoder(256)) as rec:
+        found = {a.id: s.id for s in rec.stories() for a in s.articles}
+        thread = rec.story("t3-2")
+        again = rec.stories()
+    labels = {aid: aid.split("-")[0] for aid in found}
+    assert len(found) == 160 and bcubed(found, labels)[2] > 0.9
+    dates = [a.published_at for a in thread.articles]
+    assert dates == sorted(dates) and thread.id == thread.articles[0].id
+    assert {a.id.split("-")[0] for a in thread.articles} == {"t3"}
+    assert [s.id for s in again] == sorted({s for s in found.values()}, key=lambda s: (
+        -list(found.values()).count(s), s))  # largest first, then by id  # fmt: skip
+
+
+def test_a_write_regroups_and_an_unknown_id_is_refused(archive: Path, tmp_path: Path) -> None:
+    import shutil
+    from datetime import timedelta
+
+    path = tmp_path / "copy"
+    shutil.copytree(archive, path)
+    with Recommender.open(path, encoder=HashingEncoder(256)) as rec:
+        assert "t5-9" not in {a.id for a in rec.story("t5-0").articles}
+        source = rec.get("t5-1")
+        assert source.published_at is not None
+        when = (source.published_at + timedelta(days=1)).isoformat()
+        rec.upsert([article("t5-9", source.body + " a follow-up", published=when)])
+        assert "t5-9" in {a.id for a in rec.story("t5-0").articles}  # grouped again
+        with pytest.raises(ArticleNotFoundError):
+            rec.story("nope")
+
+
+def test_the_cli_lists_stories_threads_and_scores(archive: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    listed = runner.invoke(main, ["stories", "--index", str(archive), "--json", "--min-size", "2"])
+    assert listed.exit_code == 0, listed.output
+    stories = json.loads(listed.output)
+    assert stories and all(s["size"] >= 2 for s in stories)
+    assert {"id", "title", "size", "first", "last", "sections", "articles"} <= set(stories[0])
+    out = tmp_path / "stories.jsonl"
+    every = runner.invoke(main, ["stories", "--index", str(archive), "--all", "-o", str(out)])
+    assert every.exit_code == 0, every.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 160 and set(rows[0]) == {"id", "story"}
+    thread = runner.invoke(main, ["story", "t1-1", "--index", str(archive)])
+    assert thread.exit_code == 0 and "t1-0" in thread.output
+    missing = runner.invoke(main, ["story", "nope", "--index", str(archive)])
+    assert missing.exit_code == 3
+    stray = runner.invoke(main, ["stories", "--index", str(archive), "-o", str(out)])
+    assert stray.exit_code == 2 and "--output goes with --all" in stray.output
+
+
+def test_evaluate_stories_scores_the_grouping_beside_the_baselines(tmp_path: Path) -> None:
+    items = _stories_archive()
+    path = tmp_path / "idx"
+    records = [
+        {"id": a.id, "body": a.body, "published_at": a.published_at, "story": a.id.split("-")[0]}
+        for a in items
+    ]
+    Recommender.build(records, path, encoder=HashingEncoder(256)).close()
+    result = CliRunner().invoke(
+        main, ["evaluate", "--stories", "--index", str(path), "--label-field", "story", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    scores = {s["method"]: s for s in json.loads(result.output)}
+    assert set(scores) == {"recommender", "singletons", "tfidf-single-link@0.5"}
+    assert scores["singletons"]["stories"] == 160 and scores["singletons"]["precision"] == 1.0
+    assert scores["recommender"]["f1"] > scores["singletons"]["f1"]
