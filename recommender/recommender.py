@@ -160,13 +160,15 @@ class Recommender:
         explain: bool = False,
         fresh: bool = True,
         bucket: str | None = None,
+        exclude_story: bool = False,
     ) -> list[Match]:
         """The related list of an indexed article, best first, never the article itself.
 
-        ``explain`` adds :class:`Explanation` s; ``fresh=False`` answers from a usable stored
-        list (no filters); ``bucket`` ranks with :meth:`set_bucket`'s configuration.
-        """
+        ``explain`` adds :class:`Explanation` s; ``fresh=False`` answers from a usable stored list
+        (no filters); ``bucket``: :meth:`set_bucket`; ``exclude_story``: background only."""
         check_k(k)
+        if exclude_story:
+            exclude = self._stories.with_thread(article_id, exclude)
         filters = Filters.make(
             section=section, since=since, until=until, language=language, exclude=exclude
         )

@@ -107,6 +107,8 @@ JSON_ROUTES = {
     "/v1/articles/{article_id}",
     "/v1/articles/{article_id}/related",
     "/v1/related",
+    "/v1/articles/{article_id}/story",
+    "/v1/stories",
 }
 
 # Three small "stories" whose articles share distinctive words, plus fillers.

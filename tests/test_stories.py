@@ -136,3 +136,38 @@ def test_evaluate_stories_scores_the_grouping_beside_the_baselines(tmp_path: Pat
     assert set(scores) == {"recommender", "singletons", "tfidf-single-link@0.5"}
     assert scores["singletons"]["stories"] == 160 and scores["singletons"]["precision"] == 1.0
     assert scores["recommender"]["f1"] > scores["singletons"]["f1"]
+
+
+def test_stories_over_http_and_background_only_lists(archive: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from recommender.serving.app import create_app
+
+    with (
+        Recommender.open(archive, encoder=HashingEncoder(256)) as rec,
+        TestClient(create_app(rec, token=None)) as http,
+    ):
+        thread = http.get("/v1/articles/t2-3/story")
+        assert thread.status_code == 200, thread.text
+        body = thread.json()
+        assert body == rec.story("t2-3").to_dict() and body["size"] == len(body["articles"])
+        page = http.get("/v1/stories", params={"min_size": 2, "limit": 5}).json()
+        assert len(page["stories"]) == 5 and page["total"] == len(rec.stories(min_size=2))
+        assert http.get("/v1/articles/nope/story").status_code == 404
+        own = {a["id"] for a in body["articles"]}
+        background = http.get(
+            "/v1/articles/t2-3/related", params={"exclude_story": "true", "k": 10}
+        ).json()["related"]
+        assert background and not own & {m["id"] for m in background}
+        library = rec.related("t2-3", k=10, exclude_story=True)
+        assert [m.id for m in library] == [m["id"] for m in background]
+        assert own - {"t2-3"} <= {m.id for m in rec.related("t2-3", k=10)}  # shown otherwise
+    cli = CliRunner().invoke(
+        main, ["related", "t2-3", "--exclude-story", "--index", str(archive), "--json"]
+    )
+    assert cli.exit_code == 0, cli.output
+    assert [m["id"] for m in json.loads(cli.output)] == [m.id for m in library]
+    refused = CliRunner().invoke(
+        main, ["related", "--all", "--exclude-story", "--index", str(archive)]
+    )
+    assert refused.exit_code == 2 and "--exclude-story" in refused.output

@@ -131,7 +131,7 @@ def test_article_page_shows_the_story_and_its_related_list(
     doc = _page(client, "/articles/demo-001")
     assert doc.xpath("string(//h1)") == rec.get("demo-001").title
     assert "magnitude 6.8 earthquake" in doc.xpath("string(//div[@class='story-body'])")
-    expected = rec.related("demo-001", k=10)
+    expected = rec.related("demo-001", k=10, exclude_story=True)
     assert _related_ids(doc) == [m.id for m in expected]
     first = doc.xpath('//ol[@class="related"]/li')[0]
     assert first.xpath("string(.//a)") == expected[0].title
@@ -139,16 +139,26 @@ def test_article_page_shows_the_story_and_its_related_list(
     assert first.xpath("string(.//span[@class='section'])") == "world"
     assert first.xpath(".//data/@value") == [f"{expected[0].score:.2f}"]
     # Every item says why it is there: the engine's explanation, as the library gives it.
-    explained = rec.related("demo-001", k=10, explain=True)
+    explained = rec.related("demo-001", k=10, explain=True, exclude_story=True)
     reasons = [r.removeprefix("Why: ") for r in _texts(doc, "//ol[@class='related']/li")]
     assert reasons == [m.explanation.summary() for m in explained if m.explanation]
-    assert len(reasons) == 10 and "Ardesh" in reasons[0]
+    assert len(reasons) == 10
+    # "More on this story": the article's own story, in time order, the article itself marked;
+    # Related is background only (nothing from the story).
+    thread = rec.story("demo-001")
+    items = doc.xpath("//ol[@class='thread-list']/li")
+    assert len(thread.articles) > 1 and len(items) == len(thread.articles)
+    titles = [i.xpath("string(.//*[@class='thread-title'])") for i in items]
+    assert titles == [a.title for a in thread.articles]
+    assert "Ardesh" in " ".join(titles)
+    assert doc.xpath("//*[@aria-current='page']/text()") == [rec.get("demo-001").title]
+    assert not {a.id for a in thread.articles} & set(_related_ids(doc))
     passages = explained[0].explanation.passages if explained[0].explanation else None
     assert passages and first.xpath("string(.//details/dl/dd[1])") == passages[0]
     # Headings, labelled controls, a skip link to the main landmark.
     assert doc.xpath("//a[@class='skip-link']/@href") == ["#main"]
     assert doc.xpath("//main/@id") == ["main"]
-    assert doc.xpath("//h2/text()") == ["Related"]
+    assert doc.xpath("//h2/text()") == ["More on this story", "Related"]
     for control in ("k", "section", "window", "diversity"):
         assert doc.xpath(f"//label[@for='{control}']"), control
         assert doc.xpath(f"//form[@method='get']//*[@id='{control}'][@name='{control}']")
@@ -159,14 +169,18 @@ def test_controls_filter_the_list(client: TestClient, rec: Recommender) -> None:
     assert len(_related_ids(doc)) == 3
     assert doc.xpath("//input[@id='k']/@value") == ["3"]
     sports = _page(client, "/articles/demo-001", params={"section": "sports", "k": 5})
-    assert _related_ids(sports) == [m.id for m in rec.related("demo-001", k=5, section="sports")]
+    assert _related_ids(sports) == [
+        m.id for m in rec.related("demo-001", k=5, section="sports", exclude_story=True)
+    ]
     assert sports.xpath("//select[@id='section']/option[@selected]/@value") == ["sports"]
     # A day either side of 6 March: only the same-day follow-up of the quake and its neighbours.
     week = _page(client, "/articles/demo-001", params={"window": 1})
     dates = week.xpath('//ol[@class="related"]//time/@datetime')
     assert dates and all(d.startswith(("2026-03-05", "2026-03-06", "2026-03-07")) for d in dates)
     diverse = _page(client, "/articles/demo-001", params={"diversity": "0.6"})
-    mmr = rec.related("demo-001", ranking=rec.ranking.with_options(diversity=0.6))
+    mmr = rec.related(
+        "demo-001", ranking=rec.ranking.with_options(diversity=0.6), exclude_story=True
+    )
     assert _related_ids(diverse) == [m.id for m in mmr]
     assert _related_ids(diverse) != _related_ids(_page(client, "/articles/demo-001"))
 

@@ -58,12 +58,18 @@ if TYPE_CHECKING:
 )
 @click.option("--bucket", help="Rank with this named ranking configuration (A/B tests).")
 @click.option(
+    "--exclude-story",
+    is_flag=True,
+    help="Nothing from the article's own story: background only (see `recommender story`).",
+)
+@click.option(
     "--url",
     help="The article at this URL instead of an ARTICLE_ID (compared canonically: scheme, "
     "case, trailing slash and utm_* parameters do not matter).",
 )
 def related(
     article_id: str | None,
+    exclude_story: bool,
     url: str | None,
     index: Path,
     k: int,
@@ -95,6 +101,8 @@ def related(
         raise InvalidArgumentError("--explain goes with one ARTICLE_ID, not --all")
     if store_lists and not all_:
         raise InvalidArgumentError("--store-lists goes with --all")
+    if exclude_story and all_:
+        raise InvalidArgumentError("--exclude-story goes with one ARTICLE_ID or --url, not --all")
     if stored and all_:
         raise InvalidArgumentError("--stored goes with one ARTICLE_ID, not --all")
     with Recommender.open(index) as rec:
@@ -120,7 +128,13 @@ def related(
         if url is not None:
             article_id = rec.article_at(url)
         matches = rec.related(
-            article_id or "", k=k, ranking=ranking, explain=explain, fresh=not stored, **filters
+            article_id or "",
+            k=k,
+            ranking=ranking,
+            explain=explain,
+            fresh=not stored,
+            exclude_story=exclude_story,
+            **filters,
         )
         standing = rec.stored_standing(article_id or "", matches, k=k) if stored else None
         if standing is not None and standing.stale is not None:

@@ -34,7 +34,7 @@ from recommender.serving.caching import CORS, HTTPCache
 from recommender.serving.errors import JSONResponse, add_error_handlers, status_of
 from recommender.serving.listcache import ListCache
 from recommender.serving.middleware import BodyLimit, RequestMetrics, SecurityHeaders
-from recommender.serving.routes import articles, events, operations, queries, widget
+from recommender.serving.routes import articles, events, operations, queries, stories, widget
 from recommender.serving.schemas import PRIVATE_ERRORS
 from recommender.serving.security import (
     API_CSP,
@@ -241,6 +241,7 @@ def _build(rec: "Recommender", settings: Settings, *, owns_rec: bool) -> FastAPI
     app.include_router(operations.info_router)
     app.include_router(queries.router(max_k=settings.max_k))
     app.include_router(widget.router)
+    app.include_router(stories.router)
     app.include_router(events.router)
     app.include_router(articles.router)
 

@@ -202,6 +202,33 @@ class WriteReport(BaseModel):
     total: int = Field(description="Articles in the index after the write.")
 
 
+class StoryArticle(BaseModel):
+    id: str
+    title: str
+    url: str | None
+    published_at: str | None
+    section: str | None
+
+
+class Story(BaseModel):
+    """One story of the archive: its articles in time order (undated last)."""
+
+    id: str = Field(description="The story's id: its earliest article's id.")
+    title: str
+    size: int
+    first: str | None
+    last: str | None
+    sections: list[str]
+    articles: list[StoryArticle]
+
+
+class StoryList(BaseModel):
+    stories: list[Story]
+    total: int = Field(description="Stories of at least min_size articles.")
+    offset: int
+    limit: int
+
+
 class IndexInfo(BaseModel):
     """The manifest with live counts (``recommender info --json``)."""
 

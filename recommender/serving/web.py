@@ -37,7 +37,7 @@ from starlette.staticfiles import StaticFiles
 
 from recommender.errors import InputError, InvalidArgumentError, RecommenderError
 from recommender.ingest.records import parse_datetime
-from recommender.types import Match
+from recommender.types import ArticleSummary, Match
 from recommender.urls import safe_url
 
 if TYPE_CHECKING:
@@ -185,6 +185,7 @@ def add_web_ui(
         controls, errors = Controls.parse(request.query_params, max_k=max_k)
         try:
             story = rec.get(article_id)
+            thread = rec.story(article_id)
             matches, notes = _related(rec, article_id, controls, story.published_at)
         except RecommenderError as exc:
             return failure(request, exc)
@@ -201,6 +202,7 @@ def add_web_ui(
             sections=rec.sections(),
             windows=WINDOWS,
             related=[_related_view(m) for m in matches],
+            thread=[_thread_view(a, current=a.id == article_id) for a in thread.articles],
             action=_article_href(article_id),
             max_k=max_k,
         )
@@ -291,7 +293,8 @@ def _related(
     rec: Recommender, article_id: str, controls: Controls, published: datetime | None
 ) -> tuple[list[Match], list[str]]:
     options, notes = _options(rec, controls, published)
-    return rec.related(article_id, **options), notes
+    # The story's own articles are listed apart ("More on this story"): Related is background.
+    return rec.related(article_id, exclude_story=True, **options), notes
 
 
 def _similar(
@@ -413,6 +416,31 @@ def _summary_view(summary: Any) -> dict[str, Any]:
         "date": _date_text(summary.published_at),
         "section": summary.section,
     }
+
+
+@dataclass(frozen=True)
+class ThreadItem:
+    """One article of the story's thread, as the article page lists it."""
+
+    id: str
+    href: str
+    title: str
+    published_at: str | None
+    date: str | None
+    section: str | None
+    current: bool
+
+
+def _thread_view(article: ArticleSummary, *, current: bool) -> ThreadItem:
+    return ThreadItem(
+        id=article.id,
+        href=_article_href(article.id),
+        title=article.title or article.id,
+        published_at=article.published_at,
+        date=_date_text(article.published_at),
+        section=article.section,
+        current=current,
+    )
 
 
 def _related_view(match: Match) -> RelatedItem:

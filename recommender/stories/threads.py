@@ -8,7 +8,7 @@ for the index's version; a write by any process regroups on the next call.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 import numpy as np
@@ -49,6 +49,11 @@ class Stories:
         story = grouping.story_of[article_id]
         members = [a for a, s in grouping.story_of.items() if s == story]
         return self._thread(story, members)
+
+    def with_thread(self, article_id: str, exclude: str | Iterable[str]) -> list[str]:
+        """``exclude`` and the ids of ``article_id``'s story (a related list of background)."""
+        ids = [exclude] if isinstance(exclude, str) else list(exclude)
+        return ids + [a.id for a in self.thread(article_id).articles]
 
     def all(self, *, min_size: int = 1) -> list[StoryThread]:
         """Every story with at least ``min_size`` articles, largest first, then by id."""

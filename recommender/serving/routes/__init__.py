@@ -3,6 +3,7 @@
     operations   GET /healthz, GET /metrics, GET /v1/info
     queries      GET /v1/articles/{id}/related, GET /v1/related?url=, POST /v1/similar
     widget       GET /widget.js, GET /v1/related.html (what a site embeds)
+    stories      GET /v1/articles/{id}/story, GET /v1/stories
     events       POST /v1/events
     articles     GET, PUT and DELETE of articles
 

@@ -33,6 +33,9 @@ _Until = Annotated[str | None, Query(description="Before this date (a date: all 
 _Url = Annotated[
     str, Query(description="The page's URL (canonical: scheme, case, tracking do not matter).")
 ]
+_ExcludeStory = Annotated[
+    bool, Query(description="true: nothing from the article's own story (background only).")
+]
 _Fresh = Annotated[
     bool, Query(description="false: answer from the stored list (a lookup) when usable.")
 ]
@@ -54,9 +57,12 @@ def router(*, max_k: int) -> APIRouter:
         explain: Explain = False,
         fresh: _Fresh = True,
         bucket: Bucket = None,
+        exclude_story: _ExcludeStory = False,
     ) -> _Options:
         """The query options both related-list routes take (one declaration, one schema)."""
-        return _Options(k, section, since, until, language, exclude, explain, fresh, bucket)
+        return _Options(
+            k, section, since, until, language, exclude, explain, fresh, bucket, exclude_story
+        )
 
     Options = Annotated[_Options, Depends(list_options)]  # noqa: N806
 
@@ -104,6 +110,7 @@ class _Options:
     explain: bool
     fresh: bool
     bucket: str | None
+    exclude_story: bool
 
 
 def _related(rec: "Recommender", article_id: str, options: _Options) -> dict[str, Any]:
@@ -119,6 +126,7 @@ def _related(rec: "Recommender", article_id: str, options: _Options) -> dict[str
         explain=o.explain,
         fresh=o.fresh,
         bucket=o.bucket,
+        exclude_story=o.exclude_story,
     )
     computed_at, stale = None, None
     if not o.fresh and o.bucket is None:
