@@ -57,6 +57,21 @@ def pytest_sessionfinish() -> Iterator[None]:
         milvus_support.SESSION_SERVER.stop()
 
 
+#: Taken at import, before the autouse fixture below replaces it.
+_REAL_CONNECT = socket.socket.connect
+
+
+@pytest.fixture
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Allow connections to this machine's loopback addresses only (a test's own servers)."""
+
+    def connect(sock: socket.socket, address: Any) -> None:
+        assert address[0] in ("127.0.0.1", "::1", "localhost"), address
+        _REAL_CONNECT(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+
+
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Forbid network access and hub downloads in every test."""
@@ -117,6 +132,28 @@ STORIES = {
     "quake": "earthquake magnitude tremor rubble rescue teams aftershock epicentre province",
     "budget": "council budget vote mayor taxes library funding deficit ordinance",
 }
+
+
+def dated_stories(
+    prefix: str, stories: int, *, seed: int, span_days: int, spread_days: int
+) -> list[Article]:
+    """``stories`` synthetic stories of 4 articles: each story's own words plus common ones,
+    its articles within ``spread_days`` of each other, the stories over ``span_days``.
+    Ids ``<prefix><story>-<n>``. Enough dated pairs for the two-class model of the ranking."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}" for i in range(3_000)]
+    items = []
+    for story in range(stories):
+        own = " ".join(rng.choice(words, 14, replace=False))
+        start = np.datetime64("2022-01-01") + np.timedelta64(int(rng.integers(0, span_days)), "D")
+        for n in range(4):
+            day = start + np.timedelta64(int(rng.integers(0, spread_days)), "D")
+            common = " ".join(rng.choice(words[:150], 8, replace=False))
+            body = f"{own} {common}"
+            items.append(article(f"{prefix}{story}-{n}", body, published=f"{day}T08:00:00Z"))
+    return items
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,8 +32,6 @@ from .test_service import _free_port, _wait_ready
 
 pytestmark = pytest.mark.browser
 
-# Taken at import, before the autouse fixture forbids network access.
-_REAL_CONNECT = socket.socket.connect
 # Without the background-networking flags chromium tries to reach update and
 # metrics services first, and on a closed network its connections then fail.
 CHROMIUM_FLAGS = (
@@ -54,14 +51,8 @@ WAIT_S = 20
 
 
 @pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+def _loopback_only(loopback_only: None) -> None:
     """The test talks to the service and to chromedriver on localhost, nothing else."""
-
-    def connect(sock: socket.socket, address: Any) -> None:
-        assert address[0] in ("127.0.0.1", "::1", "localhost"), address
-        _REAL_CONNECT(sock, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
 
 
 def _browser_binaries() -> tuple[str, str]:

@@ -17,7 +17,7 @@ from recommender.errors import InvalidArgumentError
 from recommender.ranking.calibration import _bins, _fit, _non_increasing
 from recommender.ranking.scoring import RankingConfig
 
-from .conftest import article
+from .conftest import article, dated_stories
 
 
 def _synthetic_pairs(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -79,20 +79,9 @@ def test_a_bad_curve_is_refused_naming_the_field(curve: object) -> None:
     assert refused.value.field == "time_curve"
 
 
-def _dated_archive() -> list:  # type: ignore[type-arg]
-    """60 stories of 4 articles each, a story's articles within three days, the stories
-    spread over two years: enough dated candidate pairs for an estimate."""
-    rng = np.random.default_rng(3)
-    words = [f"w{i}" for i in range(2_000)]
-    items = []
-    for story in range(60):
-        own = " ".join(rng.choice(words, 12, replace=False))
-        start = np.datetime64("2024-01-01") + np.timedelta64(int(rng.integers(0, 700)), "D")
-        for n in range(4):
-            day = start + np.timedelta64(int(rng.integers(0, 3)), "D")
-            common = " ".join(rng.choice(words[:200], 6, replace=False))
-            items.append(article(f"s{story}-{n}", f"{own} {common}", published=f"{day}T10:00:00Z"))
-    return items
+def _dated_archive() -> list[Article]:
+    """60 stories, a story's articles within three days, the stories over two years."""
+    return dated_stories("s", 60, seed=3, span_days=700, spread_days=3)
 
 
 @pytest.fixture(scope="module")

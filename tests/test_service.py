@@ -36,8 +36,6 @@ from .milvus_support import store_url
 
 TOKEN = "test-token-123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-# Taken at import, before the autouse fixture forbids network access.
-_REAL_CONNECT = socket.socket.connect
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -491,15 +489,6 @@ def _wait_ready(http: httpx.Client, proc: subprocess.Popen[bytes]) -> None:
             pass
         time.sleep(0.1)
     raise AssertionError("server did not become ready in 60 s")
-
-
-@pytest.fixture
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    def connect(sock: socket.socket, address: Any) -> None:
-        assert address[0] in ("127.0.0.1", "::1"), address
-        _REAL_CONNECT(sock, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> str:

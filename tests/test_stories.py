@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from recommender import ArticleNotFoundError, Recommender
+from recommender import Article, ArticleNotFoundError, Recommender
 from recommender.cli import main
 from recommender.embedding.encoders import HashingEncoder
 from recommender.stories.grouping import bcubed, group
 
-from .conftest import article
+from .conftest import article, dated_stories
 
 
 def test_bcubed_against_hand_counts() -> None:
@@ -47,19 +47,9 @@ def test_grouping_follows_the_model_of_the_pairs() -> None:
     assert group(ids, pairs, gaps, order) == found  # deterministic
 
 
-def _stories_archive() -> list:  # type: ignore[type-arg]
-    """40 stories of 4 articles sharing their own words, days apart; stories years apart."""
-    rng = np.random.default_rng(5)
-    words = [f"w{i}" for i in range(3_000)]
-    items = []
-    for story in range(40):
-        own = " ".join(rng.choice(words, 14, replace=False))
-        start = np.datetime64("2022-01-01") + np.timedelta64(int(rng.integers(0, 1_200)), "D")
-        for n in range(4):
-            day = start + np.timedelta64(int(rng.integers(0, 4)), "D")
-            common = " ".join(rng.choice(words[:150], 8, replace=False))
-            items.append(article(f"t{story}-{n}", f"{own} {common}", published=f"{day}T08:00:00Z"))
-    return items
+def _stories_archive() -> list[Article]:
+    """40 stories, a story's articles within four days, the stories over three years."""
+    return dated_stories("t", 40, seed=5, span_days=1_200, spread_days=4)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -27,8 +26,6 @@ from recommender.recommender import Recommender
 from recommender.sync.run import SyncReport, article_id_for, sync_index
 from recommender.sync.schedule import parse_duration, run_every, stop_on_signals
 from recommender.sync.sources import Listing, parse_listing, parse_url_lines
-
-_REAL_CONNECT = socket.socket.connect
 
 STORIES = {
     "one": "harbor dockworkers strike valdora port cranes container shipping union wages",
@@ -159,14 +156,8 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
 
 
 @pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+def _loopback_only(loopback_only: None) -> None:
     """The test talks to its own server on 127.0.0.1, nothing else."""
-
-    def connect(sock: socket.socket, address: Any) -> None:
-        assert address[0] in ("127.0.0.1", "::1", "localhost"), address
-        _REAL_CONNECT(sock, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
 
 
 @pytest.fixture
