@@ -32,7 +32,8 @@ CROSS_ORIGIN = (
 
 
 class HTTPCache:
-    """ETag, Cache-Control and 304s for :data:`CACHEABLE` GET and HEAD requests."""
+    """ETag, Cache-Control and 304s for :data:`CACHEABLE` GET requests (a HEAD answer has
+    no body to hash, so it carries neither)."""
 
     def __init__(self, app: ASGIApp, *, max_age: int, stale: int) -> None:
         self.app = app
@@ -44,7 +45,7 @@ class HTTPCache:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] != "http"
-            or scope["method"] not in ("GET", "HEAD")
+            or scope["method"] != "GET"
             or not CACHEABLE.match(scope["path"])
         ):
             await self.app(scope, receive, send)
