@@ -86,11 +86,19 @@ def test_ecbplus_acceptance(tmp_path: Path) -> None:
     assert len(related) == 10
     assert "1_10ecb" not in [r["id"] for r in related]
     assert sum(clusters[r["id"]] == "1_ecb" for r in related) >= 8
-    _check_web_page(index, [r["id"] for r in related], clusters)
+    background = subprocess.run(
+        [*cli, "related", "1_10ecb", "--index", str(index), "--json", "--exclude-story"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    _check_web_page(index, [r["id"] for r in json.loads(background.stdout)], clusters)
 
 
 def _check_web_page(index: Path, related: list[str], clusters: dict[str, str]) -> None:
-    """/articles/1_10ecb, server-rendered: the same list, each item with its fields."""
+    """/articles/1_10ecb, server-rendered: "More on this story" holds the event's articles,
+    and Related the same background list as ``related --exclude-story``, each item with its
+    fields."""
     import lxml.html
     from fastapi.testclient import TestClient
 
@@ -99,10 +107,15 @@ def _check_web_page(index: Path, related: list[str], clusters: dict[str, str]) -
     with Recommender.open(index) as rec, TestClient(create_app(rec, token=None)) as client:
         response = client.get("/articles/1_10ecb")
     assert response.status_code == 200
-    items = lxml.html.fromstring(response.text).xpath('//ol[@class="related"]/li')
+    doc = lxml.html.fromstring(response.text)
+    thread = [
+        href.removeprefix("/articles/")
+        for href in doc.xpath('//ol[@class="thread-list"]/li/a/@href')
+    ]
+    assert len(thread) >= 8 and all(clusters[aid] == "1_ecb" for aid in thread)
+    items = doc.xpath('//ol[@class="related"]/li')
     shown = [item.xpath("string(.//a/@href)").removeprefix("/articles/") for item in items]
-    assert shown == related
-    assert sum(clusters[aid] == "1_ecb" for aid in shown) >= 8
+    assert shown == related and not set(shown) & set(thread)
     for item in items:
         meta = item.xpath("string(.//p[@class='meta'])")
         # ecbplus records carry neither dates nor sections: the page says so.
