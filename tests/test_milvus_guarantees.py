@@ -49,9 +49,6 @@ from .test_guarantees import (
     write_jsonl,
 )
 
-# The loopback-only socket guard of the real-server tests, reused as they use it.
-loopback_only = service.loopback_only
-
 
 @pytest.fixture(params=["milvus-lite", "milvus-server"])
 def milvus_index(
