@@ -32,7 +32,6 @@ from recommender.errors import InvalidArgumentError, RecommenderError
 from recommender.serving import docs
 from recommender.serving.caching import CORS, HTTPCache
 from recommender.serving.errors import JSONResponse, add_error_handlers, status_of
-from recommender.serving.listcache import ListCache
 from recommender.serving.middleware import BodyLimit, RequestMetrics, SecurityHeaders
 from recommender.serving.routes import articles, events, operations, queries, stories, widget
 from recommender.serving.schemas import PRIVATE_ERRORS
@@ -122,7 +121,7 @@ def create_app(
     (304 for a matching ``If-None-Match``); ``allow_origins`` may call the read routes and
     the events route from their pages (CORS; :mod:`recommender.serving.caching`). The
     answers of up to ``list_cache`` related lists are kept for the index's current version
-    (:mod:`recommender.serving.listcache`; 0 keeps none).
+    (:class:`recommender.serving.caching.HTTPCache`; 0 keeps none).
     """
     settings = Settings(
         token=token,
@@ -217,9 +216,13 @@ def _build(rec: "Recommender", settings: Settings, *, owns_rec: bool) -> FastAPI
     # Starlette adds middleware outside-in in reverse order: metrics sees every
     # response, the 413s of the body limit and the 304s included; CORS answers preflights
     # and adds its headers to the 304s too.
-    if settings.list_cache:
-        app.add_middleware(ListCache, rec=rec, max_entries=settings.list_cache)
-    app.add_middleware(HTTPCache, max_age=settings.cache_max_age, stale=settings.cache_stale)
+    app.add_middleware(
+        HTTPCache,
+        rec=rec,
+        max_age=settings.cache_max_age,
+        stale=settings.cache_stale,
+        max_entries=settings.list_cache,
+    )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, registry=metrics.registry)
     if settings.allow_origins:

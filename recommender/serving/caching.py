@@ -1,24 +1,30 @@
 """HTTP caching and CORS for the read routes: what lets a CDN, a browser and a widget on
-another site use the related lists.
+another site use the related lists, and what answers a repeated list without the app.
 
     HTTPCache   a strong ``ETag`` (a hash of the body: it changes exactly when the list
                 does) and ``Cache-Control: public, max-age=N, stale-while-revalidate=M`` on
-                the related lists; ``If-None-Match`` with that tag is a 304 with no body
+                the related lists; ``If-None-Match`` with that tag is a 304 with no body;
+                the tagged answers kept as bytes for the index's current version
     CORS        ``Access-Control-Allow-Origin`` for the allowed origins on the read routes
                 and the events route only; a route that writes never gets CORS headers,
                 and a preflight for one is not answered
 
 Plain ASGI classes, as the rest of the middleware (:mod:`recommender.serving.middleware`).
-Only a related list's body is held (to hash it): a few kilobytes.
+Only a related list's body is held (to hash and keep it): a few kilobytes.
 """
 
 import hashlib
 import re
+from collections import OrderedDict
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from starlette.datastructures import Headers, MutableHeaders
 
 from recommender.serving.middleware import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from recommender.recommender import Recommender
 
 __all__ = ["CACHEABLE", "CORS", "CROSS_ORIGIN", "HTTPCache"]
 
@@ -33,14 +39,34 @@ CROSS_ORIGIN = (
 
 class HTTPCache:
     """ETag, Cache-Control and 304s for :data:`CACHEABLE` GET requests (a HEAD answer has
-    no body to hash, so it carries neither)."""
+    no body to hash, so it carries neither), and the answers kept as bytes.
 
-    def __init__(self, app: ASGIApp, *, max_age: int, stale: int) -> None:
+    A related list is a pure function of the request and of the index's version
+    (``Recommender.version``: any write by any process, the rules). Most of a served
+    request's time is the path around the ranking (routing, validation, serialisation), so
+    up to ``max_entries`` answers are kept, tagged, under the version they were computed
+    for, keyed by the raw path and query string; a repeated request is answered here,
+    before FastAPI sees it, until the version changes, and the first request after a change
+    finds them dropped. Measured with ``wrk`` in scripts/bench_http.py (docs/benchmarks.md,
+    issue 22). The version is read on the event loop without catching up (a file stat and
+    one SQLite pragma): catching up, which may wait for a writer, stays in the route.
+    ``max_entries=0`` keeps nothing; the headers and 304s stay.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, rec: "Recommender", max_age: int, stale: int, max_entries: int
+    ) -> None:
         self.app = app
+        self.rec = rec
+        self.max_entries = max_entries
         if max_age > 0:
             self.cache_control = f"public, max-age={max_age}, stale-while-revalidate={stale}"
         else:  # a cache keeps the list but asks again (a 304 when unchanged) every time
             self.cache_control = "no-cache"
+        self._version: object = None
+        #: (path, query string) -> (the answer's start headers, ETag and Cache-Control in, body).
+        self._kept: OrderedDict[tuple[str, bytes], tuple[list[tuple[bytes, bytes]], bytes]]
+        self._kept = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -49,6 +75,12 @@ class HTTPCache:
             or not CACHEABLE.match(scope["path"])
         ):
             await self.app(scope, receive, send)
+            return
+        version = self._current_version()
+        key = (scope["path"], scope["query_string"])
+        kept = self._kept.get(key)
+        if kept is not None:
+            await self._answer(scope, list(kept[0]), kept[1], send)
             return
         start: list[Message] = []  # a 200's start, held until its body is hashed
         body: list[bytes] = []
@@ -61,24 +93,60 @@ class HTTPCache:
             else:
                 body.append(message.get("body", b""))
                 if not message.get("more_body", False):
-                    await self._answer(scope, start[0], b"".join(body), send)
+                    whole = b"".join(body)
+                    headers = self._tagged(start[0], whole)
+                    self._keep(key, version, headers, whole)
+                    await self._answer(scope, list(headers), whole, send)
 
         await self.app(scope, receive, hold)
 
-    async def _answer(self, scope: Scope, start: Message, body: bytes, send: Send) -> None:
-        tag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-        headers = MutableHeaders(scope=start)
-        headers["ETag"] = tag
+    def _current_version(self) -> object:
+        """The index's version, dropping what was kept for another; None keeps nothing."""
+        if not self.max_entries:
+            return None
+        try:
+            version = self.rec.version()
+        except Exception:  # a damaged index, a fake in tests: answers are not kept
+            return None
+        if version != self._version:
+            self._kept.clear()
+            self._version = version
+        return version
+
+    def _tagged(self, start: Message, body: bytes) -> list[tuple[bytes, bytes]]:
+        """The answer's headers with its ETag (a hash of the body) and Cache-Control."""
+        headers = MutableHeaders(raw=list(start.get("headers", [])))
+        headers["ETag"] = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         headers["Cache-Control"] = self.cache_control
-        if _matches(Headers(scope=scope).get("if-none-match"), tag):
+        return headers.raw
+
+    def _keep(
+        self,
+        key: tuple[str, bytes],
+        version: object,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+    ) -> None:
+        if version is None or version != self._version:
+            return
+        self._kept[key] = (headers, body)
+        while len(self._kept) > self.max_entries:
+            self._kept.popitem(last=False)
+
+    async def _answer(
+        self, scope: Scope, headers: list[tuple[bytes, bytes]], body: bytes, send: Send
+    ) -> None:
+        """200 with ``body``, or 304 without it when ``If-None-Match`` names its ETag."""
+        tagged = MutableHeaders(raw=headers)  # a copy: the middleware outside adds its own
+        if _matches(Headers(scope=scope).get("if-none-match"), tagged["etag"]):
             for name in ("content-length", "content-type"):
-                if name in headers:
-                    del headers[name]
-            start["status"] = 304
+                if name in tagged:
+                    del tagged[name]
+            start = {"type": "http.response.start", "status": 304, "headers": tagged.raw}
             await send(start)
             await send({"type": "http.response.body", "body": b""})
             return
-        await send(start)
+        await send({"type": "http.response.start", "status": 200, "headers": tagged.raw})
         await send({"type": "http.response.body", "body": body})
 
 
