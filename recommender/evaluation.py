@@ -199,11 +199,8 @@ def evaluate_index(
 
 def _plain_tfidf_rankings(rec: Recommender, queries: Sequence[str], k: int) -> dict[str, list[str]]:
     """The classic More-Like-This: scikit-learn TF-IDF of title+body, exact cosine top-k."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
     ids = list(rec.field_values("title"))
-    texts = [f"{a.title}\n{a.body}" for a in map(rec.get, ids)]
-    matrix = TfidfVectorizer(sublinear_tf=True, stop_words="english", min_df=2).fit_transform(texts)
+    matrix = _tfidf(rec, ids)
     return _top_k(ids, queries, k, lambda rows: (matrix[rows] @ matrix.T).toarray())
 
 
@@ -279,10 +276,17 @@ def evaluate_stories(rec: Recommender, *, label_field: str) -> list[StoryScore]:
 def _tfidf_single_link(rec: Recommender, ids: list[str]) -> dict[str, str]:
     """Connected components of the TF-IDF cosine graph cut at :data:`TFIDF_LINK`."""
     from scipy.sparse.csgraph import connected_components
-    from sklearn.feature_extraction.text import TfidfVectorizer
 
-    texts = [f"{a.title}\n{a.body}" for a in map(rec.get, ids)]
-    matrix = TfidfVectorizer(sublinear_tf=True, stop_words="english", min_df=2).fit_transform(texts)
+    matrix = _tfidf(rec, ids)
     linked = (matrix @ matrix.T) >= TFIDF_LINK
     _, component = connected_components(linked, directed=False)
     return {aid: f"c{component[i]}" for i, aid in enumerate(ids)}
+
+
+def _tfidf(rec: Recommender, ids: list[str]) -> Any:
+    """The baselines' TF-IDF rows of ``ids`` (title+body; sublinear tf, English stop words,
+    min_df 2), L2-normalised: a row product is a cosine."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = [f"{a.title}\n{a.body}" for a in map(rec.get, ids)]
+    return TfidfVectorizer(sublinear_tf=True, stop_words="english", min_df=2).fit_transform(texts)

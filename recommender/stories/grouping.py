@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -38,8 +39,9 @@ class Grouping:
     #: The score at which a pair with no known gap is as likely one story as not.
     cut: float
 
+    @cached_property
     def members(self) -> dict[str, list[str]]:
-        """Story id -> its article ids."""
+        """Story id -> its article ids (derived once from ``story_of``)."""
         out: dict[str, list[str]] = defaultdict(list)
         for article_id, story in self.story_of.items():
             out[story].append(article_id)

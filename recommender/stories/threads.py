@@ -47,8 +47,7 @@ class Stories:
         self._index.int_id(article_id)  # an unknown id is ArticleNotFoundError
         grouping = self.grouping()
         story = grouping.story_of[article_id]
-        members = [a for a, s in grouping.story_of.items() if s == story]
-        return self._thread(story, members)
+        return self._thread(story, grouping.members[story])
 
     def with_thread(self, article_id: str, exclude: str | Iterable[str]) -> list[str]:
         """``exclude`` and the ids of ``article_id``'s story (a related list of background)."""
@@ -59,7 +58,7 @@ class Stories:
         """Every story with at least ``min_size`` articles, largest first, then by id."""
         threads = [
             self._thread(story, members)
-            for story, members in self.grouping().members().items()
+            for story, members in self.grouping().members.items()
             if len(members) >= min_size
         ]
         return sorted(threads, key=lambda t: (-len(t.articles), t.id))

@@ -5,6 +5,7 @@ reader's browser; the fragment is the same markup rendered here, for sites that 
 server-side (SSI, ESI) and want no script. Both are read-only and public, like the lists.
 """
 
+from functools import cache
 from html import escape
 from importlib import resources
 from typing import Annotated
@@ -26,9 +27,8 @@ _SCRIPT_CACHE = "public, max-age=3600"
 @router.get("/widget.js")
 def widget() -> Response:
     """The embeddable Related widget (no framework, no build step)."""
-    script = resources.files("recommender.serving").joinpath("static/widget.js").read_bytes()
     return Response(
-        script,
+        _script(),
         media_type="text/javascript; charset=utf-8",
         headers={"Cache-Control": _SCRIPT_CACHE},
     )
@@ -44,6 +44,12 @@ def related_fragment(
     """The related list of the article at ``url`` as the widget's markup (no script)."""
     matches = rec.related(rec.article_at(url), k=k)
     return HTMLResponse(fragment(matches, title))
+
+
+@cache
+def _script() -> bytes:
+    """The script's bytes, read from the package once per process (it changes with it)."""
+    return resources.files("recommender.serving").joinpath("static/widget.js").read_bytes()
 
 
 def fragment(matches: list[Match], title: str) -> str:
