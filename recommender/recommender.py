@@ -1,7 +1,8 @@
 """The Recommender facade: checks arguments and delegates (docs/architecture.md).
 
 ``index.live.LiveIndex`` holds the live generation, ``ranking.ranker.Ranker`` ranks,
-``stored_lists.keeper.ListKeeper`` keeps stored lists exact, ``writes`` builds and updates.
+``stored_lists.keeper.ListKeeper`` keeps stored lists exact, ``stories`` the archive's
+stories, ``writes`` builds and updates.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from recommender.ranking.ranker import Ranker
 from recommender.ranking.rules import RULES_FILE, Rules
 from recommender.ranking.scoring import RankingConfig
 from recommender.stored_lists.keeper import ListKeeper
+from recommender.stories.keeper import StoryKeeper
 from recommender.stories.threads import Stories
 from recommender.text import checked_id, is_valid_text
 from recommender.types import (
@@ -58,8 +60,8 @@ class Recommender:
         self._index = LiveIndex(layout, state, encoder=encoder)
         self._ranker = Ranker(layout.root / RULES_FILE)  # checked on every query
         self._lists = ListKeeper(self._index, self._ranker)
-        self._writer = Updater(self._index, self._lists)
-        self._stories = Stories(self._index, self._ranker, self.version)
+        self._stories = Stories(self._index, StoryKeeper(self._index, self._ranker), self.version)
+        self._writer = Updater(self._index, self._lists, self._stories.keeper)
         #: What the last build/upsert/remove did.
         self.report: UpdateReport | None = None
         #: The precomputed embeddings the last build/upsert read, with what it used of them.
@@ -144,6 +146,7 @@ class Recommender:
         )
         rec = cls.open(path, encoder=encoder)
         rec.precomputed, rec.report = build.precomputed, report
+        rec.regroup_stories(progress=progress)
         return rec
 
     def related(
@@ -190,8 +193,7 @@ class Recommender:
     def warm_up(self) -> bool:
         """Answer one query and drop it (loads what later ones reuse); whether one was asked."""
         compiled.load()
-        article_id = self._index.state.catalog.any_id()
-        if article_id is not None:
+        if (article_id := self._index.state.catalog.any_id()) is not None:
             self.related(article_id)
         return article_id is not None
 
@@ -206,11 +208,8 @@ class Recommender:
         workers: int = 1,
         rules: bool = True,
     ) -> Iterator[tuple[str, list[Match]]]:
-        """The related list of every article (or of ``ids``), as (article id, matches) pairs.
-
-        Ranked in batches as :meth:`related` ranks (writes may land between batches), by
-        ``workers`` processes; ``rules=False`` ignores the editorial rules (evaluation).
-        """
+        """Every article's (or ``ids``') related list, as (id, matches), ranked in batches by
+        ``workers`` processes (writes may land between); ``rules=False``: no editorial rules."""
         check_k(k)
         config = ranking or self.ranking
         return related_lists(
@@ -236,11 +235,9 @@ class Recommender:
         explain: bool = False,
         bucket: str | None = None,
     ) -> list[Match]:
-        """Related articles for a story that need not be in the index.
-
-        Give ``text``, or ``title`` and/or ``body``, or an ``article``; ``published_at`` (or
-        the article's date) turns on the time prior. ``explain``, ``bucket``: :meth:`related`.
-        """
+        """Related articles for a story that need not be in the index: ``text``, or ``title``
+        and/or ``body``, or an ``article``; ``published_at`` (or the article's date) turns on
+        the time prior. ``explain``, ``bucket``: :meth:`related`."""
         check_k(k)
         config = ranking or self.ranking_for(bucket)
         query = text_query(text, title, body, article, published_at, config.lead_dates)
@@ -298,6 +295,10 @@ class Recommender:
     def stories(self, *, min_size: int = 1) -> list[StoryThread]:
         """Every story with at least ``min_size`` articles, largest first."""
         return self._stories.all(min_size=min_size)
+
+    def regroup_stories(self, *, progress: bool = False) -> None:
+        """Group the whole archive into stories again and store them (a build does)."""
+        self._stories.keeper.regroup(progress=progress)
 
     def article_at(self, url: str) -> str:
         """The id of the article at ``url`` (compared by ``urls.canonical_url``)."""

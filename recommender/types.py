@@ -236,8 +236,8 @@ class ArticleListing:
 
 @dataclass(frozen=True)
 class StoryThread:
-    """One story of the archive: its id (its earliest article's) and articles in time order
-    (undated ones last); ``title`` is the earliest article's."""
+    """One story of the archive: its stable id (its founding article's) and articles in time
+    order (undated ones last); ``title`` is the earliest article's."""
 
     id: str
     articles: tuple[ArticleSummary, ...]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,25 +28,45 @@ def test_bcubed_against_hand_counts() -> None:
 
 
 def test_grouping_follows_the_model_of_the_pairs() -> None:
-    """Pairs inside three stories score high and are days apart; pairs across score low and
-    are years apart: the model puts the cut between them, and each story is one group."""
+    """Pairs inside 40 stories score high and are days apart; pairs across score low and are
+    months apart: the model puts the cut between them, and each story is one group."""
     rng = np.random.default_rng(2)
-    ids = [f"s{s}-{n}" for s in range(40) for n in range(4)]
-    pairs, gaps = {}, {}
-    for i, a in enumerate(ids):
-        for b in ids[i + 1 :]:
-            same = a.split("-")[0] == b.split("-")[0]
+    ids = list(range(160))  # story i // 4
+    days = {i: (i // 4) * 60.0 + float(rng.exponential(1.0)) for i in ids}
+    pairs = {}
+    for a in ids:
+        for b in ids[a + 1 :]:
+            same = a // 4 == b // 4
             if same or rng.random() < 0.05:
-                key = (a, b) if a < b else (b, a)
-                pairs[key] = rng.normal(6.0, 1.0) if same else rng.normal(1.0, 1.0)
-                gaps[key] = rng.exponential(2.0) if same else rng.uniform(30, 900)
-    order = {a: (float(n), a) for n, a in enumerate(ids)}
-    found = group(ids, pairs, gaps, order)
-    assert 1.0 < found.cut < 6.0
-    labels = {a: a.split("-")[0] for a in ids}
-    assert bcubed(found.story_of, labels)[2] > 0.95
-    assert found.story_of["s7-3"] == "s7-0"  # a story is named after its earliest article
-    assert group(ids, pairs, gaps, order) == found  # deterministic
+                pairs[(a, b)] = rng.normal(6.0, 1.0) if same else rng.normal(1.0, 1.0)
+    found = group(ids, pairs, days, lambda i: (days[i], i))
+    assert found.model is not None and 1.0 < found.model.cut < 6.0
+    labels = {str(a): str(a // 4) for a in ids}
+    assert bcubed({str(a): str(s) for a, s in found.story_of.items()}, labels)[2] > 0.95
+    first = min(range(28, 32), key=lambda i: days[i])
+    assert found.story_of[29] == first  # a story is named after its earliest article
+    assert group(ids, pairs, days, lambda i: (days[i], i)) == found  # deterministic
+
+
+def test_a_story_never_spans_an_implausible_gap() -> None:
+    """A late article on the same words as a story three years older scores as that story by
+    content alone; the model's span (fitted on stories that last days) keeps it out."""
+    rng = np.random.default_rng(3)
+    ids = list(range(4_000))  # 1,000 stories of 4, a day apart
+    days = {i: float(i // 4) + float(rng.exponential(0.5)) for i in ids}
+    pairs = {(a, b): float(rng.normal(6.0, 1.0)) for a in ids for b in range(a + 1, a // 4 * 4 + 4)}
+    for a, b in rng.integers(0, len(ids), size=(6_000, 2)).tolist():
+        if a // 4 != b // 4:
+            pairs[(min(a, b), max(a, b))] = float(rng.normal(1.0, 1.0))
+    late = 10_000
+    days[late] = 365.0 * 3
+    pairs.update({(a, late): 9.0 for a in range(4)})
+    found = group([*ids, late], pairs, days, lambda i: (days[i], i))
+    assert found.model is not None and found.model.span_days < 365
+    assert found.story_of[late] == late and found.story_of[3] == found.story_of[0]
+    unbounded = replace(found.model, span_days=math.inf)
+    assert group([*ids, late], pairs, days, lambda i: (days[i], i), unbounded).story_of[
+        late] == found.story_of[0]  # fmt: skip
 
 
 def _stories_archive() -> list[Article]:

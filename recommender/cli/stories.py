@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from recommender.cli._app import index_option, main
+from recommender.cli._app import index_option, main, progress_enabled
 
 
 @main.command()
@@ -27,7 +27,14 @@ from recommender.cli._app import index_option, main
     type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
     help="With --all: write the JSONL here (default: standard output).",
 )
-def stories(index: Path, min_size: int, as_json: bool, all_: bool, output: Path | None) -> None:
+@click.option(
+    "--regroup",
+    is_flag=True,
+    help="Group the whole archive again and store the stories first (a build does).",
+)
+def stories(
+    index: Path, min_size: int, as_json: bool, all_: bool, output: Path | None, regroup: bool
+) -> None:
     """The stories of the archive, largest first: id, size, first and last dates, title."""
     from recommender.errors import InvalidArgumentError
     from recommender.recommender import Recommender
@@ -35,6 +42,8 @@ def stories(index: Path, min_size: int, as_json: bool, all_: bool, output: Path 
     if output is not None and not all_:
         raise InvalidArgumentError("--output goes with --all")
     with Recommender.open(index) as rec:
+        if regroup:
+            rec.regroup_stories(progress=progress_enabled(quiet=False))
         found = rec.stories(min_size=1 if all_ else min_size)
     if all_:
         lines = [

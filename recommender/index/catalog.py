@@ -34,6 +34,7 @@ from recommender.index.catalog_lists import (
     StoredLists,
 )
 from recommender.index.catalog_numbers import CatalogNumbers
+from recommender.index.catalog_stories import CatalogStories
 from recommender.ingest.dates import lead_date
 from recommender.types import Article
 
@@ -95,8 +96,8 @@ class StoredHash:
     record_hash: str
 
 
-class Catalog(CatalogNumbers, CatalogLists):
-    """One ``catalog.sqlite3``: articles, ids, vectors, numbers and stored lists.
+class Catalog(CatalogNumbers, CatalogLists, CatalogStories):
+    """One ``catalog.sqlite3``: articles, ids, vectors, numbers, stored lists and stories.
 
     Thread-safe: a connection per thread, WAL mode (:class:`CatalogBase`).
     """
@@ -140,6 +141,15 @@ class Catalog(CatalogNumbers, CatalogLists):
     def int_ids(self, article_ids: Iterable[str]) -> dict[str, int]:
         ids = list(dict.fromkeys(article_ids))
         return {aid: iid for aid, (iid, _, _) in self._hash_rows(ids).items()}
+
+    def external_ids(self, int_ids: Iterable[int]) -> dict[int, str]:
+        """Int id -> article id, for those of ``int_ids`` that are stored."""
+        conn, out = self._conn(), dict[int, str]()
+        for chunk in _chunks(sorted(set(int_ids)), 900):
+            marks = ",".join("?" * len(chunk))
+            rows = conn.execute(f"SELECT int_id, id FROM articles WHERE int_id IN ({marks})", chunk)
+            out.update((int(i), str(a)) for i, a in rows)
+        return out
 
     def hashes(self, article_ids: Sequence[str]) -> dict[str, StoredHash]:
         return {aid: StoredHash(*row) for aid, row in self._hash_rows(article_ids).items()}
@@ -364,8 +374,9 @@ class Catalog(CatalogNumbers, CatalogLists):
         ``before_commit`` gets the touched int ids (upserts first, in order, then
         removals) inside the transaction: if it raises, nothing is committed.
         """
-        conn = self._conn()
+        conn = self._stories_conn()  # its tables exist before the transaction starts
         touched: list[int] = []
+        embedded: list[int] = []
         now = datetime.now(timezone.utc).isoformat()
         with conn:  # one transaction: all of it lands or none of it does
             if not self._has_lead_dates():
@@ -373,6 +384,8 @@ class Catalog(CatalogNumbers, CatalogLists):
             seq = int(conn.execute("SELECT value FROM meta WHERE key='seq'").fetchone()[0]) + 1
             for article, vector in upserts:
                 touched.append(self._upsert(conn, article, vector, now))
+                if vector is not None:
+                    embedded.append(touched[-1])
             for article_id in removals:
                 row = conn.execute(
                     "SELECT int_id FROM articles WHERE id = ?", (article_id,)
@@ -383,6 +396,7 @@ class Catalog(CatalogNumbers, CatalogLists):
             conn.executemany("INSERT INTO changes VALUES (?, ?)", [(seq, i) for i in touched])
             conn.execute("UPDATE meta SET value = ? WHERE key = 'seq'", (str(seq),))
             self._begin_lists_write(conn)
+            self._forget_stories(conn, embedded, touched[len(upserts) :])
             if before_commit is not None:
                 before_commit(touched)
         return seq, touched

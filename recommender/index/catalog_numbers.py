@@ -71,6 +71,21 @@ class CatalogNumbers(CatalogBase):
         with conn:
             conn.executemany("UPDATE articles SET pool_stats = ? WHERE int_id = ?", rows)
 
+    def pool_stats_basis(self) -> int | None:
+        """The number of articles when every article's pool statistics were last computed."""
+        row = (
+            self._conn()
+            .execute("SELECT value FROM meta WHERE key = 'pool_stats_articles'")
+            .fetchone()
+        )
+        return None if row is None else int(row[0])
+
+    def set_pool_stats_basis(self, count: int) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('pool_stats_articles', ?)", (str(count),)
+            )
+
     def missing_pool_stats(self) -> list[int]:
         """Int ids whose pool statistics are missing (a writer died before computing them)."""
         conn = self._conn()

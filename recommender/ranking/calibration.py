@@ -23,6 +23,8 @@ Deterministic: a fixed sample of query articles (seeded) and a fixed number of E
 
 from __future__ import annotations
 
+import bisect
+import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -36,15 +38,17 @@ from recommender.ranking.retrieval import QueryBatch
 from recommender.ranking.scoring import RankingConfig
 
 __all__ = [
+    "StoryModel",
     "TimeCalibration",
     "calibrate_time",
     "calibrated",
     "recalibrate",
-    "story_log_odds",
+    "story_model",
 ]
 
 #: Gap bins in days (log-spaced), and the knot of each bin's curve value.
 _EDGES = np.array([0.0, 0.5, 1.5, 3.0, 7.0, 14.0, 30.0, 60.0, 120.0, 365.0, np.inf])
+_EDGE_LIST = tuple(_EDGES.tolist())
 _KNOTS = (0.25, 1.0, 2.1, 4.6, 9.9, 20.5, 42.4, 84.9, 209.0, 730.0)
 #: Query articles sampled (all below this), candidates kept per query, EM steps.
 _QUERIES = 2_000
@@ -141,36 +145,94 @@ class _Model:
     variance: float
     ratio: np.ndarray
     weights: np.ndarray
+    #: Pairs the model calls one story (more likely than not), per bin.
+    same_counts: np.ndarray
 
     @property
     def separation(self) -> float:
         """Log-odds of "one story" per unit of score."""
         return (self.mean_same - self.mean_other) / self.variance
 
-    def even_odds(self) -> float:
-        """The score at which a pair (gap unknown) is as likely one story as not."""
-        middle = (self.mean_same + self.mean_other) / 2.0
-        return middle - float(np.log(self.share / (1.0 - self.share))) / self.separation
+
+#: The share of one-story pairs whose gap a story may span: a gap that fewer than one in a
+#: thousand of the pairs the model calls one story reach on the archive is implausible.
+_SPAN_QUANTILE = 0.999
 
 
-def story_log_odds(scores: np.ndarray, gaps: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Each pair's log-odds of being one story, by the two-class model fitted to these pairs'
-    ``scores`` and date ``gaps`` (days; NaN: unknown, a bin of its own); then the log-odds of
-    a pair scoring 0 with no known gap, and the score at even odds with no known gap.
+@dataclass(frozen=True)
+class StoryModel:
+    """The archive's two-class model of its scored pairs, in log-odds of "one story".
 
-    A model that finds no second class gives every pair -inf (nothing is one story).
+    ``span_days``: the date gap under which :data:`_SPAN_QUANTILE` of the dated pairs the
+    model calls one story fall; a story spanning more is implausible on this archive. Stored
+    with the stories it grouped, to place later articles the same way.
     """
+
+    prior: float
+    separation: float
+    middle: float
+    #: Gap log-likelihood ratio per bin, the last for an unknown gap.
+    ratio: tuple[float, ...]
+    span_days: float
+
+    def log_odds(self, scores: np.ndarray, gaps: np.ndarray) -> np.ndarray:
+        """Each pair's log-odds of being one story (``gaps`` in days; NaN: unknown)."""
+        gaps = np.asarray(gaps, dtype=np.float64)
+        bins = np.where(np.isfinite(gaps), _bins(np.nan_to_num(gaps)), len(_KNOTS))
+        ratio = np.asarray(self.ratio)
+        odds: np.ndarray = self.prior + self.separation * (np.asarray(scores) - self.middle)
+        odds = odds + ratio[bins]
+        return odds
+
+    def one(self, score: float, gap: float) -> float:
+        """:meth:`log_odds` of one pair (a new article placed against a few stories)."""
+        bin_ = len(_KNOTS)
+        if not math.isnan(gap):
+            bin_ = min(max(bisect.bisect_right(_EDGE_LIST, gap) - 1, 0), len(_KNOTS) - 1)
+        return self.prior + self.separation * (score - self.middle) + self.ratio[bin_]
+
+    @property
+    def unpaired(self) -> float:
+        """The log-odds of a pair scoring 0 with no known gap (a pair no list holds)."""
+        return self.prior - self.separation * self.middle + self.ratio[-1]
+
+    @property
+    def cut(self) -> float:
+        """The score at which a pair with no known gap is as likely one story as not."""
+        return self.middle - (self.prior + self.ratio[-1]) / self.separation
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ratio": list(self.ratio)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StoryModel:
+        return cls(
+            float(data["prior"]), float(data["separation"]), float(data["middle"]),
+            tuple(float(r) for r in data["ratio"]), float(data["span_days"]),
+        )  # fmt: skip
+
+
+def story_model(scores: np.ndarray, gaps: np.ndarray) -> StoryModel | None:
+    """The two-class model fitted to these pairs' ``scores`` and date ``gaps`` (days; NaN:
+    unknown, a bin of its own); None when it finds no second class (nothing is one story)."""
     if len(scores) < 2:
-        return np.full(len(scores), -np.inf), -np.inf, float("inf")
+        return None
     bins = np.where(np.isfinite(gaps), _bins(np.nan_to_num(gaps)), len(_KNOTS))
     model = _fit(scores, bins, len(_KNOTS) + 1)
     if model.separation <= 0 or not 0.0 < model.share < 1.0:
-        return np.full(len(scores), -np.inf), -np.inf, float("inf")
-    prior = float(np.log(model.share / (1.0 - model.share)))
-    middle = (model.mean_same + model.mean_other) / 2.0
-    odds = prior + model.separation * (scores - middle) + model.ratio[bins]
-    unknown = model.ratio[len(_KNOTS)]
-    return odds, prior - model.separation * middle + unknown, model.even_odds()
+        return None
+    dated = model.same_counts[: len(_KNOTS)]
+    span = np.inf
+    if dated.sum() > 0:
+        last = int(np.searchsorted(np.cumsum(dated) / dated.sum(), _SPAN_QUANTILE))
+        span = float(_EDGES[min(last, len(_KNOTS) - 1) + 1])
+    return StoryModel(
+        prior=float(np.log(model.share / (1.0 - model.share))),
+        separation=model.separation,
+        middle=(model.mean_same + model.mean_other) / 2.0,
+        ratio=tuple(float(r) for r in model.ratio),
+        span_days=span,
+    )
 
 
 def _fit(scores: np.ndarray, bins: np.ndarray, n_bins: int) -> _Model:
@@ -203,7 +265,8 @@ def _fit(scores: np.ndarray, bins: np.ndarray, n_bins: int) -> _Model:
         )
         same = 1.0 / (1.0 + np.exp(-np.clip(odds, -50.0, 50.0)))
     weights = np.bincount(bins, minlength=n_bins).astype(np.float64) + 1.0
-    return _Model(share, mean_same, mean_other, variance, ratio, weights)
+    same_counts = np.bincount(bins, weights=(same > 0.5).astype(np.float64), minlength=n_bins)
+    return _Model(share, mean_same, mean_other, variance, ratio, weights, same_counts)
 
 
 def _non_increasing(values: np.ndarray, weights: np.ndarray) -> np.ndarray:

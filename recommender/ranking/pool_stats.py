@@ -32,13 +32,19 @@ def compute_pool_stats(
     config: RankingConfig,
     batch_size: int = 256,
     progress: Any = None,
-) -> None:
-    """Run each article as a query and store its pool statistics (doc-side normalisation)."""
+    nearest: int = 0,
+) -> set[int]:
+    """Run each article as a query and store its pool statistics (doc-side normalisation);
+    return the ``nearest`` best of each pool (by both sides standardised), other than ``ids``."""
+    near: set[int] = set()
     for start in range(0, len(ids), batch_size):
         chunk = np.asarray(ids[start : start + batch_size], dtype=np.int64)
-        catalog.set_pool_stats([int(i) for i in chunk], _stats_of(store, lexical, chunk, config))
+        stats, best = _stats_of(store, lexical, chunk, config, nearest)
+        catalog.set_pool_stats([int(i) for i in chunk], stats)
+        near.update(best)
         if progress is not None:
             progress.update(len(chunk))
+    return near - {int(i) for i in ids}
 
 
 #: Below this many articles, spawning worker processes costs more than it saves.
@@ -97,13 +103,18 @@ def _snapshot_stats(job: tuple[np.ndarray, RankingConfig]) -> np.ndarray:
     assert _SNAPSHOT is not None
     store, lexical = _SNAPSHOT
     chunk, config = job
-    return _stats_of(store, lexical, chunk, config)
+    return _stats_of(store, lexical, chunk, config)[0]
 
 
 def _stats_of(
-    store: VectorStore, lexical: LexicalIndex, chunk: np.ndarray, config: RankingConfig
-) -> np.ndarray:
-    """Each article of ``chunk`` as a query: the statistics of its unfiltered candidate pool."""
+    store: VectorStore,
+    lexical: LexicalIndex,
+    chunk: np.ndarray,
+    config: RankingConfig,
+    nearest: int = 0,
+) -> tuple[np.ndarray, list[int]]:
+    """Each article of ``chunk`` as a query: the statistics of its unfiltered candidate pool,
+    and the ``nearest`` best candidates of each pool."""
     batch = QueryBatch.of_articles(store, lexical, chunk)
     pools = Retriever(store, lexical).pools(
         batch,
@@ -114,4 +125,15 @@ def _stats_of(
         candidate_terms=config.candidate_terms,
         with_vectors=False,
     )
-    return np.stack([pool_stats(p) for p in pools])
+    stats = np.stack([pool_stats(p) for p in pools])
+    best: list[int] = []
+    for pool, row in zip(pools, stats, strict=True):
+        if nearest and len(pool.ids):
+            fused = _z(pool.dense, row[0], row[1]) + _z(pool.lexical, row[2], row[3])
+            best.extend(int(i) for i in pool.ids[np.argsort(-fused, kind="stable")[:nearest]])
+    return stats, best
+
+
+def _z(values: np.ndarray, mean: float, std: float) -> np.ndarray:
+    out: np.ndarray = (values - mean) / std if std >= 1e-9 else np.zeros(len(values))
+    return out

@@ -2,6 +2,9 @@
 
     grouping   group(): average-link clustering of the related lists' scores, cut where the
                archive's own two-class model says "one story" stops being the likelier
+    keeper     StoryKeeper: groups the archive, stores the stories, places added articles
+    placing    Placer: one new article placed by regrouping its neighbourhood
+    threads    Stories: the threads read from the index (or grouped in memory)
 
 The names below are imported from their modules on first use (recommender.lazy).
 """

@@ -2,93 +2,160 @@
 
 Every article's related list by content alone (the default ranking without its time prior,
 editorial rules off) gives scored pairs; a pair's score is the higher of its two directions.
-The archive's own two-class model of those pairs (the EM of
-:mod:`recommender.ranking.calibration`: one story or not, seen through the score and,
-independently, the date gap) gives each pair its log-odds of being one story, so that a
-gap implausibly long for one story on this archive counts against it. Articles are merged by
-average link: two groups join when the mean log-odds over all their pairs is above even (a
-pair in neither list counts as a pair scoring 0, gap unknown), best pair first. No threshold
-is set by hand (docs/relevance.md, issue 23).
+The archive's own two-class model of those pairs (:class:`~recommender.ranking.calibration.
+StoryModel`: one story or not, seen through the score and, independently, the date gap) gives
+each pair its log-odds of being one story, so that a gap implausibly long for one story on this
+archive counts against it. Articles are merged by average link: two groups join when the mean
+log-odds over all their pairs is above even (a pair in neither list counts as a pair scoring 0,
+gap unknown), best pair first, and never when the joined story would span more than the
+model's ``span_days``. No threshold is set by hand (docs/relevance.md, issue 23).
 
-Deterministic: the same index gives the same stories; a story's id is its earliest
-article's id (undated articles after dated ones, ties by id).
+Deterministic: the same pairs give the same stories.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
-from recommender.ranking.calibration import story_log_odds
+from recommender.ranking.calibration import StoryModel, story_model
 
-__all__ = ["Grouping", "bcubed", "group"]
+__all__ = [
+    "NEIGHBOURS",
+    "Grouping",
+    "bcubed",
+    "group",
+    "name_stories",
+    "pair_key",
+    "pair_scores",
+]
 
 #: Candidates per article whose scores are read (the pairs a story can grow through).
 NEIGHBOURS = 20
 
+Pair = tuple[int, int]
+
+
+def pair_key(a: int, b: int) -> Pair:
+    return (a, b) if a < b else (b, a)
+
+
+def pair_scores(rows: Iterable[tuple[int, Iterable[int], Iterable[float]]]) -> dict[Pair, float]:
+    """Each pair's score from ``(article, neighbours, scores)`` rows: the higher direction."""
+    pairs: dict[Pair, float] = {}
+    for a, neighbours, scores in rows:
+        for b, score in zip(neighbours, scores, strict=True):
+            if a != b:
+                key = pair_key(a, int(b))
+                pairs[key] = max(pairs.get(key, -math.inf), float(score))
+    return pairs
+
 
 @dataclass(frozen=True)
 class Grouping:
-    """Every article's story (article id -> story id), and the cut that made them."""
+    """Every article's group (article -> its story's founding article), and the model used."""
 
-    story_of: Mapping[str, str]
-    #: The score at which a pair with no known gap is as likely one story as not.
-    cut: float
+    story_of: Mapping[int, int]
+    model: StoryModel | None
 
     @cached_property
-    def members(self) -> dict[str, list[str]]:
-        """Story id -> its article ids (derived once from ``story_of``)."""
-        out: dict[str, list[str]] = defaultdict(list)
-        for article_id, story in self.story_of.items():
-            out[story].append(article_id)
+    def members(self) -> dict[int, list[int]]:
+        """Founding article -> its story's articles (derived once from ``story_of``)."""
+        out: dict[int, list[int]] = defaultdict(list)
+        for article, story in self.story_of.items():
+            out[story].append(article)
         return dict(out)
 
 
 def group(
-    ids: Iterable[str],
-    pairs: Mapping[tuple[str, str], float],
-    gaps: Mapping[tuple[str, str], float],
-    order: Mapping[str, tuple[float, str]],
+    ids: Iterable[int],
+    pairs: Mapping[Pair, float],
+    days: Mapping[int, float],
+    order: Callable[[int], tuple[float, int]],
+    model: StoryModel | None = None,
 ) -> Grouping:
-    """Stories of ``ids`` from scored ``pairs`` (keys sorted) and their date ``gaps`` (days,
-    NaN: unknown); ``order`` ranks articles within a story (earliest first) for its id."""
-    keys = sorted(pairs)
+    """Stories of ``ids`` from scored ``pairs`` and each article's date (``days``: NaN when
+    unknown), by ``model`` or one fitted to these pairs; a story is named by its first article
+    by ``order`` (earliest first)."""
+    members = {article: [article] for article in ids}
+    keys = sorted(k for k in pairs if k[0] in members and k[1] in members)
     scores = np.array([pairs[k] for k in keys], dtype=np.float64)
-    days = np.array([gaps.get(k, np.nan) for k in keys], dtype=np.float64)
-    odds, unpaired, cut = story_log_odds(scores, days)
-    log_odds = dict(zip(keys, odds.tolist(), strict=True))
-    parent = {article_id: article_id for article_id in ids}
-    members = {article_id: [article_id] for article_id in parent}
+    gaps = np.array([abs(days[a] - days[b]) for a, b in keys], dtype=np.float64)
+    model = model or story_model(scores, gaps)
+    if model is None:
+        return Grouping({a: a for a in members}, None)
+    log_odds = dict(zip(keys, model.log_odds(scores, gaps).tolist(), strict=True))
+    parent = {article: article for article in members}
+    spans = {a: (days[a], days[a]) for a in members}
 
-    def root(x: str) -> str:
+    def root(x: int) -> int:
         while parent[x] != x:
             parent[x] = parent[parent[x]]
             x = parent[x]
         return x
 
-    for (a, b), value in sorted(log_odds.items(), key=lambda item: (-item[1], item[0])):
-        if value < 0:
-            break
-        ra, rb = root(a), root(b)
-        if ra == rb:
-            continue
-        left, right = members[ra], members[rb]
-        total = sum(
-            log_odds.get((x, y) if x < y else (y, x), unpaired) for x in left for y in right
-        )
-        if total >= 0:
-            parent[rb] = ra
-            members[ra] = left + right
-            del members[rb]
-    story_of: dict[str, str] = {}
+    ranked = [k for k, v in sorted(log_odds.items(), key=lambda kv: (-kv[1], kv[0])) if v >= 0]
+    merged = True
+    while merged:  # until no two stories linked by a pair above even join
+        merged = False
+        for a, b in ranked:
+            ra, rb = root(a), root(b)
+            if ra == rb:
+                continue
+            span = joined_span(spans[ra], spans[rb])
+            if span[1] - span[0] > model.span_days:
+                continue
+            left, right = members[ra], members[rb]
+            total = sum(log_odds.get(pair_key(x, y), model.unpaired) for x in left for y in right)
+            if total >= 0:
+                parent[rb], spans[ra] = ra, span
+                members[ra] = left + right
+                del members[rb]
+                merged = True
+    story_of: dict[int, int] = {}
     for story in members.values():
-        first = min(story, key=lambda article_id: order[article_id])
-        story_of.update((article_id, first) for article_id in story)
-    return Grouping(story_of, cut)
+        first = min(story, key=order)
+        story_of.update((article, first) for article in story)
+    return Grouping(story_of, model)
+
+
+def name_stories(
+    members: Mapping[int, list[int]],
+    old: Mapping[int, str],
+    founders: Mapping[int, str],
+    in_use: Callable[[str], bool] = lambda name: False,
+) -> dict[int, str]:
+    """A stable id for each group (keyed by its first article): the old story most of its
+    articles were in (larger groups choose first; a tie goes to the story of the earliest
+    stored article), else its first article's id, made unique against the others and
+    against ``in_use`` (stories elsewhere in the archive)."""
+    names: dict[int, str] = {}
+    taken: set[str] = set()
+    before = set(old.values())
+    for first, articles in sorted(members.items(), key=lambda m: (-len(m[1]), m[0])):
+        votes = Counter(old[a] for a in articles if a in old)
+        oldest = {s: min(a for a in articles if old.get(a) == s) for s in votes}
+        ranked = sorted(votes, key=lambda s: (-votes[s], oldest[s]))
+        name = next((s for s in ranked if s not in taken), None)
+        if name is None:
+            name = founders[first]
+            while name in taken or name in before or in_use(name):
+                name += "~"
+        names[first] = name
+        taken.add(name)
+    return names
+
+
+def joined_span(left: tuple[float, float], right: tuple[float, float]) -> tuple[float, float]:
+    """The first and last date of two stories together (NaN dates take no part)."""
+    lows = [x for x in (left[0], right[0]) if not math.isnan(x)]
+    highs = [x for x in (left[1], right[1]) if not math.isnan(x)]
+    return (min(lows), max(highs)) if lows else (math.nan, math.nan)
 
 
 def bcubed(

@@ -1,23 +1,21 @@
-"""An index's stories, grouped on demand and kept until the index changes.
+"""An index's stories as threads: read from the index, or grouped on demand for an index
+built before stories were stored.
 
-:class:`Stories` ranks every article's related list once (as ``related_all`` does, rules
-off), groups the archive (:func:`~recommender.stories.grouping.group`) and keeps the result
-for the index's version; a write by any process regroups on the next call.
+Stored stories (:mod:`recommender.stories.keeper`) are read per call, so a write by any
+process shows at once. An article a write has not placed yet (in progress, or a writer
+killed before it) is a story of its own until the next write places it. An index without
+stored stories is grouped in memory, kept until the index changes; ``recommender stories
+--regroup`` stores them.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import replace
-
-import numpy as np
 
 from recommender.index.live import LiveIndex
-from recommender.ranking.batches import related_lists
-from recommender.ranking.buckets import default_ranking
-from recommender.ranking.ranker import Ranker
-from recommender.stories.grouping import NEIGHBOURS, Grouping, group
+from recommender.stories.grouping import group, pair_scores
+from recommender.stories.keeper import StoryKeeper
 from recommender.types import ArticleSummary, StoryThread
 
 __all__ = ["Stories"]
@@ -27,27 +25,25 @@ class Stories:
     """The stories of one live index."""
 
     def __init__(
-        self, index: LiveIndex, ranker: Ranker, version: Callable[[], tuple[object, ...]]
+        self, index: LiveIndex, keeper: StoryKeeper, version: Callable[[], tuple[object, ...]]
     ) -> None:
         self._index = index
-        self._ranker = ranker
+        self.keeper = keeper
         self._version = version
-        self._kept: tuple[tuple[object, ...], Grouping] | None = None
-
-    def grouping(self) -> Grouping:
-        """Every article's story, regrouped when the index has changed."""
-        self._index.refresh()
-        version = self._version()
-        if self._kept is None or self._kept[0] != version:
-            self._kept = (version, self._group())
-        return self._kept[1]
+        self._kept: tuple[tuple[object, ...], dict[int, str]] | None = None
 
     def thread(self, article_id: str) -> StoryThread:
         """The story of an indexed article, its articles in time order."""
-        self._index.int_id(article_id)  # an unknown id is ArticleNotFoundError
-        grouping = self.grouping()
-        story = grouping.story_of[article_id]
-        return self._thread(story, grouping.members[story])
+        int_id = self._index.int_id(article_id)  # an unknown id is ArticleNotFoundError
+        catalog = self._index.state.catalog
+        if not self.keeper.stored():
+            assigned = self._in_memory()
+            story = assigned[int_id]
+            return self._thread(story, [i for i, s in assigned.items() if s == story])
+        row = catalog.story_rows([int_id]).get(int_id)
+        if row is None:
+            return self._thread(article_id, [int_id])
+        return self._thread(row.story, catalog.story_members([row.story])[row.story])
 
     def with_thread(self, article_id: str, exclude: str | Iterable[str]) -> list[str]:
         """``exclude`` and the ids of ``article_id``'s story (a related list of background)."""
@@ -56,46 +52,41 @@ class Stories:
 
     def all(self, *, min_size: int = 1) -> list[StoryThread]:
         """Every story with at least ``min_size`` articles, largest first, then by id."""
-        threads = [
-            self._thread(story, members)
-            for story, members in self.grouping().members.items()
-            if len(members) >= min_size
-        ]
+        self._index.refresh()
+        catalog = self._index.state.catalog
+        if self.keeper.stored():
+            assigned = catalog.story_assignments()
+            unplaced = {i: a for i, a in catalog.all_ids() if i not in assigned}
+            assigned.update(unplaced)
+        else:
+            assigned = self._in_memory()
+        members: dict[str, list[int]] = {}
+        for int_id, story in assigned.items():
+            members.setdefault(story, []).append(int_id)
+        threads = [self._thread(s, m) for s, m in members.items() if len(m) >= min_size]
         return sorted(threads, key=lambda t: (-len(t.articles), t.id))
 
-    def _group(self) -> Grouping:
-        index = self._index
-        config = default_ranking(index.manifest)
-        # By content alone: the model reads the date gap as a view of its own.
-        content = replace(config, time_weight=0.0, diversity=0.0, feedback_docs=0)
-        lists = related_lists(
-            index, self._ranker, None, NEIGHBOURS, content,
-            batch_size=256, progress=False, workers=1, rules=False,
-        )  # fmt: skip
-        pairs: dict[tuple[str, str], float] = {}
-        ids: list[str] = []
-        for article_id, matches in lists:
-            ids.append(article_id)
-            for match in matches:
-                key = (article_id, match.id) if article_id < match.id else (match.id, article_id)
-                pairs[key] = max(pairs.get(key, -math.inf), match.score)
-        times = self._times(ids, config.lead_dates)
-        gaps = {key: abs(times[key[0]] - times[key[1]]) / 86_400.0 for key in pairs}
-        order = {a: (times[a] if not math.isnan(times[a]) else math.inf, a) for a in ids}
-        return group(ids, pairs, gaps, order)
+    def _in_memory(self) -> dict[int, str]:
+        """Stories of an index that stores none, grouped now and kept for its version."""
+        self._index.refresh()
+        version = self._version()
+        if self._kept is None or self._kept[0] != version:
+            rows = self.keeper.ranked(i for i, _ in self._index.state.catalog.all_ids())
+            days = self.keeper.days(rows)
+            pairs = pair_scores((i, n, s) for i, (n, s) in rows.items())
+            found = group(rows, pairs, days, lambda i: (_day(days[i]), i))
+            names = self._index.state.catalog.external_ids(found.members)
+            self._kept = (version, {a: names[s] for a, s in found.story_of.items()})
+        return self._kept[1]
 
-    def _times(self, ids: list[str], lead_dates: bool) -> dict[str, float]:
-        state = self._index.state
-        numbers = state.catalog.int_ids(ids)
-        found = state.published(np.array([numbers[a] for a in ids]), lead_dates=lead_dates)
-        return dict(zip(ids, found.tolist(), strict=True))
-
-    def _thread(self, story: str, members: list[str]) -> StoryThread:
-        rows = self._index.state.catalog.rows(
-            list(self._index.state.catalog.int_ids(members).values())
-        )
+    def _thread(self, story: str, members: list[int]) -> StoryThread:
+        rows = self._index.state.catalog.rows(members)
         summaries = [
             ArticleSummary(r.id, r.title, r.url, r.published_at, r.section) for r in rows.values()
         ]
         summaries.sort(key=lambda a: (a.published_at is None, a.published_at or "", a.id))
         return StoryThread(story, tuple(summaries))
+
+
+def _day(day: float) -> float:
+    return math.inf if math.isnan(day) else day

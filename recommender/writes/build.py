@@ -128,6 +128,7 @@ class Build:
                 self._pool_stats(gen, seq, store, lexical, catalog, progress)
                 catalog.prune_changes(seq)
                 count = catalog.count()
+                catalog.set_pool_stats_basis(count)
                 catalog.close()
                 write_rejects(layout, rejected)
                 self._publish(gen, store, count)

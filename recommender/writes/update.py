@@ -3,7 +3,8 @@
 A write holds the index's writer lock (other processes) and, while it changes the
 in-memory state, the readers-writer lock (this process's readers): each write
 appears at once and whole. The stored lists are brought up to date in the same
-step (:class:`~recommender.stored_lists.keeper.ListKeeper`), and a vector
+step (:class:`~recommender.stored_lists.keeper.ListKeeper`), new articles are placed in
+stories (:class:`~recommender.stories.keeper.StoryKeeper`), and a vector
 snapshot is written once enough changes have piled up in the catalog.
 """
 
@@ -20,6 +21,7 @@ from recommender.ranking.batches import progress_bar
 from recommender.ranking.buckets import default_ranking
 from recommender.ranking.pool_stats import compute_pool_stats
 from recommender.stored_lists.keeper import ListKeeper
+from recommender.stories.keeper import StoryKeeper
 from recommender.types import Article, Rejection, UpdateReport
 from recommender.writes.build import now
 from recommender.writes.inputs import (
@@ -34,14 +36,24 @@ __all__ = ["Updater"]
 
 #: Replayable changes kept in the catalog before a new vector snapshot is written.
 _CHECKPOINT_CHANGES = 2_000
+#: Every article's pool statistics are computed again when the archive reaches this many
+#: times the articles it held when they last were (:meth:`Updater._outgrown`).
+_POOL_GROWTH = 1.25
+#: A new article's nearest articles whose pool statistics are computed again: the pools it
+#: changes most, its own story's earlier articles among them. Without it, an archive fed one
+#: article at a time ranks its stories by pools that lack their own follow-ups (ecbplus fed
+#: one by one: MAP@10 0.934 against 0.942 built at once; with it, 0.942). Skipped while
+#: stored lists are usable: they are exact under the statistics they were ranked with.
+_NEAREST_STATS = 10
 
 
 class Updater:
     """Writes to one live index: upsert, remove, checkpoint."""
 
-    def __init__(self, index: LiveIndex, lists: ListKeeper) -> None:
+    def __init__(self, index: LiveIndex, lists: ListKeeper, stories: StoryKeeper) -> None:
         self._index = index
         self._lists = lists
+        self._stories = stories
 
     def upsert(
         self,
@@ -83,6 +95,7 @@ class Updater:
                 touched = index.state.catalog.int_ids([a.id for a, _ in upserts])
                 self._lists.after_write(before, sorted(touched.values()), [])
                 index.state.catalog.finish_lists_write()
+                self._stories.after_write()
             write_rejects(index.layout, rejected)
             added = sum(1 for a in to_embed if a.id not in stored)
             return UpdateReport(
@@ -152,16 +165,20 @@ class Updater:
             state.apply(upserts, removals)
             # New and re-embedded articles (the catalog cleared theirs in the commit), and
             # any a writer killed before computing them left (see missing_pool_stats).
-            missing = set(state.catalog.missing_pool_stats())
+            missing = set(state.catalog.missing_pool_stats()) | self._outgrown()
+            config = default_ranking(index.manifest)
             if missing:
                 ids = np.array(sorted(missing), dtype=np.int64)
-                compute_pool_stats(
-                    state.store,
-                    state.lexical,
-                    state.catalog,
-                    ids,
-                    config=default_ranking(index.manifest),
-                )
+                near = compute_pool_stats(
+                    state.store, state.lexical, state.catalog, ids, config=config,
+                    nearest=0 if self._lists.usable() else _NEAREST_STATS,
+                )  # fmt: skip
+                if near:
+                    nearest = np.array(sorted(near), dtype=np.int64)
+                    compute_pool_stats(
+                        state.store, state.lexical, state.catalog, nearest, config=config
+                    )
+                    ids = np.concatenate([ids, nearest])
                 # This connection's own commits leave its data version as it was.
                 state.forget(ids.tolist())
             pending = index.state.pending_changes()
@@ -169,6 +186,25 @@ class Updater:
                 index.state.checkpoint()
                 self._lists.after_checkpoint()
             self._touch_manifest()
+
+    def _outgrown(self) -> set[int]:
+        """Every article, once the archive has grown by a quarter since their pool statistics
+        were computed: an article's statistics describe its pool in the archive of the day,
+        and an archive grown from a few articles would rank by the pools of its first days.
+        Geometric growth keeps the cost, one pass over the archive, a constant per article
+        amortised. Stored lists, which pin the statistics they were ranked with, turn stale."""
+        catalog = self._index.state.catalog
+        basis, count = catalog.pool_stats_basis(), catalog.count()
+        if basis is not None and count < _POOL_GROWTH * max(basis, 1):
+            return set()
+        catalog.set_pool_stats_basis(count)
+        if basis is None:  # an index from before the basis was kept: counted from now
+            return set()
+        catalog.mark_lists_stale(
+            "the archive grew by a quarter and every article's pool statistics were computed"
+            " again; recompute the lists with 'related --all --store-lists'"
+        )
+        return {i for i, _ in catalog.all_ids()}
 
     def _touch_manifest(self) -> None:
         index = self._index

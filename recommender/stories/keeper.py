@@ -1,0 +1,149 @@
+"""Stories stored in the index and kept current as articles arrive and leave.
+
+``build`` groups the whole archive (:meth:`StoryKeeper.regroup`): every article's content
+neighbours are ranked once, the archive's model of its pairs is fitted, and the stories are
+stored with the neighbours (:mod:`recommender.index.catalog_stories`). After that each write
+places its new and re-embedded articles one by one, in date order (:meth:`after_write`): an
+article's neighbours are ranked (one query), it joins the story of its best neighbour whose
+average link with it is above even, or starts a story, and two stories it links above even
+are joined, by the same rule and the same stored model as the batch grouping. A removed
+article leaves its story. When a write has computed every article's pool statistics again
+(the archive has grown by a quarter since they were: :mod:`recommender.writes.update`), the
+scores have moved, and the archive is grouped again as a build groups it: an add costs one
+query plus a few small reads, and a regrouping amortised.
+
+Story ids are stable: a story keeps the id it was given (its founding article's id); a
+regrouping gives each new story the id of the old story most of its articles came from.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from recommender.filters import Filters
+from recommender.index.catalog_stories import StoryRow
+from recommender.index.live import LiveIndex
+from recommender.ranking.batches import progress_bar
+from recommender.ranking.buckets import default_ranking
+from recommender.ranking.calibration import StoryModel
+from recommender.ranking.ranker import Ranker
+from recommender.ranking.retrieval import QueryBatch
+from recommender.ranking.scoring import RankingConfig
+from recommender.stories.grouping import NEIGHBOURS, group, name_stories, pair_scores
+from recommender.stories.placing import Placer
+
+__all__ = ["StoryKeeper", "content_config"]
+
+#: Articles ranked per batch when the whole archive is grouped.
+_BATCH = 256
+
+Rows = dict[int, tuple[np.ndarray, np.ndarray]]
+
+
+def content_config(manifest: Mapping[str, Any]) -> RankingConfig:
+    """The ranking that scores pairs: by content alone (the model reads the date gap)."""
+    return replace(default_ranking(manifest), time_weight=0.0, diversity=0.0, feedback_docs=0)
+
+
+class StoryKeeper:
+    """Groups a live index into stories and keeps them current (callers hold the writer lock)."""
+
+    def __init__(self, index: LiveIndex, ranker: Ranker) -> None:
+        self._index = index
+        self._ranker = ranker
+
+    def stored(self) -> bool:
+        return self._index.state.catalog.stories_meta() is not None
+
+    def regroup(self, *, progress: bool = False) -> None:
+        """Group the whole archive into stories and store them (``build`` does)."""
+        with self._index.layout.writer_lock():
+            self._index.refresh()
+            ids = [i for i, _ in self._index.state.catalog.all_ids()]
+            self._regroup(self.ranked(ids, progress=progress), {})
+
+    def after_write(self) -> int:
+        """Place the articles a write added or re-embedded; how many were placed."""
+        catalog = self._index.state.catalog
+        meta = catalog.stories_meta()
+        if meta is None:
+            return 0
+        pending = catalog.unplaced()
+        if not pending:
+            return 0
+        basis = catalog.pool_stats_basis()
+        if meta.get("pool_basis") is None:  # grouped before the index kept a basis
+            meta = {**meta, "pool_basis": basis}
+        elif basis != meta["pool_basis"]:
+            old = catalog.story_assignments()
+            self._regroup(self.ranked(i for i, _ in catalog.all_ids()), old)
+            return len(pending)
+        rows = self.ranked(pending)
+        model = StoryModel.from_dict(meta["model"]) if meta.get("model") else None
+        placer = Placer(catalog, self.days, model)
+        for int_id in sorted(rows, key=self._order(rows)):
+            catalog.put_stories(placer.place(int_id, *rows[int_id]), meta)
+        return len(rows)
+
+    def ranked(self, int_ids: Iterable[int], *, progress: bool = False) -> Rows:
+        """Each article's content neighbours (int ids, scores), rules off; removed ones drop."""
+        index = self._index
+        config = content_config(index.manifest)
+        wanted = np.array(sorted(set(int_ids)), dtype=np.int64)
+        out: Rows = {}
+        with progress_bar(progress, len(wanted), "stories") as bar:
+            for start in range(0, len(wanted), _BATCH):
+                chunk = wanted[start : start + _BATCH]
+                with index.lock.read():
+                    state = index.state
+                    present = chunk[state.lexical.rows(chunk) >= 0]
+                    batch = QueryBatch.of_articles(state.store, state.lexical, present)
+                    hits = self._ranker.hits(
+                        state, batch, NEIGHBOURS, Filters(), config, rules=False
+                    )
+                for int_id, found in zip(present.tolist(), hits, strict=True):
+                    out[int_id] = (
+                        np.array([h for h, _ in found], dtype=np.int64),
+                        np.array([s for _, s in found], dtype=np.float32),
+                    )
+                bar.update(len(chunk))
+        return out
+
+    def days(self, int_ids: Iterable[int]) -> dict[int, float]:
+        """Each article's date in days (NaN: unknown; lead dates as the ranking reads them)."""
+        ids = np.array(sorted(set(int_ids)), dtype=np.int64)
+        lead = content_config(self._index.manifest).lead_dates
+        found = self._index.state.published(ids, lead_dates=lead) / 86_400.0
+        return dict(zip(ids.tolist(), found.tolist(), strict=True))
+
+    def _order(self, ids: Iterable[int]) -> Any:
+        """Earliest first, undated last, then by int id (the order of arrival)."""
+        days = self.days(ids)
+        return lambda i: (days[i] if not math.isnan(days[i]) else math.inf, i)
+
+    def _regroup(self, rows: Rows, old: Mapping[int, str]) -> None:
+        catalog = self._index.state.catalog
+        days = self.days(rows)
+        order = self._order(rows)
+        pairs = pair_scores((i, n, s) for i, (n, s) in rows.items())
+        found = group(rows, pairs, days, order)
+        names = name_stories(found.members, old, catalog.external_ids(found.members))
+        stored = {
+            i: StoryRow(names[found.story_of[i]], neighbours, scores)
+            for i, (neighbours, scores) in rows.items()
+        }
+        meta = {
+            "model": found.model.to_dict() if found.model else None,
+            "articles": len(rows),
+            # Scores change when the pool statistics are computed again: then regroup.
+            "pool_basis": catalog.pool_stats_basis(),
+            "neighbours": NEIGHBOURS,
+            "grouped_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        catalog.put_stories(stored, meta, replace_all=True)
