@@ -4,10 +4,10 @@
 neighbours are ranked once, the archive's model of its pairs is fitted, and the stories are
 stored with the neighbours (:mod:`recommender.index.catalog_stories`). After that each write
 places its new and re-embedded articles one by one, in date order (:meth:`after_write`): an
-article's neighbours are ranked (one query), it joins the story of its best neighbour whose
-average link with it is above even, or starts a story, and two stories it links above even
-are joined, by the same rule and the same stored model as the batch grouping. A removed
-article leaves its story. When a write has computed every article's pool statistics again
+article's neighbours are ranked (one query), and the stories they are in are grouped again
+with it by the batch rule, the stored model and the stored neighbours
+(:mod:`recommender.stories.placing`). A removed article leaves its story (the write's own
+transaction deletes its row). When a write has computed every article's pool statistics again
 (the archive has grown by a quarter since they were: :mod:`recommender.writes.update`), the
 scores have moved, and the archive is grouped again as a build groups it: an add costs one
 query plus a few small reads, and a regrouping amortised.
