@@ -13,7 +13,8 @@ turn (a newsroom publishing): each is a follow-up of a random indexed article (i
 real Reuters body, its vector moved by noise, given as precomputed embeddings so that no model
 runs). Printed: add time of each (median, mean, p90, max), the paired differences, and the
 story step alone (the ``StoryKeeper.after_write`` call inside the add), after WARM uncounted
-adds to each.
+adds to each. ``--compare-workers`` first times the whole archive's ranking (what a
+regrouping spends most of its time on) in one process and in two.
 """
 
 from __future__ import annotations
@@ -44,20 +45,30 @@ def main() -> None:
     parser.add_argument("--adds", type=int, default=100)
     parser.add_argument("--warm", type=int, default=5)
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument(
+        "--compare-workers",
+        action="store_true",
+        help="first time the whole archive's ranking in one process and in two, twice each",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-stories-", dir=args.work))
     try:
-        print(json.dumps(run(args.index, args.data, args.adds, args.warm, work), indent=2))
+        figures = run(args.index, args.data, args.adds, args.warm, work, args.compare_workers)
+        print(json.dumps(figures, indent=2))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run(index: Path, data: Path, adds: int, warm: int, work: Path) -> dict[str, Any]:
+def run(
+    index: Path, data: Path, adds: int, warm: int, work: Path, compare: bool = False
+) -> dict[str, Any]:
     for name in ("stories", "plain", "unscored"):
         shutil.copytree(index, work / name)
     out: dict[str, Any] = {"index": str(index)}
     with Recommender.open(work / "stories") as rec:
         out["articles"] = len(rec)
+        if compare:
+            out["ranking_s_by_workers"] = _ranking_times(rec)
         started = time.perf_counter()
         rec.regroup_stories()
         out["regroup_s"] = round(time.perf_counter() - started, 1)
@@ -110,6 +121,17 @@ def run(index: Path, data: Path, adds: int, warm: int, work: Path) -> dict[str, 
         joined_a_story=placed,
     )
     return out
+
+
+def _ranking_times(rec: Recommender) -> dict[int, list[float]]:
+    """Seconds to rank every article's story neighbours, by worker processes (1, 2, 1, 2)."""
+    ids = [i for i, _ in rec._index.state.catalog.all_ids()]
+    times: dict[int, list[float]] = {1: [], 2: []}
+    for workers in (1, 2, 1, 2):
+        started = time.perf_counter()
+        rec._stories.keeper.ranked(ids, workers=workers)
+        times[workers].append(round(time.perf_counter() - started, 1))
+    return times
 
 
 def _follow_ups(rec: Recommender, data: Path, count: int, work: Path) -> tuple[list[Article], Path]:

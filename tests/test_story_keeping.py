@@ -225,3 +225,19 @@ def test_an_article_that_bridges_two_stories_joins_them() -> None:
     # A stranger with no neighbour in common starts a story named after itself.
     alone = placer.place(6, np.array([], dtype=np.int64), np.array([], np.float32))
     assert {i: r.story for i, r in alone.items()} == {6: "a6"}
+
+
+def test_worker_processes_rank_the_same_neighbours(
+    built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recommender.stories import keeper
+
+    monkeypatch.setattr(keeper, "_BATCH", 40)  # four batches: two processes share them
+    with Recommender.open(built, encoder=ENCODER) as rec:
+        ids = [i for i, _ in rec._index.state.catalog.all_ids()]
+        alone = rec._stories.keeper.ranked(ids)
+        shared = rec._stories.keeper.ranked(ids, workers=2)
+    assert alone.keys() == shared.keys() == set(ids)
+    for i in ids:
+        assert np.array_equal(alone[i][0], shared[i][0])
+        assert np.allclose(alone[i][1], shared[i][1])

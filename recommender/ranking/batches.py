@@ -115,7 +115,7 @@ def ranked_batches(
     if workers > 1 and len(chunks) > workers and not index.state.store.single_process:
         return in_workers(index.layout.root, chunks, k, config, workers, rules, rows=rows)
     if rows:
-        return (rows_of(index, ranker, chunk, k, config) for chunk in chunks)
+        return (rows_of(index, ranker, chunk, k, config, rules) for chunk in chunks)
     return (lists_of(index, ranker, chunk, k, config, rules) for chunk in chunks)
 
 
@@ -135,13 +135,18 @@ def lists_of(
 
 
 def rows_of(
-    index: LiveIndex, ranker: Ranker, chunk: Chunk, k: int, config: RankingConfig
+    index: LiveIndex,
+    ranker: Ranker,
+    chunk: Chunk,
+    k: int,
+    config: RankingConfig,
+    rules: bool = True,
 ) -> list[ListRow]:
     """Stored-list rows (owner, hits, entry bounds) of one batch."""
     index.refresh()
     with index.lock.read():
         ids = np.array([i for i, _ in chunk], dtype=np.int64)
-        return ranker.list_rows(index.state, ids, k, config)
+        return ranker.list_rows(index.state, ids, k, config, rules=rules)
 
 
 def in_workers(
@@ -184,7 +189,7 @@ def _worker_lists(
     index, ranker = _WORKER
     chunk, k, config, rules, rows = job
     if rows:
-        return rows_of(index, ranker, chunk, k, config)
+        return rows_of(index, ranker, chunk, k, config, rules)
     return lists_of(index, ranker, chunk, k, config, rules)
 
 

@@ -209,16 +209,23 @@ class Ranker:
         return ranked
 
     def list_rows(
-        self, state: IndexState, ids: np.ndarray, k: int, config: RankingConfig
+        self,
+        state: IndexState,
+        ids: np.ndarray,
+        k: int,
+        config: RankingConfig,
+        *,
+        rules: bool = True,
     ) -> list[ListRow]:
-        """Stored-list rows (owner, hits with scores as shown, entry bounds) of indexed ``ids``."""
+        """Stored-list rows (owner, hits with scores as shown, entry bounds) of indexed ``ids``;
+        ``rules=False``: by content alone (the pairs stories are grouped by)."""
         ids = np.asarray(ids, dtype=np.int64)
         present = ids[state.lexical.rows(ids) >= 0]
         if not len(present):
             return []
         batch = QueryBatch.of_articles(state.store, state.lexical, present)
         entries: list[PoolBounds] = []
-        ranked = self.hits(state, batch, k, Filters(), config, entries=entries)
+        ranked = self.hits(state, batch, k, Filters(), config, rules=rules, entries=entries)
         return [
             (int(i), [(h, round(s, 6)) for h, s in hits], entry.as_tuple())
             for i, hits, entry in zip(present, ranked, entries, strict=True)

@@ -19,6 +19,7 @@ regrouping gives each new story the id of the old story most of its articles cam
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -26,14 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from recommender.filters import Filters
 from recommender.index.catalog_stories import StoryRow
 from recommender.index.live import LiveIndex
-from recommender.ranking.batches import progress_bar
+from recommender.ranking.batches import chunked, progress_bar, ranked_batches
 from recommender.ranking.buckets import default_ranking
 from recommender.ranking.calibration import StoryModel
+from recommender.ranking.pool_stats import PARALLEL_STATS_MIN
 from recommender.ranking.ranker import Ranker
-from recommender.ranking.retrieval import QueryBatch
 from recommender.ranking.scoring import RankingConfig
 from recommender.stories.grouping import NEIGHBOURS, group, name_stories, pair_scores
 from recommender.stories.placing import Placer
@@ -61,12 +61,21 @@ class StoryKeeper:
     def stored(self) -> bool:
         return self._index.state.catalog.stories_meta() is not None
 
-    def regroup(self, *, progress: bool = False) -> None:
-        """Group the whole archive into stories and store them (``build`` does)."""
+    def regroup(self, *, progress: bool = False, workers: int | None = None) -> None:
+        """Group the whole archive into stories and store them (``build`` does); ``workers``
+        processes rank it (default: one per core from :data:`PARALLEL_STATS_MIN` articles)."""
         with self._index.layout.writer_lock():
             self._index.refresh()
-            ids = [i for i, _ in self._index.state.catalog.all_ids()]
-            self._regroup(self.ranked(ids, progress=progress), {})
+            self._regroup(self._everything(progress, workers), {})
+
+    def _everything(self, progress: bool, workers: int | None) -> Rows:
+        """Every article's neighbours. The ranking is Python-bound and most of a regrouping,
+        so from :data:`PARALLEL_STATS_MIN` articles one process per core ranks it (as
+        ``related --all`` does): 1.9x faster on 100k articles with two (docs/benchmarks.md)."""
+        ids = [i for i, _ in self._index.state.catalog.all_ids()]
+        if workers is None:
+            workers = (os.cpu_count() or 1) if len(ids) >= PARALLEL_STATS_MIN else 1
+        return self.ranked(ids, progress=progress, workers=workers)
 
     def after_write(self) -> int:
         """Place the articles a write added or re-embedded; how many were placed."""
@@ -81,8 +90,7 @@ class StoryKeeper:
         if meta.get("pool_basis") is None:  # grouped before the index kept a basis
             meta = {**meta, "pool_basis": basis}
         elif basis != meta["pool_basis"]:
-            old = catalog.story_assignments()
-            self._regroup(self.ranked(i for i, _ in catalog.all_ids()), old)
+            self._regroup(self._everything(False, None), catalog.story_assignments())
             return len(pending)
         rows = self.ranked(pending)
         model = StoryModel.from_dict(meta["model"]) if meta.get("model") else None
@@ -91,26 +99,23 @@ class StoryKeeper:
             catalog.put_stories(placer.place(int_id, *rows[int_id]), meta)
         return len(rows)
 
-    def ranked(self, int_ids: Iterable[int], *, progress: bool = False) -> Rows:
-        """Each article's content neighbours (int ids, scores), rules off; removed ones drop."""
+    def ranked(self, int_ids: Iterable[int], *, progress: bool = False, workers: int = 1) -> Rows:
+        """Each article's content neighbours (int ids, scores), rules off; removed ones drop.
+        ``workers`` processes rank the batches (the whole archive's, at scale)."""
         index = self._index
+        wanted = sorted(set(int_ids))
+        chunks = chunked([(i, "") for i in wanted], _BATCH)
         config = content_config(index.manifest)
-        wanted = np.array(sorted(set(int_ids)), dtype=np.int64)
+        batches = ranked_batches(
+            index, self._ranker, chunks, NEIGHBOURS, config, workers=workers, rules=False, rows=True
+        )
         out: Rows = {}
         with progress_bar(progress, len(wanted), "stories") as bar:
-            for start in range(0, len(wanted), _BATCH):
-                chunk = wanted[start : start + _BATCH]
-                with index.lock.read():
-                    state = index.state
-                    present = chunk[state.lexical.rows(chunk) >= 0]
-                    batch = QueryBatch.of_articles(state.store, state.lexical, present)
-                    hits = self._ranker.hits(
-                        state, batch, NEIGHBOURS, Filters(), config, rules=False
-                    )
-                for int_id, found in zip(present.tolist(), hits, strict=True):
-                    out[int_id] = (
-                        np.array([h for h, _ in found], dtype=np.int64),
-                        np.array([s for _, s in found], dtype=np.float32),
+            for chunk, rows in zip(chunks, batches, strict=True):
+                for owner, hits, _ in rows:
+                    out[owner] = (
+                        np.array([h for h, _ in hits], dtype=np.int64),
+                        np.array([s for _, s in hits], dtype=np.float32),
                     )
                 bar.update(len(chunk))
         return out
