@@ -165,13 +165,14 @@ class Updater:
             state.apply(upserts, removals)
             # New and re-embedded articles (the catalog cleared theirs in the commit), and
             # any a writer killed before computing them left (see missing_pool_stats).
-            missing = set(state.catalog.missing_pool_stats()) | self._outgrown()
+            grown = self._outgrown()  # every article's, when the archive has outgrown them
+            missing = set(state.catalog.missing_pool_stats()) | grown
             config = default_ranking(index.manifest)
             if missing:
                 ids = np.array(sorted(missing), dtype=np.int64)
                 near = compute_pool_stats(
                     state.store, state.lexical, state.catalog, ids, config=config,
-                    nearest=0 if self._lists.usable() else _NEAREST_STATS,
+                    nearest=0 if grown or self._lists.usable() else _NEAREST_STATS,
                 )  # fmt: skip
                 if near:
                     nearest = np.array(sorted(near), dtype=np.int64)
