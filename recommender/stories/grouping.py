@@ -7,8 +7,9 @@ StoryModel`: one story or not, seen through the score and, independently, the da
 each pair its log-odds of being one story, so that a gap implausibly long for one story on this
 archive counts against it. Articles are merged by average link: two groups join when the mean
 log-odds over all their pairs is above even (a pair in neither list counts as a pair scoring 0,
-gap unknown), best pair first, and never when the joined story would span more than the
-model's ``span_days``. No threshold is set by hand (docs/relevance.md, issue 23).
+gap unknown), best pair first, over the pairs again until no two join, and never when the
+joined story would span more than the model's ``span_days``. No threshold is set by hand
+(docs/relevance.md, issue 23).
 
 Deterministic: the same pairs give the same stories.
 """
