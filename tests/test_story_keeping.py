@@ -125,6 +125,7 @@ def test_an_article_a_killed_writer_left_is_placed_by_the_next_write(
             rec.upsert([_follow_up(rec, "t9-1", "t9-8")])
         monkeypatch.undo()
         assert rec.story("t9-8").id == "t9-8"  # unplaced: a story of its own for now
+        assert _stories(rec)["t9-8"] == "t9-8" and len(_stories(rec)) == 161
         assert rec._index.state.catalog.unplaced() != []
         rec.upsert([_follow_up(rec, "t9-2", "t9-9")])
         assert rec.story("t9-8").id == story and rec.story("t9-9").id == story

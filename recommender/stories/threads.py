@@ -11,8 +11,9 @@ stored stories is grouped in memory, kept until the index changes; ``recommender
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
+from recommender.index.catalog import CatalogRow
 from recommender.index.live import LiveIndex
 from recommender.stories.grouping import group, pair_scores
 from recommender.stories.keeper import StoryKeeper
@@ -56,14 +57,16 @@ class Stories:
         catalog = self._index.state.catalog
         if self.keeper.stored():
             assigned = catalog.story_assignments()
-            unplaced = {i: a for i, a in catalog.all_ids() if i not in assigned}
-            assigned.update(unplaced)
+            assigned.update(catalog.external_ids(catalog.unplaced()))  # each its own story
         else:
             assigned = self._in_memory()
         members: dict[str, list[int]] = {}
         for int_id, story in assigned.items():
             members.setdefault(story, []).append(int_id)
-        threads = [self._thread(s, m) for s, m in members.items() if len(m) >= min_size]
+        listed = {s: m for s, m in members.items() if len(m) >= min_size}
+        # One read of every listed article, not one per story.
+        rows = catalog.rows([i for m in listed.values() for i in m])
+        threads = [self._thread(s, m, rows) for s, m in listed.items()]
         return sorted(threads, key=lambda t: (-len(t.articles), t.id))
 
     def _in_memory(self) -> dict[int, str]:
@@ -79,10 +82,13 @@ class Stories:
             self._kept = (version, {a: names[s] for a, s in found.story_of.items()})
         return self._kept[1]
 
-    def _thread(self, story: str, members: list[int]) -> StoryThread:
-        rows = self._index.state.catalog.rows(members)
+    def _thread(
+        self, story: str, members: list[int], rows: Mapping[int, CatalogRow] | None = None
+    ) -> StoryThread:
+        rows = self._index.state.catalog.rows(members) if rows is None else rows
         summaries = [
-            ArticleSummary(r.id, r.title, r.url, r.published_at, r.section) for r in rows.values()
+            ArticleSummary(r.id, r.title, r.url, r.published_at, r.section)
+            for r in (rows[i] for i in members if i in rows)
         ]
         summaries.sort(key=lambda a: (a.published_at is None, a.published_at or "", a.id))
         return StoryThread(story, tuple(summaries))
