@@ -432,26 +432,13 @@ class ThreadItem:
 
 
 def _thread_view(article: ArticleSummary, *, current: bool) -> ThreadItem:
-    return ThreadItem(
-        id=article.id,
-        href=_article_href(article.id),
-        title=article.title or article.id,
-        published_at=article.published_at,
-        date=_date_text(article.published_at),
-        section=article.section,
-        current=current,
-    )
+    return ThreadItem(**_summary_view(article), current=current)
 
 
 def _related_view(match: Match) -> RelatedItem:
     explanation = match.explanation
     return RelatedItem(
-        id=match.id,
-        href=_article_href(match.id),
-        title=match.title or match.id,
-        published_at=match.published_at,
-        date=_date_text(match.published_at),
-        section=match.section,
+        **_summary_view(match),
         score=f"{match.score:.2f}",
         reason=explanation.summary() if explanation is not None else None,
         passages=explanation.passages if explanation is not None else None,
