@@ -76,11 +76,6 @@ class CatalogStories(CatalogBase):
                 )
         return out
 
-    def all_story_rows(self) -> dict[int, StoryRow]:
-        """Every placed article's row (a regrouping reads them all)."""
-        rows = self._stories_conn().execute("SELECT int_id FROM story_rows").fetchall()
-        return self.story_rows(int(r[0]) for r in rows)
-
     def story_members(self, stories: Iterable[str]) -> dict[str, list[int]]:
         """Story id -> the int ids placed in it."""
         conn = self._stories_conn()

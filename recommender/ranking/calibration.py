@@ -23,8 +23,6 @@ Deterministic: a fixed sample of query articles (seeded) and a fixed number of E
 
 from __future__ import annotations
 
-import bisect
-import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -48,7 +46,6 @@ __all__ = [
 
 #: Gap bins in days (log-spaced), and the knot of each bin's curve value.
 _EDGES = np.array([0.0, 0.5, 1.5, 3.0, 7.0, 14.0, 30.0, 60.0, 120.0, 365.0, np.inf])
-_EDGE_LIST = tuple(_EDGES.tolist())
 _KNOTS = (0.25, 1.0, 2.1, 4.6, 9.9, 20.5, 42.4, 84.9, 209.0, 730.0)
 #: Query articles sampled (all below this), candidates kept per query, EM steps.
 _QUERIES = 2_000
@@ -183,13 +180,6 @@ class StoryModel:
         odds: np.ndarray = self.prior + self.separation * (np.asarray(scores) - self.middle)
         odds = odds + ratio[bins]
         return odds
-
-    def one(self, score: float, gap: float) -> float:
-        """:meth:`log_odds` of one pair (a new article placed against a few stories)."""
-        bin_ = len(_KNOTS)
-        if not math.isnan(gap):
-            bin_ = min(max(bisect.bisect_right(_EDGE_LIST, gap) - 1, 0), len(_KNOTS) - 1)
-        return self.prior + self.separation * (score - self.middle) + self.ratio[bin_]
 
     @property
     def unpaired(self) -> float:
