@@ -181,8 +181,8 @@ class StoredList:
 class IndexInfo:
     """An index's manifest with its live counts (``Recommender.info``, ``recommender info``).
 
-    ``to_dict`` is the manifest's keys followed by ``path``, ``counts``, ``search`` and
-    ``stored_lists``: what ``recommender info --json`` and ``GET /v1/info`` print.
+    ``to_dict`` is the manifest's keys followed by ``path``, ``counts``, ``search``,
+    ``stored_lists`` and ``stories``: what ``recommender info --json`` and ``GET /v1/info`` print.
     """
 
     path: str
@@ -192,6 +192,10 @@ class IndexInfo:
     #: How the vector store searches (kind, metric, lists and nprobe of an IVF index...).
     search: Mapping[str, Any]
     stored_lists: StoredListsStatus | None
+    #: How the stories were grouped (``grouped_at``, ``articles`` then, ``pending`` to
+    #: place, ``span_days``: the longest date span of one story, None: unbounded), None when
+    #: none are grouped.
+    stories: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.manifest)
@@ -199,6 +203,7 @@ class IndexInfo:
         data["counts"] = dict(self.counts)
         data["search"] = dict(self.search)
         data["stored_lists"] = self.stored_lists.to_dict() if self.stored_lists else None
+        data["stories"] = dict(self.stories) if self.stories is not None else None
         return data
 
 

@@ -25,6 +25,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +79,10 @@ def run(
     step: list[tuple[int, float]] = []
     keep = StoryKeeper.after_write
 
-    def timed(self: StoryKeeper) -> int:
+    def timed(self: StoryKeeper, before: Mapping[int, str]) -> set[int]:
         started = time.perf_counter()
         try:
-            return keep(self)
+            return keep(self, before)
         finally:
             step.append((id(self), time.perf_counter() - started))
 

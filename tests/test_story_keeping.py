@@ -117,7 +117,7 @@ def test_an_article_a_killed_writer_left_is_placed_by_the_next_write(
     with Recommender.open(_copy(built, tmp_path), encoder=ENCODER) as rec:
         story = rec.story("t9-0").id
 
-        def killed(self: StoryKeeper) -> int:
+        def killed(self: StoryKeeper, before: object) -> set[int]:
             raise KeyboardInterrupt
 
         monkeypatch.setattr(StoryKeeper, "after_write", killed)
@@ -242,3 +242,40 @@ def test_worker_processes_rank_the_same_neighbours(
     for i in ids:
         assert np.array_equal(alone[i][0], shared[i][0])
         assert np.allclose(alone[i][1], shared[i][1])
+
+
+def test_a_story_that_loses_an_article_is_grouped_again(built: Path, tmp_path: Path) -> None:
+    """Two stories stored as one (as a since-removed bridge article would leave them) fall
+    apart when the story loses an article: its rest is grouped again by the batch rule."""
+    with Recommender.open(_copy(built, tmp_path), encoder=ENCODER) as rec:
+        catalog = rec._index.state.catalog
+        meta = catalog.stories_meta()
+        assert meta is not None
+        first, second = rec.story("t3-0").id, rec.story("t7-0").id
+        assert first != second
+        joined = catalog.story_members([second])[second]
+        rows = catalog.story_rows(joined)
+        catalog.put_stories(
+            {i: StoryRow(first, row.neighbours, row.scores) for i, row in rows.items()}, meta
+        )
+        assert rec.story("t7-0").id == first
+        assert {a.id for a in rec.story("t3-0").articles} >= {"t3-1", "t7-1"}
+        rec.remove(["t7-1"])
+        assert rec.story("t3-0").id == first  # the larger part keeps the id
+        assert {a.id for a in rec.story("t3-0").articles} == {f"t3-{n}" for n in range(4)}
+        assert {a.id for a in rec.story("t7-0").articles} == {"t7-0", "t7-2", "t7-3"}
+
+
+def test_a_date_moved_a_year_away_moves_the_article_out_of_its_story(
+    built: Path, tmp_path: Path
+) -> None:
+    with Recommender.open(_copy(built, tmp_path), encoder=ENCODER) as rec:
+        story = rec.story("t5-0").id
+        source = rec.get("t5-2")
+        assert source.published_at is not None and rec.story("t5-2").id == story
+        moved = Article(**{**source.__dict__, "published_at": source.published_at + timedelta(400)})
+        rec.upsert([moved])
+        assert rec.story("t5-2").id != story
+        assert rec._index.state.catalog.unplaced() == []
+        rec.upsert([source])  # and back
+        assert rec.story("t5-2").id == story

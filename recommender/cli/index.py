@@ -312,6 +312,7 @@ def info(index: Path, as_json: bool) -> None:
         f"{ranking.get('candidates')} candidates per side"
     )
     click.echo(f"time prior: {describe_time_prior(ranking, data.get('calibration'))}")
+    click.echo(f"stories:    {describe_stories(ranking, data.get('stories'))}")
     click.echo(f"format:     {data['format_version']}")
     click.echo(f"created:    {data['created_at']}")
     click.echo(f"updated:    {data['updated_at']}")
@@ -340,6 +341,20 @@ def calibrate(index: Path, as_json: bool) -> None:
         click.echo(json.dumps(found.to_dict(), indent=2))
         return
     click.echo(describe_time_prior(data.get("ranking", {}), data.get("calibration")))
+
+
+def describe_stories(ranking: dict[str, Any], stories: dict[str, Any] | None) -> str:
+    """One line on the index's stories and whether related lists rank the own story first."""
+    if stories is None:
+        return "not grouped (recommender stories --regroup)"
+    span = stories.get("span_days")
+    first = "own story first in related lists" if ranking.get("story_first", True) else "by score"
+    return (
+        f"{stories.get('articles')} articles grouped {stories.get('grouped_at')}"
+        + (f", {stories['pending']} to place" if stories.get("pending") else "")
+        + (f", a story spans at most {span:g} days" if span else "")
+        + f"; {first}"
+    )
 
 
 def describe_time_prior(ranking: dict[str, Any], calibration: dict[str, Any] | None) -> str:

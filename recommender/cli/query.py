@@ -63,6 +63,11 @@ if TYPE_CHECKING:
     help="Nothing from the article's own story: background only (see `recommender story`).",
 )
 @click.option(
+    "--by-score",
+    is_flag=True,
+    help="Rank by score alone: the article's own story does not come first.",
+)
+@click.option(
     "--url",
     help="The article at this URL instead of an ARTICLE_ID (compared canonically: scheme, "
     "case, trailing slash and utm_* parameters do not matter).",
@@ -70,6 +75,7 @@ if TYPE_CHECKING:
 def related(
     article_id: str | None,
     exclude_story: bool,
+    by_score: bool,
     url: str | None,
     index: Path,
     k: int,
@@ -107,6 +113,8 @@ def related(
         raise InvalidArgumentError("--stored goes with one ARTICLE_ID, not --all")
     with Recommender.open(index) as rec:
         ranking = ranking_options(rec, filters, bucket=bucket)
+        if by_score:
+            ranking = ranking.with_options(story_first=False)
         if all_:
             used = [f"--{name.replace('_', '-')}" for name, value in filters.items() if value]
             if used:

@@ -377,6 +377,7 @@ class Catalog(CatalogNumbers, CatalogLists, CatalogStories):
         conn = self._stories_conn()  # its tables exist before the transaction starts
         touched: list[int] = []
         embedded: list[int] = []
+        moved: list[int] = []  # metadata only: placed again (a date can move its story)
         now = datetime.now(timezone.utc).isoformat()
         with conn:  # one transaction: all of it lands or none of it does
             if not self._has_lead_dates():
@@ -384,8 +385,7 @@ class Catalog(CatalogNumbers, CatalogLists, CatalogStories):
             seq = int(conn.execute("SELECT value FROM meta WHERE key='seq'").fetchone()[0]) + 1
             for article, vector in upserts:
                 touched.append(self._upsert(conn, article, vector, now))
-                if vector is not None:
-                    embedded.append(touched[-1])
+                (embedded if vector is not None else moved).append(touched[-1])
             for article_id in removals:
                 row = conn.execute(
                     "SELECT int_id FROM articles WHERE id = ?", (article_id,)
@@ -396,7 +396,7 @@ class Catalog(CatalogNumbers, CatalogLists, CatalogStories):
             conn.executemany("INSERT INTO changes VALUES (?, ?)", [(seq, i) for i in touched])
             conn.execute("UPDATE meta SET value = ? WHERE key = 'seq'", (str(seq),))
             self._begin_lists_write(conn)
-            self._forget_stories(conn, embedded, touched[len(upserts) :])
+            self._forget_stories(conn, embedded, touched[len(upserts) :], moved)
             if before_commit is not None:
                 before_commit(touched)
         return seq, touched

@@ -76,6 +76,16 @@ class CatalogStories(CatalogBase):
                 )
         return out
 
+    def story_of(self, int_ids: Iterable[int]) -> dict[int, str]:
+        """The story of each of ``int_ids`` that is placed (no neighbour lists read)."""
+        conn = self._stories_conn()
+        out: dict[int, str] = {}
+        for chunk in _chunks(sorted(set(int_ids)), 900):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT int_id, story FROM story_rows WHERE int_id IN ({marks})"
+            out.update((int(i), str(s)) for i, s in conn.execute(sql, chunk))
+        return out
+
     def story_members(self, stories: Iterable[str]) -> dict[str, list[int]]:
         """Story id -> the int ids placed in it."""
         conn = self._stories_conn()
@@ -140,13 +150,51 @@ class CatalogStories(CatalogBase):
             )
 
     def _forget_stories(
-        self, conn: sqlite3.Connection, embedded: Sequence[int], removed: Sequence[int]
+        self,
+        conn: sqlite3.Connection,
+        embedded: Sequence[int],
+        removed: Sequence[int],
+        moved: Sequence[int] = (),
     ) -> None:
         """Inside a write's transaction: the rows of removed and re-embedded articles go, and
-        the new and re-embedded ones wait to be placed (:meth:`unplaced`), so that a writer
-        killed before placing them leaves them to the next. The schema exists
+        the new and re-embedded ones, and those whose metadata changed (``moved``: they keep
+        their rows meanwhile), wait to be placed (:meth:`unplaced`), so that a writer killed
+        before placing them leaves them to the next. The schema exists
         (:meth:`_stories_conn`, called before the transaction)."""
         gone = [(i,) for i in [*embedded, *removed]]
+        placed = [i for i in embedded if _placed(conn, i)]  # re-embedded: their text changed
         conn.executemany("DELETE FROM story_rows WHERE int_id = ?", gone)
+        _strip_mentions(conn, placed)
         conn.executemany("DELETE FROM story_pending WHERE int_id = ?", [(i,) for i in removed])
-        conn.executemany("INSERT OR IGNORE INTO story_pending VALUES (?)", [(i,) for i in embedded])
+        conn.executemany(
+            "INSERT OR IGNORE INTO story_pending VALUES (?)", [(i,) for i in [*embedded, *moved]]
+        )
+
+
+def _placed(conn: sqlite3.Connection, int_id: int) -> bool:
+    found = conn.execute("SELECT 1 FROM story_rows WHERE int_id = ?", (int_id,)).fetchone()
+    return found is not None
+
+
+def _strip_mentions(conn: sqlite3.Connection, int_ids: Sequence[int]) -> None:
+    """Drop re-embedded articles from every stored neighbour list: those lists scored
+    their old text, and a pair takes the higher of its two scores (stories.grouping).
+    One read of every row, on writes that re-embed a placed article only."""
+    if not int_ids:
+        return
+    rows = conn.execute("SELECT int_id, neighbours, scores FROM story_rows").fetchall()
+    flat = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.int64)
+    hit = np.isin(flat, np.array(sorted(int_ids), dtype=np.int64))
+    if not hit.any():
+        return
+    ends = np.cumsum([len(r[1]) // 8 for r in rows])
+    updates = []
+    for row in sorted(set(np.searchsorted(ends, np.flatnonzero(hit), side="right").tolist())):
+        int_id, neighbours, scores = rows[row]
+        keep = ~hit[ends[row] - len(neighbours) // 8 : ends[row]]
+        updates.append((
+            np.frombuffer(neighbours, dtype=np.int64)[keep].tobytes(),
+            np.frombuffer(scores, dtype=np.float32)[keep].tobytes(),
+            int(int_id),
+        ))  # fmt: skip
+    conn.executemany("UPDATE story_rows SET neighbours = ?, scores = ? WHERE int_id = ?", updates)

@@ -9,6 +9,7 @@ the index's model (created on first use: queries by id never need it).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -140,7 +141,17 @@ class LiveIndex:
         state = self.state
         counts = {"articles": state.catalog.count(), "vectors": len(state.store)}
         path = str(self.layout.root)
-        return IndexInfo(path, state.manifest, counts, state.store.describe(), stored_lists)
+        meta = state.catalog.stories_meta()
+        stories = None
+        if meta is not None:
+            stories = {
+                "grouped_at": meta.get("grouped_at"),
+                "articles": meta.get("articles"),
+                "pending": len(state.catalog.unplaced()),
+                "span_days": _finite((meta.get("model") or {}).get("span_days")),
+            }
+        describe = state.store.describe()
+        return IndexInfo(path, state.manifest, counts, describe, stored_lists, stories)
 
     @property
     def encoder(self) -> Encoder:
@@ -246,3 +257,8 @@ def _url_maps(urls: dict[str, str | None]) -> tuple[dict[str, str], dict[str, st
 def _path_of(key: str) -> str:
     """The site path of a canonical URL (``//host/a?b`` -> ``/a?b``)."""
     return "/" + key[2:].partition("/")[2] if key.startswith("//") else key
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON has no infinity: an unbounded span is None."""
+    return value if value is not None and math.isfinite(value) else None

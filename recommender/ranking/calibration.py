@@ -109,7 +109,7 @@ def _candidate_pairs(
     if len(ids) > _QUERIES:
         ids = np.sort(np.random.default_rng(_SEED).choice(ids, _QUERIES, replace=False))
     plain = replace(config, time_weight=0.0, time_curve=None, diversity=0.0)
-    plain = replace(plain, dedupe_threshold=None, feedback_docs=0)
+    plain = replace(plain, dedupe_threshold=None, feedback_docs=0, story_first=False)
     scores: list[float] = []
     pairs: list[tuple[int, int]] = []
     for start in range(0, len(ids), batch_size):

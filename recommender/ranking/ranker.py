@@ -20,6 +20,7 @@ from recommender.index.catalog import CatalogRow, ListRow, lexical_text
 from recommender.index.layout import write_json_atomic
 from recommender.index.live import file_stamp
 from recommender.index.state import IndexState
+from recommender.ranking.own_story import OwnStory
 from recommender.ranking.queries import TextQuery
 from recommender.ranking.retrieval import QueryBatch, Retriever
 from recommender.ranking.rules import Editorial, QueryStory, Rules
@@ -159,8 +160,10 @@ class Ranker:
         ``times`` are the queries' publication times and ``sections`` their
         sections; by default those of the indexed query articles, looked up
         only when the time prior or the index's editorial rules need them.
-        This is the one place where editorial rules are applied (``rules``).
-        ``entries`` collects each pool's bounds (what stored lists keep).
+        This is the one place where editorial rules are applied (``rules``) and an
+        indexed query's own story is moved first (:mod:`~recommender.ranking.own_story`,
+        before the rules). ``entries`` collects each pool's bounds (what stored lists
+        keep), at the depth ranked.
         """
         editorial = self.editorial(state) if rules else None
         skip = np.array([-1 if s is None else s for s in batch.skip], dtype=np.int64)
@@ -196,7 +199,12 @@ class Ranker:
         masks = (
             (lambda q, ids: editorial.allowed(stories[q], ids)) if editorial is not None else None
         )
-        pools = _Pools(state, k, config, times, include, exclude, filters, masks)
+        own = (
+            OwnStory(state.catalog, batch.skip, k)
+            if config.story_first and not config.diversity
+            else None
+        )
+        pools = _Pools(state, k, config, times, include, exclude, filters, masks, own)
         ranked = pools.rank(batch, entries)
         if config.feedback_docs:
             ranked = pools.rank(_with_feedback(batch, ranked, state.store, config))
@@ -281,9 +289,11 @@ class _Pools:
         exclude: np.ndarray | None,
         filters: Filters,
         masks: Callable[[int, np.ndarray], np.ndarray | None] | None,
+        own: OwnStory | None = None,
     ) -> None:
         self.state = state
         self.k = k
+        self.own = own
         self.config = config
         self.times = times
         self.include = include
@@ -292,8 +302,10 @@ class _Pools:
         self.masks = masks
 
     def rank(self, batch: QueryBatch, entries: list[PoolBounds] | None = None) -> list[Hits]:
-        """Rank each query's pool; ``entries`` collects each pool's bounds."""
+        """Rank each query's pool, its own story first (``own``); ``entries`` collects each
+        pool's bounds."""
         state, config, k, filters = self.state, self.config, self.k, self.filters
+        depth = self.own.depth if self.own is not None else k
         # While lists are stored, an indexed query's own statistics standardise its side.
         own = (
             state.pool_stats(np.array([-1 if s is None else s for s in batch.skip]))
@@ -302,7 +314,7 @@ class _Pools:
         )
         pools = Retriever(state.store, state.lexical).pools(
             batch,
-            candidates=max(config.candidates, k),
+            candidates=max(config.candidates, depth),
             include=self.include,
             exclude=self.exclude,
             max_query_terms=config.max_query_terms,
@@ -314,7 +326,7 @@ class _Pools:
             # exist) need to equal a recompute; other queries skip its cost.
             exact=state.lexical.pinned is not None,
         )
-        out = []
+        out: list[Hits] = []
         for q, (pool, when) in enumerate(zip(pools, self.times, strict=True)):
             if config.time_weight:
                 pool.published = state.published(pool.ids, lead_dates=config.lead_dates)
@@ -324,10 +336,20 @@ class _Pools:
                     pool.query_stats = own[q]
             query_time = None if np.isnan(when) else float(when)
             allowed = self.masks(q, pool.ids) if self.masks is not None else None
-            out.append(rank(pool, k, config, query_time=query_time, allowed=allowed))
+            out.append(rank(pool, depth, config, query_time=query_time, allowed=allowed))
+        if self.own is None:
+            shown = out
             if entries is not None:
-                entries.append(pool_bounds(pool, out[-1], k, config))
-        return out
+                pairs = zip(pools, out, strict=True)
+                entries.extend(pool_bounds(pool, hits, k, config) for pool, hits in pairs)
+        else:
+            shown = self.own.first(out)
+            if entries is not None:
+                entries.extend(
+                    self.own.bounds(q, pool, window, hits, config)
+                    for q, (pool, window, hits) in enumerate(zip(pools, out, shown, strict=True))
+                )
+        return shown
 
 
 def _pool_free(config: RankingConfig) -> bool:

@@ -71,6 +71,11 @@ class RankingConfig:
     #: mean of its top ``feedback_docs`` results, by ``feedback_weight``; 0 is off.
     feedback_docs: int = 0
     feedback_weight: float = 0.5
+    #: The indexed query article's own story (the archive's stories, grouped without
+    #: labels) first among its top :data:`~recommender.ranking.own_story.STORY_DEPTH`,
+    #: each part in score order; False ranks by score alone. No effect on text queries,
+    #: with diversity, or in an index without stories.
+    story_first: bool = True
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -93,6 +98,10 @@ class RankingConfig:
             raise InvalidArgumentError(
                 f"feedback_docs and feedback_weight must be >= 0, got "
                 f"{self.feedback_docs} and {self.feedback_weight}"
+            )
+        if not isinstance(self.story_first, bool):
+            raise InvalidArgumentError(
+                f"story_first must be true or false, got {self.story_first!r}"
             )
         if self.time_scale_days <= 0:
             raise InvalidArgumentError(f"time_scale_days must be > 0, got {self.time_scale_days}")
@@ -177,13 +186,19 @@ class PoolBounds:
 
 
 def pool_bounds(
-    pool: Candidates, hits: list[tuple[int, float]], k: int, config: RankingConfig
+    pool: Candidates,
+    hits: list[tuple[int, float]],
+    k: int,
+    config: RankingConfig,
+    *,
+    depth: int | None = None,
 ) -> PoolBounds:
-    """The bounds of ``hits`` (the top ``k`` of ``pool`` from :func:`rank`)."""
+    """The bounds of ``hits`` (the top ``k`` of ``pool`` from :func:`rank`; ``depth``: how
+    deep the pool was ranked when deeper than ``k``)."""
     at = np.searchsorted(pool.ids, np.array([i for i, _ in hits], dtype=np.int64))
     dense_side = pool.dense_side[at] if pool.dense_side is not None else np.ones(len(at), bool)
     search = pool.search[at] if pool.search is not None else np.full(len(at), np.nan)
-    n = max(config.candidates, k) + 1
+    n = max(config.candidates, depth or k) + 1
     # Standardised over the pool without the query's own statistics (or re-weighed by
     # MMR), every score moves with the pool; raw cosines and their sum do not.
     raw = config.method != "hybrid" or config.fusion == "sum"

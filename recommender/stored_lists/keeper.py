@@ -10,7 +10,7 @@ exactly the lists the write changed; :mod:`recommender.stored_lists.lists` says 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -104,6 +104,8 @@ class ListKeeper:
         stale = info.stale
         if stale is None and info.pin != (current.token if current else None):
             stale = "the lexical statistics were pinned again after these lists were computed"
+        if stale is None and "story_first" not in info.ranking:
+            stale = "these lists were computed before related lists ranked the own story first"
         return stale, info.rules == (rules.digest if rules else None)
 
     def usable(self) -> StoredLists | None:
@@ -170,10 +172,19 @@ class ListKeeper:
             before.sections = set(state.sections(ids).tolist())
         return before
 
-    def after_write(self, before: Written | None, touched: list[int], removed: list[int]) -> None:
+    def after_write(
+        self,
+        before: Written | None,
+        touched: list[int],
+        removed: list[int],
+        *,
+        stories: Iterable[int] = (),
+    ) -> None:
         """Recompute exactly the stored lists a write changed. Caller holds the writer lock.
 
-        Affected: the touched articles' own lists, the lists holding one, the
+        Affected: the touched articles' own lists, those of the articles of ``stories``
+        (every story the write changed: a list ranks its owner's story first), the lists
+        holding one, the
         lists whose candidate pool one of them left, the lists a newcomer enters
         high enough or crowds a listed item out of (see :mod:`recommender.stored_lists.lists`),
         and those editorial rules tie to them (pins, backfill). Every other list
@@ -192,7 +203,7 @@ class ListKeeper:
             after = Written.read(state.store, state.lexical, np.array(touched))
             after.sections = set(state.sections(after.ids).tolist())
             owners, roomier = self._affected(before, after, config)
-            owners -= set(removed)
+            owners = (owners | set(stories)) - set(removed)
             ordered = np.array(sorted(owners), dtype=np.int64)
             lists = [
                 row
@@ -236,7 +247,10 @@ class ListKeeper:
         use_lexical = config.method != "dense"
         kept = before.unmoved(after)
         # Leaving a pool lets an unknown next candidate in: those lists are all recomputed.
-        gone = before.subset(~np.isin(before.ids, kept))
+        # Ranking the own story first, so does a metadata change: a date moved away lowers
+        # an unlisted article's score, which can let the owner's story in from below the
+        # depth ranked (ranking/own_story.py).
+        gone = before if config.story_first else before.subset(~np.isin(before.ids, kept))
         owners.update(reverse.reach(gone, state.lexical, use_lexical=use_lexical).owners.tolist())
         reach = reverse.reach(after, state.lexical, use_lexical=use_lexical)
         entered, roomier = self._entered(reach, after, kept, config)

@@ -47,8 +47,12 @@ Rows = dict[int, tuple[np.ndarray, np.ndarray]]
 
 
 def content_config(manifest: Mapping[str, Any]) -> RankingConfig:
-    """The ranking that scores pairs: by content alone (the model reads the date gap)."""
-    return replace(default_ranking(manifest), time_weight=0.0, diversity=0.0, feedback_docs=0)
+    """The ranking that scores pairs: by content alone (the model reads the date gap), and
+    not by the stories it groups."""
+    return replace(
+        default_ranking(manifest), time_weight=0.0, diversity=0.0, feedback_docs=0,
+        story_first=False,
+    )  # fmt: skip
 
 
 class StoryKeeper:
@@ -67,6 +71,7 @@ class StoryKeeper:
         with self._index.layout.writer_lock():
             self._index.refresh()
             self._regroup(self._everything(progress, workers), {})
+            self._index.republish()  # related lists read the stories: answers may change
 
     def _everything(self, progress: bool, workers: int | None) -> Rows:
         """Every article's neighbours. The ranking is Python-bound and most of a regrouping,
@@ -77,27 +82,44 @@ class StoryKeeper:
             workers = (os.cpu_count() or 1) if len(ids) >= PARALLEL_STATS_MIN else 1
         return self.ranked(ids, progress=progress, workers=workers)
 
-    def after_write(self) -> int:
-        """Place the articles a write added or re-embedded; how many were placed."""
+    def before_write(self, int_ids: Iterable[int]) -> dict[int, str]:
+        """The stories of the articles a write is about to change or remove, as stored."""
+        return self._index.state.catalog.story_of(int_ids)
+
+    def after_write(self, before: Mapping[int, str]) -> set[int]:
+        """Place the articles a write added or re-embedded; return the articles of every story
+        that gained or lost one (``before``: :meth:`before_write`): their related lists rank
+        their own story first, so those may change (:mod:`recommender.ranking.own_story`)."""
         catalog = self._index.state.catalog
         meta = catalog.stories_meta()
         if meta is None:
-            return 0
+            return set()
+        changed = set(before.values())
         pending = catalog.unplaced()
-        if not pending:
-            return 0
         basis = catalog.pool_stats_basis()
         if meta.get("pool_basis") is None:  # grouped before the index kept a basis
             meta = {**meta, "pool_basis": basis}
-        elif basis != meta["pool_basis"]:
+        elif pending and basis != meta["pool_basis"]:
+            # Every stored list turned stale with the statistics: nothing to return.
             self._regroup(self._everything(False, None), catalog.story_assignments())
-            return len(pending)
-        rows = self.ranked(pending)
+            return set()
         model = StoryModel.from_dict(meta["model"]) if meta.get("model") else None
         placer = Placer(catalog, self.days, model)
-        for int_id in sorted(rows, key=self._order(rows)):
-            catalog.put_stories(placer.place(int_id, *rows[int_id]), meta)
-        return len(rows)
+        # The stories that lost an article (or will place it again) may fall apart.
+        waiting = set(pending)
+        for _, story in sorted(catalog.story_members(changed).items()):
+            if split := placer.regroup(m for m in story if m not in waiting):
+                changed |= {row.story for row in split.values()}
+                catalog.put_stories(split, meta)
+        if pending:
+            rows = self.ranked(pending)
+            for int_id in sorted(rows, key=self._order(rows)):
+                placed = placer.place(int_id, *rows[int_id])
+                changed |= set(catalog.story_of(placed).values())
+                changed |= {row.story for row in placed.values()}
+                catalog.put_stories(placed, meta)
+        members = catalog.story_members(changed)
+        return {i for group_ in members.values() for i in group_}
 
     def ranked(self, int_ids: Iterable[int], *, progress: bool = False, workers: int = 1) -> Rows:
         """Each article's content neighbours (int ids, scores), rules off; removed ones drop.
@@ -152,3 +174,9 @@ class StoryKeeper:
             "grouped_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         catalog.put_stories(stored, meta, replace_all=True)
+        lists = catalog.lists_info()
+        if lists is not None and lists.ranking.get("story_first"):
+            catalog.mark_lists_stale(
+                "the archive was grouped into stories again, and the lists rank each article's"
+                " own story first; recompute them with 'related --all --store-lists'"
+            )

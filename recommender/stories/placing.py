@@ -48,7 +48,7 @@ class Placer:
     def place(
         self, article: int, neighbours: np.ndarray, scores: np.ndarray
     ) -> dict[int, StoryRow]:
-        """The rows to store: the article's, and those of neighbours whose story changed."""
+        """The rows to store: the article's (always), and those of others whose story changed."""
         tables = self._tables
         mine = StoryRow("", neighbours, scores)
         known = tables.story_rows(neighbours.tolist())
@@ -59,16 +59,37 @@ class Placer:
         rows = tables.story_rows(m for group_ in members.values() for m in group_)
         old = {i: row.story for i, row in rows.items()}
         rows[article] = mine
+        return self._grouped(rows, old, article)
+
+    def regroup(self, members: Iterable[int]) -> dict[int, StoryRow]:
+        """The rows to store when a story lost an article (removed, re-embedded, or moved
+        in time): its other ``members`` grouped again by the batch rule, which can split it.
+        Only the story's own articles are read; the rows whose story changed are returned."""
+        rows = self._tables.story_rows(members)
+        if self._model is None or len(rows) < 2:
+            return {}
+        return self._grouped(rows, {i: row.story for i, row in rows.items()}, None)
+
+    def _grouped(
+        self, rows: dict[int, StoryRow], old: dict[int, str], article: int | None
+    ) -> dict[int, StoryRow]:
+        """``rows`` grouped by the batch rule with the stored model, named stably; the rows
+        whose story changed. ``article``'s pairs come from its own row alone: another's row
+        holds a re-embedded article's score as it was before its text changed."""
+        assert self._model is not None
         days = self._days(rows)
-        pairs = pair_scores((i, row.neighbours, row.scores) for i, row in rows.items())
+        pairs = pair_scores(
+            (i, row.neighbours, row.scores) if i == article else (i, *_without(row, article))
+            for i, row in rows.items()
+        )
         found = group(rows, pairs, days, lambda i: (_day(days[i]), i), self._model)
         names = name_stories(
-            found.members, old, tables.external_ids(found.members), self._in_use(old)
+            found.members, old, self._tables.external_ids(found.members), self._in_use(old)
         )
         return {
             i: StoryRow(names[found.story_of[i]], row.neighbours, row.scores)
             for i, row in rows.items()
-            if old.get(i) != names[found.story_of[i]]
+            if old.get(i) != names[found.story_of[i]] or i == article
         }
 
     def _in_use(self, local: dict[int, str]) -> Callable[[str], bool]:
@@ -84,3 +105,10 @@ class Placer:
 
 def _day(day: float) -> float:
     return math.inf if math.isnan(day) else day
+
+
+def _without(row: StoryRow, article: int | None) -> tuple[np.ndarray, np.ndarray]:
+    if article is None:
+        return row.neighbours, row.scores
+    keep = row.neighbours != article
+    return row.neighbours[keep], row.scores[keep]

@@ -89,13 +89,16 @@ class Updater:
             )
             upserts += [(a, None) for a in meta_only]
             if upserts:
-                before = self._lists.before_write([a.id for a, _ in upserts])
+                ids = [a.id for a, _ in upserts]
+                before = self._lists.before_write(ids)
+                stories = self._stories.before_write(index.state.catalog.int_ids(ids).values())
                 self._apply(upserts, [])
                 # A metadata change moves a story too (its date, its section's rules).
-                touched = index.state.catalog.int_ids([a.id for a, _ in upserts])
-                self._lists.after_write(before, sorted(touched.values()), [])
+                touched = index.state.catalog.int_ids(ids)
+                moved = self._stories.after_write(stories)
+                self._lists.after_write(before, sorted(touched.values()), [], stories=moved)
                 index.state.catalog.finish_lists_write()
-                self._stories.after_write()
+                self._published(moved)
             write_rejects(index.layout, rejected)
             added = sum(1 for a in to_embed if a.id not in stored)
             return UpdateReport(
@@ -116,14 +119,23 @@ class Updater:
             present = index.state.catalog.int_ids(article_ids)
             if present:
                 before = self._lists.before_write(list(present))
+                stories = self._stories.before_write(present.values())
                 self._apply([], list(present))
-                self._lists.after_write(before, [], sorted(present.values()))
+                moved = self._stories.after_write(stories)
+                self._lists.after_write(before, [], sorted(present.values()), stories=moved)
                 index.state.catalog.finish_lists_write()
+                self._published(moved)
             return UpdateReport(
                 removed=len(present),
                 missing=tuple(a for a in article_ids if a not in present),
                 total=index.state.catalog.count(),
             )
+
+    def _published(self, moved: set[int]) -> None:
+        """Stories changed after the write's own commit (related lists read them): a new
+        manifest stamp tells every reader, caches included, that answers may have changed."""
+        if moved:
+            self._index.republish()
 
     def checkpoint(self) -> None:
         """Write a vector snapshot of the current state and forget replayed history."""

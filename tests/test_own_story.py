@@ -1,0 +1,168 @@
+"""Related lists rank the query article's own story first (ranking/own_story.py)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recommender import Article, Recommender
+from recommender.embedding.encoders import HashingEncoder
+from recommender.ranking.own_story import STORY_DEPTH
+
+from .conftest import article
+
+ENCODER = HashingEncoder(256)
+K = 10
+
+
+def _beat() -> list[Article]:
+    """A narrow beat: 30 stories of 3 whose few own words are drowned in the beat's common
+    ones, so that the score alone often ranks another story's article above one's own."""
+    rng = np.random.default_rng(11)
+    words = [f"w{i}" for i in range(2_000)]
+    items = []
+    for story in range(30):
+        own = list(rng.choice(words[200:], 2, replace=False))
+        start = np.datetime64("2024-01-01") + np.timedelta64(int(rng.integers(0, 600)), "D")
+        for n in range(3):
+            body = " ".join([*own, *rng.choice(words[:60], 16, replace=False)])
+            day = start + np.timedelta64(int(rng.integers(0, 3)), "D")
+            items.append(article(f"s{story}-{n}", body, published=f"{day}T08:00:00Z"))
+    return items
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("own-story") / "idx"
+    Recommender.build(_beat(), path, encoder=ENCODER).close()
+    return path
+
+
+@pytest.fixture
+def rec(built: Path, tmp_path: Path) -> Recommender:
+    shutil.copytree(built, tmp_path / "idx")
+    return Recommender.open(tmp_path / "idx", encoder=ENCODER)
+
+
+def test_the_own_story_comes_first_among_the_top_30(rec: Recommender) -> None:
+    by_score = rec.ranking.with_options(story_first=False)
+    story = {a.id: s.id for s in rec.stories() for a in s.articles}
+    moved = 0
+    for article_id in story:
+        plain = rec.related(article_id, k=STORY_DEPTH, ranking=by_score)
+        own = [m for m in plain if story[m.id] == story[article_id]]
+        expected = (own + [m for m in plain if m not in own])[:K]
+        got = rec.related(article_id, k=K)
+        assert got == expected  # same items, same scores, the own story's first
+        moved += [m.id for m in got] != [m.id for m in plain[:K]]
+    assert moved >= 5, moved  # the beat is narrow enough for the order to change
+
+
+def test_text_queries_and_diversity_rank_by_score(rec: Recommender) -> None:
+    source = rec.get("s3-0")
+    plain = rec.ranking.with_options(story_first=False)
+    assert rec.similar(text=source.body) == rec.similar(text=source.body, ranking=plain)
+    mmr = rec.ranking.with_options(diversity=0.3)
+    assert rec.related("s3-0", ranking=mmr) == rec.related(
+        "s3-0", ranking=mmr.with_options(story_first=False)
+    )
+
+
+def test_stored_lists_follow_the_stories_through_writes(rec: Recommender) -> None:
+    rec.store_lists(k=K)
+    source = rec.get("s4-0")
+    assert source.published_at is not None
+    later = (source.published_at + timedelta(days=1)).isoformat()
+    steps = [
+        lambda: rec.upsert([article("s4-new", source.body + " w5 w6", published=later)]),
+        lambda: rec.remove(["s4-1"]),
+        # A date moved a year away (metadata only): the article leaves its story's window.
+        lambda: rec.upsert([_dated(rec.get("s7-2"), days=400)]),
+        lambda: rec.upsert([_dated(rec.get("s7-2"), days=-400)]),
+    ]
+    for step in steps:
+        step()
+        status = rec.stored_lists_status()
+        assert status is not None and status.usable
+        stored = {a: rec.related(a, k=K, fresh=False) for a in _ids(rec)}
+        assert stored == {a: rec.related(a, k=K) for a in _ids(rec)}
+
+
+def test_a_weak_follow_up_changes_its_story_s_stored_lists(rec: Recommender) -> None:
+    """A follow-up sharing one word of its story joins it (same day) while scoring under
+    the articles its story's lists show: those lists change through the story alone."""
+    rec.store_lists(k=K)
+    joined = 0
+    for story in range(13):
+        source = rec.get(f"s{story}-0")
+        assert source.published_at is not None
+        words = source.body.split()
+        new = f"s{story}-new"
+        body = " ".join([words[0], *words[2:14]])
+        rec.upsert([article(new, body, published=source.published_at.isoformat())])
+        joined += rec.story(new).id == rec.story(source.id).id
+        for member in (f"s{story}-{n}" for n in range(3)):
+            assert rec.related(member, k=K, fresh=False) == rec.related(member, k=K)
+    assert joined >= 10, joined
+
+
+def test_lists_stored_before_the_own_story_came_first_are_stale(rec: Recommender) -> None:
+    rec.store_lists(k=K)
+    catalog = rec._index.state.catalog
+    info = catalog.lists_info()
+    assert info is not None
+    old = {key: value for key, value in info.ranking.items() if key != "story_first"}
+    conn = catalog._conn()
+    row = json.loads(conn.execute("SELECT value FROM meta WHERE key = 'lists'").fetchone()[0])
+    row["ranking"] = old
+    with conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'lists'", (json.dumps(row),))
+    status = rec.stored_lists_status()
+    assert status is not None and not status.usable and "own story" in (status.stale or "")
+
+
+def test_regrouping_makes_lists_that_read_the_stories_stale(rec: Recommender) -> None:
+    rec.store_lists(k=K, ranking=rec.ranking.with_options(story_first=False))
+    rec.regroup_stories()
+    status = rec.stored_lists_status()
+    assert status is not None and status.usable  # these lists rank by score alone
+    rec.store_lists(k=K)
+    rec.regroup_stories()
+    status = rec.stored_lists_status()
+    assert status is not None and not status.usable and "stories" in (status.stale or "")
+
+
+def _dated(source: Article, *, days: int) -> Article:
+    assert source.published_at is not None
+    return Article(**{**source.__dict__, "published_at": source.published_at + timedelta(days)})
+
+
+def _ids(rec: Recommender) -> list[str]:
+    return sorted(a for _, a in rec._index.state.catalog.all_ids())
+
+
+def test_the_cli_ranks_by_score_on_request_and_info_says_how(rec: Recommender) -> None:
+    from click.testing import CliRunner
+
+    from recommender.cli import main
+
+    index = str(rec._layout.root)
+    runner = CliRunner()
+    plain = rec.ranking.with_options(story_first=False)
+    # An article whose list the own story changes, so that the flag is seen to matter.
+    article_id = next(a for a in _ids(rec) if rec.related(a) != rec.related(a, ranking=plain))
+    for flags, config in (([], None), (["--by-score"], plain)):
+        result = runner.invoke(main, ["related", article_id, "--index", index, "--json", *flags])
+        assert result.exit_code == 0, result.output
+        expected = [m.id for m in rec.related(article_id, ranking=config)]
+        assert [m["id"] for m in json.loads(result.output)] == expected
+    result = runner.invoke(main, ["info", "--index", index])
+    assert "own story first in related lists" in result.output
+    result = runner.invoke(main, ["info", "--index", index, "--json"])
+    stories = json.loads(result.output)["stories"]
+    assert stories["articles"] == 90 and stories["pending"] == 0
