@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import pytest
 
 from recommender import Article, Recommender
 from recommender.embedding.encoders import HashingEncoder
-from recommender.ranking.own_story import STORY_DEPTH
+from recommender.ranking.own_story import STORY_DEPTH, OwnStory
+from recommender.ranking.scoring import Candidates, PoolBounds, RankingConfig
 
 from .conftest import article
 
@@ -166,3 +168,106 @@ def test_the_cli_ranks_by_score_on_request_and_info_says_how(rec: Recommender) -
     result = runner.invoke(main, ["info", "--index", index, "--json"])
     stories = json.loads(result.output)["stories"]
     assert stories["articles"] == 90 and stories["pending"] == 0
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_stored_lists_stay_exact_under_random_writes(rec: Recommender, seed: int) -> None:
+    """Random follow-ups, weak follow-ups, edits, date moves and removals on a narrow beat,
+    the stored lists (k=5: the own story often fills or splits them) checked after each."""
+    rng = np.random.default_rng(seed)
+    rec.store_lists(k=5)
+    for step in range(12):
+        ids = _ids(rec)
+        source = rec.get(ids[int(rng.integers(len(ids)))])
+        assert source.published_at is not None
+        words = source.body.split()
+        kind = int(rng.integers(5))
+        if kind == 0:  # a follow-up a day later
+            when = (source.published_at + timedelta(days=1)).isoformat()
+            rec.upsert([article(f"new-{seed}-{step}", source.body + " w7", published=when)])
+        elif kind == 1:  # a weak follow-up: one of the story's words
+            when = source.published_at.isoformat()
+            body = " ".join([words[0], *rng.choice(words[2:], 8, replace=False)])
+            rec.upsert([article(f"weak-{seed}-{step}", body, published=when)])
+        elif kind == 2:  # an edit: re-embedded
+            rec.upsert([Article(**{**source.__dict__, "body": " ".join(words[::-1][:12])})])
+        elif kind == 3:  # a date moved
+            rec.upsert([_dated(source, days=int(rng.choice([-300, -2, 3, 400])))])
+        else:
+            rec.remove([source.id])
+        status = rec.stored_lists_status()
+        assert status is not None and status.usable, (step, kind)
+        for article_id in _ids(rec):
+            assert rec.related(article_id, k=5, fresh=False) == rec.related(article_id, k=5), (
+                step,
+                kind,
+                article_id,
+            )
+
+
+class _Stories:
+    """A catalog's stored stories, for OwnStory alone."""
+
+    def __init__(self, stories: dict[int, str]) -> None:
+        self._stories = stories
+
+    def story_of(self, int_ids: Iterable[int]) -> dict[int, str]:
+        return {i: self._stories[i] for i in int_ids if i in self._stories}
+
+    def story_members(self, stories: Iterable[str]) -> dict[str, list[int]]:
+        wanted = set(stories)
+        out: dict[str, list[int]] = {}
+        for i, story in self._stories.items():
+            if story in wanted:
+                out.setdefault(story, []).append(i)
+        return out
+
+
+def _bounds(stories: dict[int, str]) -> tuple[list[tuple[int, float]], PoolBounds]:
+    """Query 0's list (k=10) from a pool of 40 ranked 1..40, its own story ``stories``."""
+    ids = np.arange(1, 41, dtype=np.int64)
+    dense = (1.0 - ids / 100).astype(np.float32)
+    pool = Candidates(
+        ids=ids,
+        dense=dense,
+        lexical=np.zeros(40, dtype=np.float32),
+        vectors=None,
+        published=np.full(40, np.nan),
+        dense_side=np.ones(40, dtype=bool),
+        search=np.full(40, np.nan),
+        dense_top=np.sort(dense)[::-1],
+        query_stats=np.zeros(4),
+    )
+    window = [(int(i), 10.0 - float(i) / 10) for i in ids[:STORY_DEPTH]]
+    own = OwnStory(_Stories(stories), [0], 10)
+    shown = own.first([window])[0]
+    return shown, own.bounds(0, pool, window, shown, RankingConfig())
+
+
+def test_a_list_s_bounds_are_those_of_what_it_shows() -> None:
+    # No story: the 10th item's score, the rooms of the 10 shown.
+    shown, plain = _bounds({})
+    assert [i for i, _ in shown] == list(range(1, 11)) and plain.hits_floor == shown[-1][1]
+    assert plain.dense_room == 101 - 10
+    # Its story's 5th and 20th moved first: the floor is the last shown of another story;
+    # one newcomer above the 20th pushes nothing out of the 30 (10 places under it): room 5.
+    shown, first = _bounds({0: "s", 5: "s", 20: "s"})
+    assert [i for i, _ in shown] == [5, 20, 1, 2, 3, 4, 6, 7, 8, 9]
+    assert first.hits_floor == dict(shown)[9] and first.dense_room == 10 // 2
+    # Its story has an article under the 30 and none in it: the 30's rooms, which count
+    # the newcomers that could let that article in.
+    shown, under = _bounds({0: "s", 35: "s"})
+    assert [i for i, _ in shown] == list(range(1, 11)) and under.hits_floor == shown[-1][1]
+    assert under.dense_room == 101 - STORY_DEPTH
+
+
+def test_story_first_must_be_a_boolean(rec: Recommender) -> None:
+    from recommender.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="story_first must be true or false, got 'yes'"):
+        rec.set_bucket("plain", {"story_first": "yes"})
+    rec.set_bucket("plain", {"story_first": False})
+    assert rec.buckets["plain"].story_first is False
+    assert rec.related("s3-0", bucket="plain") == rec.related(
+        "s3-0", ranking=rec.ranking.with_options(story_first=False)
+    )
