@@ -279,3 +279,18 @@ def test_a_date_moved_a_year_away_moves_the_article_out_of_its_story(
         assert rec._index.state.catalog.unplaced() == []
         rec.upsert([source])  # and back
         assert rec.story("t5-2").id == story
+
+
+def test_a_metadata_change_keeps_an_article_s_story_id(built: Path, tmp_path: Path) -> None:
+    with Recommender.open(_copy(built, tmp_path), encoder=ENCODER) as rec:
+        alone = article(
+            "alone", "lighthouse keeper retires after forty years", published="2023-05-01T08:00:00Z"
+        )
+        rec.upsert([alone])
+        assert rec.story("alone").id == "alone"
+        story = rec.story("t2-1").id
+        rec.upsert([Article(**{**alone.__dict__, "section": "coast"})])
+        rec.upsert([Article(**{**rec.get("t2-1").__dict__, "section": "world"})])
+        assert rec.story("alone").id == "alone"  # placed again, not renamed
+        assert rec.story("t2-1").id == story
+        assert len(rec.story("t2-1").articles) == 4

@@ -51,10 +51,15 @@ class Placer:
         """The rows to store: the article's (always), and those of others whose story changed."""
         tables = self._tables
         mine = StoryRow("", neighbours, scores)
-        known = tables.story_rows(neighbours.tolist())
+        # Its own row too, when it is placed again (a metadata change): its story is part
+        # of the neighbourhood, and keeps its id.
+        known = tables.story_rows([*neighbours.tolist(), article])
         if self._model is None or not known:
-            return {article: StoryRow(self._unique(tables.external_ids([article])[article]),
-                                      neighbours, scores)}  # fmt: skip
+            current = known.get(article)
+            name = (
+                current.story if current else self._unique(tables.external_ids([article])[article])
+            )
+            return {article: StoryRow(name, neighbours, scores)}
         members = tables.story_members({row.story for row in known.values()})
         rows = tables.story_rows(m for group_ in members.values() for m in group_)
         old = {i: row.story for i, row in rows.items()}
