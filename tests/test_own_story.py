@@ -271,3 +271,17 @@ def test_story_first_must_be_a_boolean(rec: Recommender) -> None:
     assert rec.related("s3-0", bucket="plain") == rec.related(
         "s3-0", ranking=rec.ranking.with_options(story_first=False)
     )
+
+
+def test_only_a_moved_date_recomputes_every_pool_holding_the_article(rec: Recommender) -> None:
+    """A section change cannot move a score; a date can (the time prior), and with the own
+    story first that can let the story in from below the 30: every pool holding it then."""
+    rec.store_lists(k=K)
+    source = rec.get("s9-1")
+    rec.upsert([Article(**{**source.__dict__, "section": "coast"})])
+    section_move = rec.refreshed_lists
+    rec.upsert([_dated(rec.get("s9-1"), days=200)])
+    date_move = rec.refreshed_lists
+    assert section_move < date_move, (section_move, date_move)
+    for article_id in _ids(rec):
+        assert rec.related(article_id, k=K, fresh=False) == rec.related(article_id, k=K)

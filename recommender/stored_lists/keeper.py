@@ -165,11 +165,13 @@ class ListKeeper:
         index = self._index
         state = index.state
         # The reverse tests read every list's owner: build them while all are indexed.
-        self._owners_index(RankingConfig.from_dict(info.ranking))
+        config = RankingConfig.from_dict(info.ranking)
+        self._owners_index(config)
         ids = np.array(sorted(state.catalog.int_ids(article_ids).values()), dtype=np.int64)
         with index.lock.read():
             before = Written.read(state.store, state.lexical, ids)
             before.sections = set(state.sections(ids).tolist())
+            before.times = state.published(before.ids, lead_dates=config.lead_dates)
         return before
 
     def after_write(
@@ -202,6 +204,7 @@ class ListKeeper:
             state = index.state
             after = Written.read(state.store, state.lexical, np.array(touched))
             after.sections = set(state.sections(after.ids).tolist())
+            after.times = state.published(after.ids, lead_dates=config.lead_dates)
             owners, roomier = self._affected(before, after, config)
             owners = (owners | set(stories)) - set(removed)
             ordered = np.array(sorted(owners), dtype=np.int64)
@@ -247,10 +250,13 @@ class ListKeeper:
         use_lexical = config.method != "dense"
         kept = before.unmoved(after)
         # Leaving a pool lets an unknown next candidate in: those lists are all recomputed.
-        # Ranking the own story first, so does a metadata change: a date moved away lowers
-        # an unlisted article's score, which can let the owner's story in from below the
+        # Ranking the own story first, so does a date moved by a metadata change: it can
+        # lower an unlisted article's score and let the owner's story in from below the
         # depth ranked (ranking/own_story.py).
-        gone = before if config.story_first else before.subset(~np.isin(before.ids, kept))
+        left = ~np.isin(before.ids, kept)
+        if config.story_first:
+            left |= np.isin(before.ids, before.redated(after, kept))
+        gone = before.subset(left)
         owners.update(reverse.reach(gone, state.lexical, use_lexical=use_lexical).owners.tolist())
         reach = reverse.reach(after, state.lexical, use_lexical=use_lexical)
         entered, roomier = self._entered(reach, after, kept, config)

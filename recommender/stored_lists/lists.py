@@ -47,6 +47,8 @@ class Written:
     vectors: np.ndarray
     counts: sp.csr_matrix  # stored lexical counts, one row per id
     sections: set[str]  # case-folded sections ("" for none)
+    #: Each id's date as the time prior reads it (epoch seconds, NaN: none), when read.
+    times: np.ndarray | None = None
 
     @classmethod
     def read(cls, store: VectorStore, lexical: LexicalIndex, ids: np.ndarray) -> Written:
@@ -56,7 +58,17 @@ class Written:
         return cls(ids, store.get(ids), lexical.stored_counts(ids), set())
 
     def subset(self, keep: np.ndarray) -> Written:
-        return Written(self.ids[keep], self.vectors[keep], self.counts[keep], self.sections)
+        times = self.times[keep] if self.times is not None else None
+        return Written(self.ids[keep], self.vectors[keep], self.counts[keep], self.sections, times)
+
+    def redated(self, after: Written, ids: np.ndarray) -> np.ndarray:
+        """Those of ``ids`` whose date differs between the two sides (all without dates read)."""
+        if self.times is None or after.times is None:
+            return ids
+        before = dict(zip(self.ids.tolist(), self.times.tolist(), strict=True))
+        now = dict(zip(after.ids.tolist(), after.times.tolist(), strict=True))
+        same = [i for i in ids.tolist() if np.array_equal(before[i], now[i], equal_nan=True)]
+        return ids[~np.isin(ids, same)]
 
     def unmoved(self, after: Written) -> np.ndarray:
         """Ids with the same vector and term counts on both sides (a metadata-only change)."""
