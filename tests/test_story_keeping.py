@@ -294,3 +294,20 @@ def test_a_metadata_change_keeps_an_article_s_story_id(built: Path, tmp_path: Pa
         assert rec.story("alone").id == "alone"  # placed again, not renamed
         assert rec.story("t2-1").id == story
         assert len(rec.story("t2-1").articles) == 4
+
+
+def test_only_a_moved_date_places_an_article_again(built: Path, tmp_path: Path) -> None:
+    with Recommender.open(_copy(built, tmp_path), encoder=ENCODER) as rec:
+        catalog = rec._index.state.catalog
+        source = rec.get("t4-2")
+        assert source.published_at is not None
+        placed = []
+        keeper = rec._stories.keeper
+        real = keeper.ranked
+        keeper.ranked = lambda ids, **kw: placed.append(sorted(ids)) or real(ids, **kw)  # type: ignore[method-assign]
+        rec.upsert([Article(**{**source.__dict__, "section": "harbour"})])
+        assert placed == [] and catalog.unplaced() == []
+        rec.upsert(
+            [Article(**{**source.__dict__, "published_at": source.published_at + timedelta(1)})]
+        )
+        assert placed == [[catalog.int_id("t4-2")]]

@@ -377,15 +377,19 @@ class Catalog(CatalogNumbers, CatalogLists, CatalogStories):
         conn = self._stories_conn()  # its tables exist before the transaction starts
         touched: list[int] = []
         embedded: list[int] = []
-        moved: list[int] = []  # metadata only: placed again (a date can move its story)
+        moved: list[int] = []  # metadata only, its date moved: placed again in the stories
         now = datetime.now(timezone.utc).isoformat()
         with conn:  # one transaction: all of it lands or none of it does
             if not self._has_lead_dates():
                 conn.execute("ALTER TABLE articles ADD COLUMN lead_ts REAL")
             seq = int(conn.execute("SELECT value FROM meta WHERE key='seq'").fetchone()[0]) + 1
             for article, vector in upserts:
-                touched.append(self._upsert(conn, article, vector, now))
-                (embedded if vector is not None else moved).append(touched[-1])
+                int_id, redated = self._upsert(conn, article, vector, now)
+                touched.append(int_id)
+                if vector is not None:
+                    embedded.append(int_id)
+                elif redated:
+                    moved.append(int_id)
             for article_id in removals:
                 row = conn.execute(
                     "SELECT int_id FROM articles WHERE id = ?", (article_id,)
@@ -403,10 +407,11 @@ class Catalog(CatalogNumbers, CatalogLists, CatalogStories):
 
     def _upsert(
         self, conn: sqlite3.Connection, article: Article, vector: np.ndarray | None, now: str
-    ) -> int:
+    ) -> tuple[int, bool]:
+        """Insert or update one article; its int id, and whether its date moved."""
         values = (*_row_values(article), now)
         existing = conn.execute(
-            "SELECT int_id FROM articles WHERE id = ?", (article.id,)
+            "SELECT int_id, published_ts, lead_ts FROM articles WHERE id = ?", (article.id,)
         ).fetchone()
         if existing is None:
             if vector is None:
@@ -417,7 +422,7 @@ class Catalog(CatalogNumbers, CatalogLists, CatalogStories):
                 " vector) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (*values, _blob(vector)),
             )
-            return int(cursor.lastrowid or 0)
+            return int(cursor.lastrowid or 0), False
         int_id = int(existing[0])
         conn.execute(
             "UPDATE articles SET id=?, title=?, body=?, url=?, published_at=?, published_ts=?,"
@@ -433,7 +438,7 @@ class Catalog(CatalogNumbers, CatalogLists, CatalogStories):
                 "UPDATE articles SET vector=?, pool_stats=NULL WHERE int_id=?",
                 (_blob(vector), int_id),
             )
-        return int_id
+        return int_id, tuple(existing[1:]) != (values[5], values[6])
 
     def prune_changes(self, through: int) -> None:
         """Forget change history up to ``through`` once a snapshot holds it."""

@@ -157,9 +157,9 @@ class CatalogStories(CatalogBase):
         moved: Sequence[int] = (),
     ) -> None:
         """Inside a write's transaction: the rows of removed and re-embedded articles go, and
-        the new and re-embedded ones, and those whose metadata changed (``moved``: they keep
-        their rows meanwhile), wait to be placed (:meth:`unplaced`), so that a writer killed
-        before placing them leaves them to the next. The schema exists
+        the new and re-embedded ones, and those a metadata change moved in time (``moved``:
+        they keep their rows meanwhile), wait to be placed (:meth:`unplaced`), so that a
+        writer killed before placing them leaves them to the next. The schema exists
         (:meth:`_stories_conn`, called before the transaction)."""
         gone = [(i,) for i in [*embedded, *removed]]
         placed = [i for i in embedded if _placed(conn, i)]  # re-embedded: their text changed
