@@ -144,12 +144,8 @@ class Catalog(CatalogNumbers, CatalogLists, CatalogStories):
 
     def external_ids(self, int_ids: Iterable[int]) -> dict[int, str]:
         """Int id -> article id, for those of ``int_ids`` that are stored."""
-        conn, out = self._conn(), dict[int, str]()
-        for chunk in _chunks(sorted(set(int_ids)), 900):
-            marks = ",".join("?" * len(chunk))
-            rows = conn.execute(f"SELECT int_id, id FROM articles WHERE int_id IN ({marks})", chunk)
-            out.update((int(i), str(a)) for i, a in rows)
-        return out
+        sql = "SELECT int_id, id FROM articles WHERE int_id IN ({marks})"
+        return {int(i): str(a) for i, a in self._select_in(self._conn(), sql, int_ids)}
 
     def hashes(self, article_ids: Sequence[str]) -> dict[str, StoredHash]:
         return {aid: StoredHash(*row) for aid, row in self._hash_rows(article_ids).items()}

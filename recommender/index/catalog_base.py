@@ -1,18 +1,18 @@
 """The catalog's connections: one SQLite connection per thread, in WAL mode.
 
 The catalog's parts (articles in ``catalog``, numbers in ``catalog_numbers``,
-stored lists in ``catalog_lists``) are classes over :class:`CatalogBase`,
-joined into ``Catalog``: each keeps its tables and queries in its own module,
-and all of them share the thread's one connection, so that a write's single
-transaction covers every table it touches (the articles, the change log and
-the stored lists' write mark).
+stored lists in ``catalog_lists``, stories in ``catalog_stories``) are classes over
+:class:`CatalogBase`, joined into ``Catalog``: each keeps its tables and queries in its own
+module, and all of them share the thread's one connection, so that a write's single
+transaction covers every table it touches (the articles, the change log, the stored lists'
+write mark and the stories' pending articles).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,24 @@ class CatalogBase:
                 conn.close()
             self._connections.clear()
         self._local = threading.local()
+
+    def _conn_with(self, schema: str, flag: str) -> sqlite3.Connection:
+        """This thread's connection, ``schema`` (``CREATE ... IF NOT EXISTS``) run on it once:
+        the tables of a catalog part created on first use, no migration needed."""
+        conn = self._conn()
+        if not getattr(self._local, flag, False):
+            with conn:
+                conn.executescript(schema)
+            setattr(self._local, flag, True)
+        return conn
+
+    def _select_in(
+        self, conn: sqlite3.Connection, sql: str, values: Iterable[Any]
+    ) -> Iterator[tuple[Any, ...]]:
+        """Rows of ``sql`` (its ``{marks}`` an IN list) over ``values``, 900 at a time
+        (SQLite's limit on bound parameters)."""
+        for chunk in _chunks(sorted(set(values)), 900):
+            yield from conn.execute(sql.format(marks=",".join("?" * len(chunk))), chunk)
 
     def _meta(self, key: str) -> str:
         row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -97,12 +97,7 @@ class CatalogLists(CatalogBase):
     """The catalog's stored related lists and the lexical pin they were computed with."""
 
     def _lists_conn(self) -> sqlite3.Connection:
-        conn = self._conn()
-        if not getattr(self._local, "lists_ready", False):
-            with conn:
-                conn.executescript(_LISTS_SCHEMA)
-            self._local.lists_ready = True
-        return conn
+        return self._conn_with(_LISTS_SCHEMA, "lists_ready")
 
     def lists_info(self) -> StoredLists | None:
         """The settings of the stored lists, or None when none were stored.

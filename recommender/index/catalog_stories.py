@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from recommender.index.catalog_base import CatalogBase, _chunks
+from recommender.index.catalog_base import CatalogBase
 
 __all__ = ["CatalogStories", "StoryRow"]
 
@@ -49,12 +49,7 @@ class CatalogStories(CatalogBase):
     """The catalog's stored stories."""
 
     def _stories_conn(self) -> sqlite3.Connection:
-        conn = self._conn()
-        if not getattr(self._local, "stories_ready", False):
-            with conn:
-                conn.executescript(_STORIES_SCHEMA)
-            self._local.stories_ready = True
-        return conn
+        return self._conn_with(_STORIES_SCHEMA, "stories_ready")
 
     def stories_meta(self) -> dict[str, Any] | None:
         """How the stories were grouped (model, articles then), or None when none are stored."""
@@ -63,39 +58,29 @@ class CatalogStories(CatalogBase):
 
     def story_rows(self, int_ids: Iterable[int]) -> dict[int, StoryRow]:
         """The rows of those of ``int_ids`` that are placed."""
-        conn = self._stories_conn()
-        out: dict[int, StoryRow] = {}
-        for chunk in _chunks(sorted(set(int_ids)), 900):
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT * FROM story_rows WHERE int_id IN ({marks})"
-            for int_id, story, neighbours, scores in conn.execute(sql, chunk):
-                out[int(int_id)] = StoryRow(
-                    story,
-                    np.frombuffer(neighbours, dtype=np.int64),
-                    np.frombuffer(scores, dtype=np.float32),
-                )
-        return out
+        sql = "SELECT * FROM story_rows WHERE int_id IN ({marks})"
+        return {
+            int(int_id): StoryRow(
+                story,
+                np.frombuffer(neighbours, dtype=np.int64),
+                np.frombuffer(scores, dtype=np.float32),
+            )
+            for int_id, story, neighbours, scores in self._select_in(
+                self._stories_conn(), sql, int_ids
+            )
+        }
 
     def story_of(self, int_ids: Iterable[int]) -> dict[int, str]:
         """The story of each of ``int_ids`` that is placed (no neighbour lists read)."""
-        conn = self._stories_conn()
-        out: dict[int, str] = {}
-        for chunk in _chunks(sorted(set(int_ids)), 900):
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT int_id, story FROM story_rows WHERE int_id IN ({marks})"
-            out.update((int(i), str(s)) for i, s in conn.execute(sql, chunk))
-        return out
+        sql = "SELECT int_id, story FROM story_rows WHERE int_id IN ({marks})"
+        return {int(i): str(s) for i, s in self._select_in(self._stories_conn(), sql, int_ids)}
 
     def story_members(self, stories: Iterable[str]) -> dict[str, list[int]]:
         """Story id -> the int ids placed in it."""
-        conn = self._stories_conn()
         out: dict[str, list[int]] = {}
-        for chunk in _chunks(sorted(set(stories)), 900):
-            marks = ",".join("?" * len(chunk))
-            for story, int_id in conn.execute(
-                f"SELECT story, int_id FROM story_rows WHERE story IN ({marks})", chunk
-            ):
-                out.setdefault(story, []).append(int(int_id))
+        sql = "SELECT story, int_id FROM story_rows WHERE story IN ({marks})"
+        for story, int_id in self._select_in(self._stories_conn(), sql, stories):
+            out.setdefault(story, []).append(int(int_id))
         return out
 
     def story_assignments(self) -> dict[int, str]:
@@ -117,22 +102,15 @@ class CatalogStories(CatalogBase):
         return sorted(int(r[0]) for r in rows)
 
     def put_stories(
-        self,
-        rows: Mapping[int, StoryRow],
-        meta: Mapping[str, Any],
-        *,
-        merges: Sequence[tuple[str, str]] = (),
-        replace_all: bool = False,
+        self, rows: Mapping[int, StoryRow], meta: Mapping[str, Any], *, replace_all: bool = False
     ) -> None:
-        """Store rows and ``meta`` in one transaction; ``merges`` (from, into) rename stories
-        first; ``replace_all`` drops every other row (a regrouping)."""
+        """Store rows and ``meta`` in one transaction; ``replace_all`` drops every other row
+        (a regrouping)."""
         conn = self._stories_conn()
         with conn:
             if replace_all:
                 conn.execute("DELETE FROM story_rows")
                 conn.execute("DELETE FROM story_pending")
-            conn.executemany("UPDATE story_rows SET story = ? WHERE story = ?",
-                             [(into, source) for source, into in merges])  # fmt: skip
             conn.executemany(
                 "INSERT OR REPLACE INTO story_rows VALUES (?, ?, ?, ?)",
                 [
@@ -162,18 +140,13 @@ class CatalogStories(CatalogBase):
         writer killed before placing them leaves them to the next. The schema exists
         (:meth:`_stories_conn`, called before the transaction)."""
         gone = [(i,) for i in [*embedded, *removed]]
-        placed = [i for i in embedded if _placed(conn, i)]  # re-embedded: their text changed
+        placed = list(self.story_of(embedded))  # re-embedded: their text changed
         conn.executemany("DELETE FROM story_rows WHERE int_id = ?", gone)
         _strip_mentions(conn, placed)
         conn.executemany("DELETE FROM story_pending WHERE int_id = ?", [(i,) for i in removed])
         conn.executemany(
             "INSERT OR IGNORE INTO story_pending VALUES (?)", [(i,) for i in [*embedded, *moved]]
         )
-
-
-def _placed(conn: sqlite3.Connection, int_id: int) -> bool:
-    found = conn.execute("SELECT 1 FROM story_rows WHERE int_id = ?", (int_id,)).fetchone()
-    return found is not None
 
 
 def _strip_mentions(conn: sqlite3.Connection, int_ids: Sequence[int]) -> None:
