@@ -39,13 +39,13 @@ def test_grouping_follows_the_model_of_the_pairs() -> None:
             same = a // 4 == b // 4
             if same or rng.random() < 0.05:
                 pairs[(a, b)] = rng.normal(6.0, 1.0) if same else rng.normal(1.0, 1.0)
-    found = group(ids, pairs, days, lambda i: (days[i], i))
+    found = group(ids, pairs, days)
     assert found.model is not None and 1.0 < found.model.cut < 6.0
     labels = {str(a): str(a // 4) for a in ids}
     assert bcubed({str(a): str(s) for a, s in found.story_of.items()}, labels)[2] > 0.95
     first = min(range(28, 32), key=lambda i: days[i])
     assert found.story_of[29] == first  # a story is named after its earliest article
-    assert group(ids, pairs, days, lambda i: (days[i], i)) == found  # deterministic
+    assert group(ids, pairs, days) == found  # deterministic
 
 
 def test_a_story_never_spans_an_implausible_gap() -> None:
@@ -61,11 +61,11 @@ def test_a_story_never_spans_an_implausible_gap() -> None:
     late = 10_000
     days[late] = 365.0 * 3
     pairs.update({(a, late): 9.0 for a in range(4)})
-    found = group([*ids, late], pairs, days, lambda i: (days[i], i))
+    found = group([*ids, late], pairs, days)
     assert found.model is not None and found.model.span_days < 365
     assert found.story_of[late] == late and found.story_of[3] == found.story_of[0]
     unbounded = replace(found.model, span_days=math.inf)
-    assert group([*ids, late], pairs, days, lambda i: (days[i], i), unbounded).story_of[
+    assert group([*ids, late], pairs, days, unbounded).story_of[
         late] == found.story_of[0]  # fmt: skip
 
 

@@ -29,6 +29,7 @@ from recommender.ranking.calibration import StoryModel, story_model
 __all__ = [
     "NEIGHBOURS",
     "Grouping",
+    "arrival",
     "bcubed",
     "group",
     "name_stories",
@@ -73,16 +74,20 @@ class Grouping:
         return dict(out)
 
 
+def arrival(days: Mapping[int, float]) -> Callable[[int], tuple[float, int]]:
+    """The order articles arrive in: earliest first by ``days``, undated last, then by id."""
+    return lambda i: (math.inf if math.isnan(days[i]) else days[i], i)
+
+
 def group(
     ids: Iterable[int],
     pairs: Mapping[Pair, float],
     days: Mapping[int, float],
-    order: Callable[[int], tuple[float, int]],
     model: StoryModel | None = None,
 ) -> Grouping:
     """Stories of ``ids`` from scored ``pairs`` and each article's date (``days``: NaN when
-    unknown), by ``model`` or one fitted to these pairs; a story is named by its first article
-    by ``order`` (earliest first)."""
+    unknown), by ``model`` or one fitted to these pairs; a story is keyed by its first article
+    to arrive (:func:`arrival`)."""
     members = {article: [article] for article in ids}
     keys = sorted(k for k in pairs if k[0] in members and k[1] in members)
     scores = np.array([pairs[k] for k in keys], dtype=np.float64)
@@ -119,6 +124,7 @@ def group(
                 del members[rb]
                 merged = True
     story_of: dict[int, int] = {}
+    order = arrival(days)
     for story in members.values():
         first = min(story, key=order)
         story_of.update((article, first) for article in story)

@@ -18,7 +18,6 @@ regrouping gives each new story the id of the old story most of its articles cam
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -35,7 +34,14 @@ from recommender.ranking.calibration import StoryModel
 from recommender.ranking.pool_stats import PARALLEL_STATS_MIN
 from recommender.ranking.ranker import Ranker
 from recommender.ranking.scoring import RankingConfig
-from recommender.stories.grouping import NEIGHBOURS, group, name_stories, pair_scores
+from recommender.stories.grouping import (
+    NEIGHBOURS,
+    Grouping,
+    arrival,
+    group,
+    name_stories,
+    pair_scores,
+)
 from recommender.stories.placing import Placer
 
 __all__ = ["StoryKeeper", "content_config"]
@@ -113,7 +119,7 @@ class StoryKeeper:
                 catalog.put_stories(split, meta)
         if pending:
             rows = self.ranked(pending)
-            for int_id in sorted(rows, key=self._order(rows)):
+            for int_id in sorted(rows, key=arrival(self.days(rows))):
                 placed = placer.place(int_id, *rows[int_id])
                 changed |= set(catalog.story_of(placed).values())
                 changed |= {row.story for row in placed.values()}
@@ -149,17 +155,14 @@ class StoryKeeper:
         found = self._index.state.published(ids, lead_dates=lead) / 86_400.0
         return dict(zip(ids.tolist(), found.tolist(), strict=True))
 
-    def _order(self, ids: Iterable[int]) -> Any:
-        """Earliest first, undated last, then by int id (the order of arrival)."""
-        days = self.days(ids)
-        return lambda i: (days[i] if not math.isnan(days[i]) else math.inf, i)
+    def grouped(self, rows: Rows) -> Grouping:
+        """The batch grouping of ``rows`` (each article's neighbours), its model fitted to them."""
+        pairs = pair_scores((i, n, s) for i, (n, s) in rows.items())
+        return group(rows, pairs, self.days(rows))
 
     def _regroup(self, rows: Rows, old: Mapping[int, str]) -> None:
         catalog = self._index.state.catalog
-        days = self.days(rows)
-        order = self._order(rows)
-        pairs = pair_scores((i, n, s) for i, (n, s) in rows.items())
-        found = group(rows, pairs, days, order)
+        found = self.grouped(rows)
         names = name_stories(found.members, old, catalog.external_ids(found.members))
         stored = {
             i: StoryRow(names[found.story_of[i]], neighbours, scores)

@@ -10,7 +10,6 @@ name_stories`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
@@ -56,9 +55,10 @@ class Placer:
         known = tables.story_rows([*neighbours.tolist(), article])
         if self._model is None or not known:
             current = known.get(article)
-            name = (
-                current.story if current else self._unique(tables.external_ids([article])[article])
-            )
+            if current is not None:
+                return {article: StoryRow(current.story, neighbours, scores)}
+            name = name_stories({article: [article]}, {}, tables.external_ids([article]),
+                                tables.story_in_use)[article]  # fmt: skip
             return {article: StoryRow(name, neighbours, scores)}
         members = tables.story_members({row.story for row in known.values()})
         rows = tables.story_rows(m for group_ in members.values() for m in group_)
@@ -87,7 +87,7 @@ class Placer:
             (i, row.neighbours, row.scores) if i == article else (i, *_without(row, article))
             for i, row in rows.items()
         )
-        found = group(rows, pairs, days, lambda i: (_day(days[i]), i), self._model)
+        found = group(rows, pairs, days, self._model)
         names = name_stories(
             found.members, old, self._tables.external_ids(found.members), self._in_use(old)
         )
@@ -101,15 +101,6 @@ class Placer:
         """Whether a story id is taken outside the neighbourhood being grouped."""
         mine = set(local.values())
         return lambda name: name not in mine and self._tables.story_in_use(name)
-
-    def _unique(self, name: str) -> str:
-        while self._tables.story_in_use(name):
-            name += "~"
-        return name
-
-
-def _day(day: float) -> float:
-    return math.inf if math.isnan(day) else day
 
 
 def _without(row: StoryRow, article: int | None) -> tuple[np.ndarray, np.ndarray]:

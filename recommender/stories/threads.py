@@ -10,12 +10,10 @@ stored stories is grouped in memory, kept until the index changes; ``recommender
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping
 
 from recommender.index.catalog import CatalogRow
 from recommender.index.live import LiveIndex
-from recommender.stories.grouping import group, pair_scores
 from recommender.stories.keeper import StoryKeeper
 from recommender.types import ArticleSummary, StoryThread
 
@@ -41,10 +39,10 @@ class Stories:
             assigned = self._in_memory()
             story = assigned[int_id]
             return self._thread(story, [i for i, s in assigned.items() if s == story])
-        row = catalog.story_rows([int_id]).get(int_id)
-        if row is None:
+        placed = catalog.story_of([int_id]).get(int_id)
+        if placed is None:
             return self._thread(article_id, [int_id])
-        return self._thread(row.story, catalog.story_members([row.story])[row.story])
+        return self._thread(placed, catalog.story_members([placed])[placed])
 
     def with_thread(self, article_id: str, exclude: str | Iterable[str]) -> list[str]:
         """``exclude`` and the ids of ``article_id``'s story (a related list of background)."""
@@ -74,10 +72,9 @@ class Stories:
         self._index.refresh()
         version = self._version()
         if self._kept is None or self._kept[0] != version:
-            rows = self.keeper.ranked(i for i, _ in self._index.state.catalog.all_ids())
-            days = self.keeper.days(rows)
-            pairs = pair_scores((i, n, s) for i, (n, s) in rows.items())
-            found = group(rows, pairs, days, lambda i: (_day(days[i]), i))
+            found = self.keeper.grouped(
+                self.keeper.ranked(i for i, _ in self._index.state.catalog.all_ids())
+            )
             names = self._index.state.catalog.external_ids(found.members)
             self._kept = (version, {a: names[s] for a, s in found.story_of.items()})
         return self._kept[1]
@@ -92,7 +89,3 @@ class Stories:
         ]
         summaries.sort(key=lambda a: (a.published_at is None, a.published_at or "", a.id))
         return StoryThread(story, tuple(summaries))
-
-
-def _day(day: float) -> float:
-    return math.inf if math.isnan(day) else day
