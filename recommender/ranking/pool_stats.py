@@ -17,7 +17,7 @@ from recommender.index import layout as storage
 from recommender.index.catalog import Catalog
 from recommender.lexical.index import LexicalIndex
 from recommender.ranking.retrieval import QueryBatch, Retriever
-from recommender.ranking.scoring import RankingConfig, pool_stats
+from recommender.ranking.scoring import RankingConfig, pool_stats, standardise_by
 from recommender.stores import VectorStore, store_class
 
 __all__ = ["PARALLEL_STATS_MIN", "compute_pool_stats", "compute_pool_stats_in_workers"]
@@ -129,11 +129,6 @@ def _stats_of(
     best: list[int] = []
     for pool, row in zip(pools, stats, strict=True):
         if nearest and len(pool.ids):
-            fused = _z(pool.dense, row[0], row[1]) + _z(pool.lexical, row[2], row[3])
+            fused = standardise_by(pool.dense, row[:2]) + standardise_by(pool.lexical, row[2:])
             best.extend(int(i) for i in pool.ids[np.argsort(-fused, kind="stable")[:nearest]])
     return stats, best
-
-
-def _z(values: np.ndarray, mean: float, std: float) -> np.ndarray:
-    out: np.ndarray = (values - mean) / std if std >= 1e-9 else np.zeros(len(values))
-    return out

@@ -26,6 +26,7 @@ __all__ = [
     "pool_bounds",
     "pool_stats",
     "rank",
+    "standardise_by",
 ]
 
 METHODS = ("hybrid", "dense", "lexical")
@@ -304,7 +305,7 @@ def _symmetric_z(
     scores: np.ndarray, mean: np.ndarray, std: np.ndarray, query: np.ndarray | None = None
 ) -> np.ndarray:
     values = scores.astype(np.float64)
-    query_side = _standardise(values) if query is None else _standardise_by(values, query)
+    query_side = _standardise(values) if query is None else standardise_by(values, query)
     known = np.isfinite(mean) & np.isfinite(std) & (std > 1e-9)
     if known.all():  # every candidate has its statistics (the usual case): no masking
         doc_side = (values - mean) / std
@@ -326,7 +327,7 @@ def pool_stats(pool: Candidates) -> np.ndarray:
     )
 
 
-def _standardise_by(values: np.ndarray, stats: np.ndarray) -> np.ndarray:
+def standardise_by(values: np.ndarray, stats: np.ndarray) -> np.ndarray:
     """``values`` standardised with a given (mean, std), or one per value (rows of ``stats``).
 
     As :func:`_standardise` does with its own: zero where the spread is under 1e-9 (or NaN).
