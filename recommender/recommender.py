@@ -22,6 +22,7 @@ from recommender.index.state import IndexState
 from recommender.ranking import buckets
 from recommender.ranking.batches import related_lists
 from recommender.ranking.calibration import TimeCalibration, recalibrate
+from recommender.ranking.click_weights import ClickWeights, click_weights
 from recommender.ranking.queries import check_fresh, check_k, check_page, text_query
 from recommender.ranking.ranker import Ranker
 from recommender.ranking.rules import RULES_FILE, Rules
@@ -287,6 +288,15 @@ class Recommender:
     def events(self) -> EventLog:
         """The index's append-only log of impressions and clicks (``events.sqlite3``)."""
         return EventLog(self._layout.root)
+
+    def click_weights(self, *, since: str | None = None, seed: int = 0) -> ClickWeights:
+        """The ranking weights that readers' clicks (:attr:`events`) learn, corrected for
+        position bias, against the index's own on held-out clicks: a report, the ranking is
+        not changed (:mod:`recommender.ranking.click_weights`). ``since``: ISO 8601 date."""
+        cells = self.events.shown(since=since)
+        config = self.ranking_for(None)
+        with self._index.reading() as state:
+            return click_weights(state, config, cells, seed=seed)
 
     def story(self, article_id: str) -> StoryThread:
         """The story of an article: its thread, in time order (:mod:`recommender.stories`)."""

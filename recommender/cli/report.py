@@ -4,26 +4,39 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from recommender.cli._app import index_option, main
 from recommender.errors import InvalidArgumentError
 
+if TYPE_CHECKING:
+    from recommender.ranking.click_weights import ClickWeights
+
 
 @main.command()
 @index_option
 @click.option("--since", help="Only events recorded on/after this ISO 8601 date.")
+@click.option(
+    "--weights",
+    is_flag=True,
+    help="Also learn the ranking's weights from the clicks (position bias corrected) and "
+    "compare them with the index's on held-out clicks; nothing is changed.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def report(index: Path, since: str | None, as_json: bool) -> None:
+def report(index: Path, since: str | None, weights: bool, as_json: bool) -> None:
     """Click-through of related items by position and bucket (from POST /v1/events)."""
     from recommender.index.events import EventLog
     from recommender.index.layout import IndexLayout
 
     IndexLayout(index).read_manifest()  # a clear error for a path that is not an index
     rows = EventLog(index).report(since=since)
+    learned = _learned(index, since) if weights else None
     if as_json:
-        click.echo(json.dumps([r.to_dict() for r in rows], indent=2))
+        table = [r.to_dict() for r in rows]
+        out = table if learned is None else {"positions": table, "weights": learned.to_dict()}
+        click.echo(json.dumps(out, indent=2))
         return
     if not rows:
         click.echo("no events recorded yet (POST /v1/events)")
@@ -35,6 +48,46 @@ def report(index: Path, since: str | None, as_json: bool) -> None:
         click.echo(
             f"{(r.bucket or '-'):<16} {position:>8} {r.impressions:>11} {r.clicks:>7} {ctr:>7}"
         )
+    if learned is not None:
+        _echo_weights(learned, index)
+
+
+def _learned(index: Path, since: str | None) -> ClickWeights:
+    from recommender.recommender import Recommender
+
+    with Recommender.open(index) as rec:
+        return rec.click_weights(since=since)
+
+
+def _echo_weights(found: ClickWeights, index: Path) -> None:
+    click.echo("\nweights learned from the clicks, position bias corrected (nothing changed):")
+    click.echo(
+        f"  {found.impressions} impressions, {found.clicks} clicks in {found.cells} cells"
+        + (f"; {found.unknown} cells left out (no longer in the index)" if found.unknown else "")
+    )
+    if found.learned is None:
+        click.echo(f"  no weights: {found.reason}")
+        return
+    click.echo(f"  {'weight':<16} {'current':>8} {'learned':>8} {'folds':>13}")
+    for name, value in found.learned.items():
+        spread = [f[name] for f in found.folds if name in f]
+        folds = f"{min(spread):.2f}..{max(spread):.2f}" if spread else "-"
+        click.echo(f"  {name:<16} {found.current[name]:>8.2f} {value:>8.2f} {folds:>13}")
+    examined = " ".join(f"{e:.2f}" for e in found.examination)
+    click.echo(f"  examined, by position (1 = 1.00): {examined}")
+    held = found.held_out or {}
+    verdict = (
+        "the learned weights predict them better"
+        if found.better
+        else ("the current weights predict them as well or better: keep them")
+    )
+    click.echo(
+        f"  held-out clicks, log-likelihood per impression: learned {held.get('learned', 0):.5f},"
+        f" current {held.get('current', 0):.5f}: {verdict}"
+    )
+    if found.better:
+        options = " ".join(f"{k}={v:.2f}" for k, v in found.learned.items())
+        click.echo(f"  to A/B test them: recommender buckets set clicks {options} --index {index}")
 
 
 @main.group()

@@ -22,7 +22,7 @@ from recommender.errors import InvalidArgumentError
 from recommender.index.layout import EVENTS
 from recommender.text import checked_text
 
-__all__ = ["EVENT_TYPES", "MAX_EVENTS", "Event", "EventLog", "ReportRow"]
+__all__ = ["EVENT_TYPES", "MAX_EVENTS", "Event", "EventLog", "ReportRow", "ShownCell"]
 
 EVENT_TYPES = ("impression", "click")
 #: Events accepted in one call (a page view's impressions fit many times over).
@@ -116,6 +116,18 @@ class ReportRow:
         return {**asdict(self), "ctr": self.ctr}
 
 
+@dataclass(frozen=True)
+class ShownCell:
+    """How often ``related_id`` was shown and clicked at ``position`` of ``article_id``'s list
+    (every bucket together; a click without its impression counts as one)."""
+
+    article_id: str
+    related_id: str
+    position: int
+    impressions: int
+    clicks: int
+
+
 class EventLog:
     """The append-only event log of one index directory."""
 
@@ -156,22 +168,15 @@ class EventLog:
             conn.close()
         return len(batch)
 
+    def shown(self, *, since: str | None = None) -> list[ShownCell]:
+        """Impressions and clicks per (article, related item, position), in that order."""
+        rows = self._counts(("article_id", "related_id", "position"), since)
+        return [ShownCell(a, r, int(p), max(int(i), int(c)), int(c)) for a, r, p, i, c in rows]
+
     def report(self, *, since: str | None = None) -> list[ReportRow]:
         """Impressions, clicks and CTR by bucket and position, then each bucket's total."""
-        if not self.path.exists():
-            return []
-        where, params = ("WHERE at >= ?", [since]) if since else ("", [])
-        sql = (
-            "SELECT bucket, position, sum(type = 'impression'), sum(type = 'click')"
-            f" FROM events {where} GROUP BY bucket, position ORDER BY bucket, position"
-        )
-        conn = self._connect()
-        try:
-            cells = [
-                ReportRow(b, int(p), int(i), int(c)) for b, p, i, c in conn.execute(sql, params)
-            ]
-        finally:
-            conn.close()
+        rows = self._counts(("bucket", "position"), since)
+        cells = [ReportRow(b, int(p), int(i), int(c)) for b, p, i, c in rows]
         totals: dict[str | None, list[int]] = {}
         for cell in cells:
             total = totals.setdefault(cell.bucket, [0, 0])
@@ -182,3 +187,19 @@ class EventLog:
             out.extend(c for c in cells if c.bucket == bucket)
             out.append(ReportRow(bucket, None, impressions, clicks))
         return out
+
+    def _counts(self, columns: tuple[str, ...], since: str | None) -> list[tuple[Any, ...]]:
+        """Impressions and clicks per value of ``columns`` (ordered by them), from ``since``."""
+        if not self.path.exists():
+            return []
+        where, params = ("WHERE at >= ?", [since]) if since else ("", [])
+        keys = ", ".join(columns)
+        sql = (
+            f"SELECT {keys}, sum(type = 'impression'), sum(type = 'click') FROM events {where}"
+            f" GROUP BY {keys} ORDER BY {keys}"
+        )
+        conn = self._connect()
+        try:
+            return list(conn.execute(sql, params))
+        finally:
+            conn.close()

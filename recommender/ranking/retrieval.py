@@ -115,6 +115,30 @@ class Retriever:
             for q in range(len(batch.vectors))
         ]
 
+    def pairs(
+        self, queries: np.ndarray, candidates: np.ndarray, *, max_query_terms: int | None
+    ) -> Candidates:
+        """One row per (indexed query, candidate) pair: the two cosines the candidate has in
+        that query's pool (not a pool: statistics, dates and weights are the caller's)."""
+        queries = np.asarray(queries, dtype=np.int64)
+        candidates = np.asarray(candidates, dtype=np.int64)
+        dense = np.empty(len(candidates), dtype=np.float32)
+        lexical = np.zeros(len(candidates), dtype=np.float32)
+        for query in np.unique(queries):
+            at = np.flatnonzero(queries == query)
+            dense[at] = _exact_dense(self.store.get(candidates[at]), self.store.get(query[None])[0])
+            terms = self.lexical.query_terms(
+                [self.lexical.stored_row(int(query))], max_terms=max_query_terms
+            )[0]
+            lexical[at] = self.lexical.cosines(terms, self.lexical.rows(candidates[at]))
+        return Candidates(
+            ids=candidates,
+            dense=dense,
+            lexical=lexical,
+            vectors=None,
+            published=np.full(len(candidates), np.nan),
+        )
+
     def _cut(self, query: np.ndarray, found: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The dense top ``n`` of a search's hits, scored exactly, ties to the lower id.
 

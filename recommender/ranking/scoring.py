@@ -26,6 +26,7 @@ __all__ = [
     "pool_bounds",
     "pool_stats",
     "rank",
+    "signal_parts",
     "standardise_by",
 ]
 
@@ -226,6 +227,18 @@ def pair_scores(pairs: Candidates, config: RankingConfig, *, query_times: np.nda
     return scores
 
 
+def signal_parts(
+    pairs: Candidates, config: RankingConfig, *, query_times: np.ndarray
+) -> np.ndarray:
+    """The three terms of each row's default score, unweighted: its dense and its lexical
+    symmetric z (rows as in :func:`pair_scores`) and its time prior at weight 1. The score
+    is ``dense + lexical_weight * lexical + time_weight * prior`` (what clicks can weigh:
+    :mod:`recommender.ranking.click_weights`)."""
+    dense, lexical = _symmetric_sides(pairs)
+    prior = _time_prior(pairs.published, query_times, replace(config, time_weight=1.0))
+    return np.column_stack([dense, lexical, prior])
+
+
 def _room(top: np.ndarray | None, listed: np.ndarray, n: int) -> float:
     """Places in a side's top of ``n`` below its lowest listed item (near ties count above)."""
     if not len(listed) or top is None:
@@ -283,6 +296,13 @@ def _fused(pool: Candidates, config: RankingConfig) -> np.ndarray:
         return _rrf(pool.dense) + weight * _rrf(pool.lexical)
     if config.fusion == "query-z":
         return _standardise(pool.dense) + weight * _standardise(pool.lexical)
+    dense, lexical = _symmetric_sides(pool)
+    return dense + weight * lexical
+
+
+def _symmetric_sides(pool: Candidates) -> tuple[np.ndarray, np.ndarray]:
+    """Each side's symmetric z: over the query's pool (or its own stored statistics) and
+    over the candidate's own."""
     stats = pool.stats if pool.stats is not None else np.full((len(pool.ids), 4), np.nan)
     own = pool.query_stats
     dense = _symmetric_z(
@@ -291,7 +311,7 @@ def _fused(pool: Candidates, config: RankingConfig) -> np.ndarray:
     lexical = _symmetric_z(
         pool.lexical, stats[:, 2], stats[:, 3], None if own is None else own[..., 2:]
     )
-    return dense + weight * lexical
+    return dense, lexical
 
 
 def _rrf(scores: np.ndarray, k: int = 60) -> np.ndarray:
