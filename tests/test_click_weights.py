@@ -146,6 +146,9 @@ def test_clicks_that_follow_no_signal_do_not_beat_the_current_weights(rec: Recom
     found = rec.click_weights()
 
     assert found.learned is None or not found.better
+    text = CliRunner().invoke(main, ["report", "--index", str(rec._layout.root), "--weights"])
+    assert "keep them" in text.output or "no weights" in text.output, text.output
+    assert "buckets set" not in text.output
 
 
 def test_too_few_clicks_and_articles_no_longer_in_the_index(rec: Recommender) -> None:

@@ -76,11 +76,9 @@ def _echo_weights(found: ClickWeights, index: Path) -> None:
     examined = " ".join(f"{e:.2f}" for e in found.examination)
     click.echo(f"  examined, by position (1 = 1.00): {examined}")
     held = found.held_out or {}
-    verdict = (
-        "the learned weights predict them better"
-        if found.better
-        else ("the current weights predict them as well or better: keep them")
-    )
+    verdict = "the learned weights predict them better"
+    if not found.better:
+        verdict = "the current weights predict them as well or better: keep them"
     click.echo(
         f"  held-out clicks, log-likelihood per impression: learned {held.get('learned', 0):.5f},"
         f" current {held.get('current', 0):.5f}: {verdict}"
