@@ -13,7 +13,8 @@ turn (a newsroom publishing): each is a follow-up of a random indexed article (i
 real Reuters body, its vector moved by noise, given as precomputed embeddings so that no model
 runs). Printed: add time of each (median, mean, p90, max), the paired differences, and the
 story step alone (the ``StoryKeeper.after_write`` call inside the add), after WARM uncounted
-adds to each. ``--compare-workers`` first times the whole archive's ranking (what a
+adds to each, and the model check a write makes once the archive has grown by 2% (on the
+grouped copy, twice). ``--compare-workers`` first times the whole archive's ranking (what a
 regrouping spends most of its time on) in one process and in two.
 """
 
@@ -33,6 +34,7 @@ import numpy as np
 
 from recommender import Article, Recommender
 from recommender.embedding.precomputed import write_embeddings
+from recommender.ranking.calibration import StoryModel
 from recommender.stories.keeper import StoryKeeper
 from recommender.writes import update
 
@@ -74,6 +76,7 @@ def run(
         rec.regroup_stories()
         out["regroup_s"] = round(time.perf_counter() - started, 1)
         out["stories"] = len(rec.stories())
+        out["model_check_s"], out["model_drifted"] = _model_check(rec)
         articles, embeddings = _follow_ups(rec, data, warm + adds, work)
     nearest = update._NEAREST_STATS
     step: list[tuple[int, float]] = []
@@ -122,6 +125,19 @@ def run(
         joined_a_story=placed,
     )
     return out
+
+
+def _model_check(rec: Recommender) -> tuple[list[float], bool]:
+    """Seconds of the drift check a write makes once per 2% growth (twice), and its answer
+    (right after a regrouping: no drift)."""
+    meta = rec._index.state.catalog.stories_meta() or {}
+    model = StoryModel.from_dict(meta["model"]) if meta.get("model") else None
+    seconds, drifted = [], False
+    for _ in range(2):
+        started = time.perf_counter()
+        drifted = rec._stories.keeper._checked({**meta, "checked": 0}, model)[1]
+        seconds.append(round(time.perf_counter() - started, 2))
+    return seconds, drifted
 
 
 def _ranking_times(rec: Recommender) -> dict[int, list[float]]:

@@ -9,11 +9,12 @@ builds indexes/ecbplus with the real model), so nothing is embedded again. Then:
 * **batch**: a build of every article (a build groups the whole archive at once);
 * **incremental, batches of N**: a build of the first N articles (or ``--start``) in date
   order (id order where dates are missing), then ``upsert`` of the next N, and so on: each
-  write places its articles in the stored stories one by one (and, when the archive has grown
-  by a quarter, scores every article's pool and regroups: ``--no-regroup`` turns that off).
+  write places its articles in the stored stories one by one; when the archive has grown by a
+  quarter it scores every article's pool and regroups, and when the stored model has drifted
+  from the stored pairs it regroups (``--no-regroup`` turns both off).
 
 For each it prints B-cubed F1 against the labels, the number of stories, how many regroupings
-the incremental run did (when a quarter more articles have arrived), and the agreement of the
+the incremental run did and at how many articles the last was, and the agreement of the
 incremental stories with the batch build's (``agreement_f1``: B-cubed F1 of one against the
 other) and with the same incremental index grouped again at once (``agreement_regroup_f1``).
 """
@@ -33,6 +34,7 @@ import numpy as np
 
 from recommender import Article, Recommender
 from recommender.embedding.precomputed import write_embeddings
+from recommender.stories import keeper
 from recommender.stories.grouping import bcubed
 from recommender.writes import update
 
@@ -50,12 +52,13 @@ def main() -> None:
     parser.add_argument(
         "--no-regroup",
         action="store_true",
-        help="never regroup nor recompute every pool statistic as the archive grows (to see "
-        "placement alone)",
+        help="never regroup (neither when the model drifts nor at a quarter's growth) nor "
+        "recompute every pool statistic as the archive grows (to see placement alone)",
     )
     args = parser.parse_args()
     if args.no_regroup:
         update._POOL_GROWTH = math.inf
+        keeper._DRIFT = math.inf
     work = args.work or Path(tempfile.mkdtemp(prefix="story-agreement-"))
     try:
         sizes = [int(b) for b in args.batches.split(",")]
@@ -91,10 +94,12 @@ def run(
                 regroups += _grouped(rec) != rows_before
             found = _story_of(rec)
             elapsed = time.perf_counter() - started
+            last = _grouped(rec)
             rec.regroup_stories()  # the same archive grouped at once, with its own scores
             again = _story_of(rec)
         row = _row(f"incremental-{size}", found, labels, batch, elapsed, regroups)
         row["agreement_regroup_f1"] = round(bcubed(found, again)[2], 4)
+        row["last_regroup_at"] = last
         rows.append(row)
     return rows
 

@@ -15,6 +15,7 @@ from recommender.cli import main
 from recommender.embedding.encoders import HashingEncoder
 from recommender.index.catalog_stories import StoryRow
 from recommender.ranking.calibration import StoryModel
+from recommender.stories import keeper as keeper_module
 from recommender.stories.grouping import bcubed
 from recommender.stories.keeper import StoryKeeper
 from recommender.stories.placing import Placer
@@ -311,3 +312,56 @@ def test_only_a_moved_date_places_an_article_again(built: Path, tmp_path: Path) 
             [Article(**{**source.__dict__, "published_at": source.published_at + timedelta(1)})]
         )
         assert placed == [[catalog.int_id("t4-2")]]
+
+
+def test_a_steady_archive_is_checked_and_not_grouped_again(tmp_path: Path) -> None:
+    items = _archive()
+    with Recommender.build(items[:80], tmp_path / "idx", encoder=ENCODER) as rec:
+        catalog = rec._index.state.catalog
+        rec.upsert(items[80:81])  # under 2% more: no check
+        assert "checked" not in (catalog.stories_meta() or {})
+        rec.upsert(items[81:82])  # 82 >= 1.02 x 80: the model is checked and still fits
+        meta = catalog.stories_meta()
+        assert meta is not None and meta["checked"] == 82 and meta["articles"] == 80
+
+
+def test_a_model_that_no_longer_fits_groups_the_archive_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stories placed under a drifted model would differ from a batch grouping: the write
+    that finds the drift groups the archive again, and the stored lists of the stories that
+    changed are recomputed (not turned stale)."""
+    items = _archive()
+    with Recommender.build(items[:80], tmp_path / "idx", encoder=ENCODER) as rec:
+        catalog = rec._index.state.catalog
+        # Placed under a model that has drifted: two stories stored as one.
+        one, other = rec.story(items[0].id), rec.story(items[40].id)
+        assert one.id != other.id
+        rows = catalog.story_rows(catalog.int_ids(a.id for a in other.articles).values())
+        merged = {i: StoryRow(one.id, row.neighbours, row.scores) for i, row in rows.items()}
+        catalog.put_stories(merged, catalog.stories_meta() or {})
+        rec.store_lists(k=5)
+        monkeypatch.setattr(keeper_module, "_DRIFT", -1.0)  # any model has drifted
+        rec.upsert(items[80:82])
+        meta = catalog.stories_meta()
+        assert meta is not None and meta["articles"] == 82
+        placed = _stories(rec)
+        assert placed[items[0].id] != placed[items[40].id]  # the batch rule parts them again
+        status = rec.stored_lists_status()
+        assert status is not None and status.usable and status.stale is None
+        ids = [a.id for a in items[:82]]
+        assert {a: rec.related(a, k=5, fresh=False) for a in ids} == {
+            a: rec.related(a, k=5) for a in ids
+        }
+        monkeypatch.setattr(keeper_module, "_DRIFT", 1.0)
+        rec.regroup_stories()
+        assert _stories(rec) == placed  # what a batch grouping of the same archive gives
+
+
+def test_disagreement_is_the_share_of_pairs_decided_the_other_way() -> None:
+    model = StoryModel(prior=0.0, separation=1.0, middle=5.0, ratio=(0.0,) * 11, span_days=30.0)
+    scores = np.arange(10, dtype=np.float64)  # 0..9, even odds at 5
+    gaps = np.full(10, np.nan)
+    assert model.disagreement(model, scores, gaps) == 0.0
+    stricter = StoryModel(prior=0.0, separation=1.0, middle=7.0, ratio=(0.0,) * 11, span_days=30.0)
+    assert model.disagreement(stricter, scores, gaps) == pytest.approx(0.2)  # 5 and 6

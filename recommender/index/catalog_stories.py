@@ -56,18 +56,21 @@ class CatalogStories(CatalogBase):
         row = self._conn().execute("SELECT value FROM meta WHERE key = 'stories'").fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
-    def story_rows(self, int_ids: Iterable[int]) -> dict[int, StoryRow]:
-        """The rows of those of ``int_ids`` that are placed."""
-        sql = "SELECT * FROM story_rows WHERE int_id IN ({marks})"
+    def story_rows(self, int_ids: Iterable[int] | None = None) -> dict[int, StoryRow]:
+        """The rows of those of ``int_ids`` that are placed (None: every placed article's)."""
+        conn, sql = self._stories_conn(), "SELECT * FROM story_rows"
+        found = (
+            conn.execute(sql)
+            if int_ids is None
+            else self._select_in(conn, sql + " WHERE int_id IN ({marks})", int_ids)
+        )
         return {
             int(int_id): StoryRow(
                 story,
                 np.frombuffer(neighbours, dtype=np.int64),
                 np.frombuffer(scores, dtype=np.float32),
             )
-            for int_id, story, neighbours, scores in self._select_in(
-                self._stories_conn(), sql, int_ids
-            )
+            for int_id, story, neighbours, scores in found
         }
 
     def story_of(self, int_ids: Iterable[int]) -> dict[int, str]:

@@ -181,6 +181,13 @@ class StoryModel:
         odds = odds + ratio[bins]
         return odds
 
+    def disagreement(self, other: StoryModel, scores: np.ndarray, gaps: np.ndarray) -> float:
+        """The share of these pairs that ``other`` puts on the other side of even odds."""
+        if not len(scores):
+            return 0.0
+        ours = self.log_odds(scores, gaps) >= 0
+        return float(np.mean(ours != (other.log_odds(scores, gaps) >= 0)))
+
     @property
     def unpaired(self) -> float:
         """The log-odds of a pair scoring 0 with no known gap (a pair no list holds)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -33,6 +33,7 @@ __all__ = [
     "bcubed",
     "group",
     "name_stories",
+    "pair_arrays",
     "pair_key",
     "pair_scores",
 ]
@@ -79,6 +80,16 @@ def arrival(days: Mapping[int, float]) -> Callable[[int], tuple[float, int]]:
     return lambda i: (math.inf if math.isnan(days[i]) else days[i], i)
 
 
+def pair_arrays(
+    pairs: Mapping[Pair, float], days: Mapping[int, float], among: Container[int] | None = None
+) -> tuple[list[Pair], np.ndarray, np.ndarray]:
+    """The pairs (of articles ``among``, default all) in order, their scores and date gaps."""
+    keys = sorted(k for k in pairs if among is None or (k[0] in among and k[1] in among))
+    scores = np.array([pairs[k] for k in keys], dtype=np.float64)
+    gaps = np.array([abs(days[a] - days[b]) for a, b in keys], dtype=np.float64)
+    return keys, scores, gaps
+
+
 def group(
     ids: Iterable[int],
     pairs: Mapping[Pair, float],
@@ -89,9 +100,7 @@ def group(
     unknown), by ``model`` or one fitted to these pairs; a story is keyed by its first article
     to arrive (:func:`arrival`)."""
     members = {article: [article] for article in ids}
-    keys = sorted(k for k in pairs if k[0] in members and k[1] in members)
-    scores = np.array([pairs[k] for k in keys], dtype=np.float64)
-    gaps = np.array([abs(days[a] - days[b]) for a, b in keys], dtype=np.float64)
+    keys, scores, gaps = pair_arrays(pairs, days, members)
     model = model or story_model(scores, gaps)
     if model is None:
         return Grouping({a: a for a in members}, None)

@@ -9,8 +9,10 @@ with it by the batch rule, the stored model and the stored neighbours
 (:mod:`recommender.stories.placing`). A removed article leaves its story (the write's own
 transaction deletes its row). When a write has computed every article's pool statistics again
 (the archive has grown by a quarter since they were: :mod:`recommender.writes.update`), the
-scores have moved, and the archive is grouped again as a build groups it: an add costs one
-query plus a few small reads, and a regrouping amortised.
+scores have moved, and the archive is grouped again as a build groups it; so it is when the
+stored model no longer fits the stored pairs (:meth:`StoryKeeper._checked`, once per 2% of
+growth). An add costs one query plus a few small reads, and the checks and regroupings
+amortised.
 
 Story ids are stable: a story keeps the id it was given (its founding article's id); a
 regrouping gives each new story the id of the old story most of its articles came from.
@@ -30,7 +32,7 @@ from recommender.index.catalog_stories import StoryRow
 from recommender.index.live import LiveIndex
 from recommender.ranking.batches import chunked, progress_bar, ranked_batches
 from recommender.ranking.buckets import default_ranking
-from recommender.ranking.calibration import StoryModel
+from recommender.ranking.calibration import StoryModel, story_model
 from recommender.ranking.pool_stats import PARALLEL_STATS_MIN
 from recommender.ranking.ranker import Ranker
 from recommender.ranking.scoring import RankingConfig
@@ -40,6 +42,7 @@ from recommender.stories.grouping import (
     arrival,
     group,
     name_stories,
+    pair_arrays,
     pair_scores,
 )
 from recommender.stories.placing import Placer
@@ -48,6 +51,12 @@ __all__ = ["StoryKeeper", "content_config"]
 
 #: Articles ranked per batch when the whole archive is grouped.
 _BATCH = 256
+#: A write checks the stored model against the stored pairs once the archive has grown by
+#: this share since the last check (reading every stored row: amortised over the adds) ...
+_CHECK_GROWTH = 0.02
+#: ... and groups the archive again when a model fitted to them now decides more than this
+#: share of those pairs the other way (:meth:`StoryKeeper._checked`).
+_DRIFT = 0.01
 
 Rows = dict[int, tuple[np.ndarray, np.ndarray]]
 
@@ -110,6 +119,14 @@ class StoryKeeper:
             self._regroup(self._everything(False, None), catalog.story_assignments())
             return set()
         model = StoryModel.from_dict(meta["model"]) if meta.get("model") else None
+        if pending:
+            meta, drifted = self._checked(meta, model)
+            if drifted:
+                moved = self._regroup(
+                    self._everything(False, None), catalog.story_assignments(), stale_lists=False
+                )
+                members = catalog.story_members(changed)  # stories that lost an article
+                return moved | {i for group_ in members.values() for i in group_}
         placer = Placer(catalog, self.days, model)
         # The stories that lost an article (or will place it again) may fall apart.
         waiting = set(pending)
@@ -160,7 +177,33 @@ class StoryKeeper:
         pairs = pair_scores((i, n, s) for i, (n, s) in rows.items())
         return group(rows, pairs, self.days(rows))
 
-    def _regroup(self, rows: Rows, old: Mapping[int, str]) -> None:
+    def _checked(
+        self, meta: dict[str, Any], model: StoryModel | None
+    ) -> tuple[dict[str, Any], bool]:
+        """Whether the stored model has drifted from the archive (checked once it has grown by
+        :data:`_CHECK_GROWTH` since the last check), and the meta with the check recorded.
+
+        Drifted: a model fitted again to the stored pairs decides more than :data:`_DRIFT` of
+        them the other way. An archive whose kind of coverage changes as it grows (ecbplus
+        fed in topic order) moves the fitted model, and a batch grouping of it would then
+        differ from the stories placed under the old one; a steady archive is seldom
+        grouped again."""
+        catalog = self._index.state.catalog
+        count = catalog.count()
+        if count < (1.0 + _CHECK_GROWTH) * max(meta.get("checked", meta["articles"]), 1):
+            return meta, False
+        meta = {**meta, "checked": count}
+        rows = catalog.story_rows()
+        pairs = pair_scores((i, r.neighbours, r.scores) for i, r in rows.items())
+        _, scores, gaps = pair_arrays(pairs, self.days(rows), among=rows)
+        fitted = story_model(scores, gaps)
+        if model is None or fitted is None:
+            return meta, (model is None) != (fitted is None)
+        return meta, model.disagreement(fitted, scores, gaps) > _DRIFT
+
+    def _regroup(self, rows: Rows, old: Mapping[int, str], *, stale_lists: bool = True) -> set[int]:
+        """Store the batch grouping of ``rows``; the articles of every story that changed
+        (``stale_lists``: mark story-first stored lists stale instead, and return none)."""
         catalog = self._index.state.catalog
         found = self.grouped(rows)
         names = name_stories(found.members, old, catalog.external_ids(found.members))
@@ -177,9 +220,14 @@ class StoryKeeper:
             "grouped_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         catalog.put_stories(stored, meta, replace_all=True)
+        if not stale_lists:
+            moved = {i for i, row in stored.items() if old.get(i) != row.story}
+            stories = {old[i] for i in moved if i in old} | {stored[i].story for i in moved}
+            return {i for i, row in stored.items() if row.story in stories} | moved
         lists = catalog.lists_info()
         if lists is not None and lists.ranking.get("story_first"):
             catalog.mark_lists_stale(
                 "the archive was grouped into stories again, and the lists rank each article's"
                 " own story first; recompute them with 'related --all --store-lists'"
             )
+        return set()
