@@ -157,3 +157,54 @@ def test_calibrate_refreshes_the_prior_and_marks_stored_lists_stale(
         assert found["dated_pairs"] > 0 and before is not None
         status = rec.stored_lists_status()
         assert status is not None and status.stale == "the time prior was estimated again"
+
+
+def _weak_tailed_pairs(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Scored pairs whose one-story class is not one normal (a large story's weak pairs form
+    a second bump), a quarter of them dated: scores, gaps (NaN: undated), truth, dated."""
+    rng = np.random.default_rng(seed)
+    same = np.r_[rng.normal(6.0, 1.2, 2000), rng.normal(3.8, 0.8, 800)]
+    other = rng.normal(1.5, 1.0, 4000)
+    truth = np.r_[np.ones(len(same), bool), np.zeros(len(other), bool)]
+    gaps = np.r_[rng.exponential(1.0, len(same)), rng.uniform(30, 700, len(other))]
+    dated = rng.random(len(truth)) < 0.25
+    return np.r_[same, other], np.where(dated, gaps, np.nan), truth, dated
+
+
+def test_the_story_model_takes_the_score_shape_from_the_dated_pairs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from recommender.ranking import calibration
+
+    scores, gaps, truth, dated = _weak_tailed_pairs(0)
+    model = calibration.story_model(scores, gaps)
+    monkeypatch.setattr(calibration, "_MIN_DATED", 10**9)  # the shape from all pairs
+    pooled = calibration.story_model(scores, gaps)
+    assert model is not None and pooled is not None
+    # The two means come from the dated pairs alone.
+    bins = calibration._bins(gaps[dated])
+    shape = calibration._fit(scores[dated], bins, len(calibration._KNOTS) + 1)
+    assert model.middle == pytest.approx((shape.mean_same + shape.mean_other) / 2)
+    assert pooled.middle != pytest.approx(model.middle)
+
+    def accuracy(found: calibration.StoryModel) -> float:
+        decided = found.log_odds(scores[~dated], gaps[~dated]) >= 0
+        return float((decided == truth[~dated]).mean())
+
+    # Where the date is unknown, the pairs are decided better with the dated pairs' shape.
+    assert accuracy(model) > accuracy(pooled) + 0.005
+
+
+def test_all_dated_or_too_few_dated_pairs_fit_the_shape_to_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from recommender.ranking import calibration
+
+    scores, gaps, _, _ = _weak_tailed_pairs(1)
+    every = np.where(np.isnan(gaps), 5.0, gaps)  # all dated
+    few = np.where(np.arange(len(gaps)) < 50, every, np.nan)  # 50 dated
+    for partial in (every, few):
+        model = calibration.story_model(scores, partial)
+        monkeypatch.setattr(calibration, "_MIN_DATED", 10**9)
+        assert calibration.story_model(scores, partial) == model
+        monkeypatch.setattr(calibration, "_MIN_DATED", 100)
