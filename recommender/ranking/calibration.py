@@ -224,9 +224,9 @@ def story_model(scores: np.ndarray, gaps: np.ndarray) -> StoryModel | None:
     docs/relevance.md)."""
     if len(scores) < 2:
         return None
-    dated = np.isfinite(gaps)
-    bins = np.where(dated, _bins(np.nan_to_num(gaps)), len(_KNOTS))
-    model = _fit(scores, bins, len(_KNOTS) + 1, shape=_dated_shape(scores, bins, dated))
+    known = np.isfinite(gaps)
+    bins = np.where(known, _bins(np.nan_to_num(gaps)), len(_KNOTS))
+    model = _fit(scores, bins, len(_KNOTS) + 1, shape=_dated_shape(scores, bins, known))
     if model.separation <= 0 or not 0.0 < model.share < 1.0:
         return None
     dated = model.same_counts[: len(_KNOTS)]
