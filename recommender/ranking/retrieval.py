@@ -122,15 +122,23 @@ class Retriever:
         that query's pool (not a pool: statistics, dates and weights are the caller's)."""
         queries = np.asarray(queries, dtype=np.int64)
         candidates = np.asarray(candidates, dtype=np.int64)
-        dense = np.empty(len(candidates), dtype=np.float32)
+        # One read of each side's vectors (a store may be a server): not one per query.
+        asked, of_query = np.unique(queries, return_inverse=True)
+        found, of_candidate = np.unique(candidates, return_inverse=True)
+        of_query = of_query.ravel()
+        left = self.store.get(asked).astype(np.float64)[of_query]
+        right = self.store.get(found).astype(np.float64)[of_candidate.ravel()]
+        dense = np.einsum("ij,ij->i", left, right).astype(np.float32)
         lexical = np.zeros(len(candidates), dtype=np.float32)
-        for query in np.unique(queries):
-            at = np.flatnonzero(queries == query)
-            dense[at] = _exact_dense(self.store.get(candidates[at]), self.store.get(query[None])[0])
+        rows = self.lexical.rows(candidates)
+        order = np.argsort(of_query, kind="stable")  # each query's pairs, together
+        bounds = np.searchsorted(of_query[order], np.arange(len(asked) + 1))
+        for n, query in enumerate(asked.tolist()):
+            at = order[bounds[n] : bounds[n + 1]]
             terms = self.lexical.query_terms(
-                [self.lexical.stored_row(int(query))], max_terms=max_query_terms
+                [self.lexical.stored_row(query)], max_terms=max_query_terms
             )[0]
-            lexical[at] = self.lexical.cosines(terms, self.lexical.rows(candidates[at]))
+            lexical[at] = self.lexical.cosines(terms, rows[at])
         return Candidates(
             ids=candidates,
             dense=dense,
