@@ -26,7 +26,7 @@ import numpy as np
 
 from recommender import Recommender
 from recommender.evaluation import eligible_queries, evaluate_rankings, label_sets
-from recommender.ranking.click_weights import Clicks, fit_click_model, pair_signals
+from recommender.ranking.click_weights import fit_click_model, relative_weights, shown_clicks
 from recommender.ranking.scoring import RankingConfig
 
 RELEVANT, OTHER = 0.6, 0.05
@@ -72,7 +72,7 @@ def run(rec: Recommender, label_field: str, group_field: str | None, views: int,
     print(f"learned (position bias corrected): {found.learned}; better: {found.better}"
           f"{'; ' + found.reason if found.reason else ''}")  # fmt: skip
     print("examined by position:", " ".join(f"{e:.2f}" for e in found.examination[:10]))
-    naive = _naive(rec, cells, positions, clicks, views)
+    naive = _naive(rec)
     print(f"learned without the correction: {naive}")
     groups = rec.field_values(group_field) if group_field else None
     configs = {"current": rec.ranking, "learned": _with(rec.ranking, found.learned or {}),
@@ -100,25 +100,12 @@ def _record(
         rec.events.record(events[start : start + 1_000])
 
 
-def _naive(
-    rec: Recommender, cells: list[tuple[str, str, int]], positions: np.ndarray,
-    clicks: np.ndarray, views: int,
-) -> dict[str, float]:  # fmt: skip
+def _naive(rec: Recommender) -> dict[str, float]:
+    """The same clicks, read from the log as ``click_weights`` reads them, fitted without the
+    position correction."""
     with rec._index.reading() as state:
-        ids = state.catalog.int_ids({a for a, _, _ in cells} | {r for _, r, _ in cells})
-        signals = pair_signals(
-            state, rec.ranking, np.array([ids[a] for a, _, _ in cells]),
-            np.array([ids[r] for _, r, _ in cells]),
-        )  # fmt: skip
-    if not signals[:, 2].any():
-        signals = signals[:, :2]
-    impressions = np.full(len(cells), float(views))
-    lists = np.unique([a for a, _, _ in cells], return_inverse=True)[1].ravel()
-    data = Clicks(signals, positions, lists, impressions, clicks.astype(float))
-    model = fit_click_model(data, position_bias=False)
-
-    names = ("lexical_weight", "time_weight")[: signals.shape[1] - 1]
-    return {n: float(w / model.weights[0]) for n, w in zip(names, model.weights[1:], strict=True)}
+        data, _ = shown_clicks(state, rec.ranking, rec.events.shown())
+    return relative_weights(fit_click_model(data, position_bias=False).weights) or {}
 
 
 def _with(config: RankingConfig, weights: dict[str, float]) -> RankingConfig:

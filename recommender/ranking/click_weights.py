@@ -32,7 +32,16 @@ from recommender.index.state import IndexState
 from recommender.ranking.retrieval import Retriever
 from recommender.ranking.scoring import RankingConfig, signal_parts
 
-__all__ = ["MIN_CLICKS", "ClickModel", "ClickWeights", "Clicks", "click_weights", "fit_click_model"]
+__all__ = [
+    "MIN_CLICKS",
+    "ClickModel",
+    "ClickWeights",
+    "Clicks",
+    "click_weights",
+    "fit_click_model",
+    "relative_weights",
+    "shown_clicks",
+]
 
 #: Fewer clicks than this give weights that mean nothing: none are learned.
 MIN_CLICKS = 50
@@ -126,44 +135,56 @@ def click_weights(
     state: IndexState, config: RankingConfig, cells: Sequence[ShownCell], *, seed: int = 0
 ) -> ClickWeights:
     """The weights the clicks of ``cells`` learn for ``config``'s ranking of ``state``."""
-    known = state.catalog.int_ids({c.article_id for c in cells} | {c.related_id for c in cells})
-    usable = [c for c in cells if c.article_id in known and c.related_id in known]
+    data, unknown = shown_clicks(state, config, cells)
     current = {"lexical_weight": config.lexical_weight, "time_weight": config.time_weight}
-    impressions = np.array([c.impressions for c in usable], dtype=np.float64)
-    clicks = np.array([c.clicks for c in usable], dtype=np.float64)
     found = ClickWeights(
-        impressions=int(impressions.sum()), clicks=int(clicks.sum()), cells=len(cells),
-        unknown=len(cells) - len(usable), current=current,
+        impressions=int(data.impressions.sum()), clicks=int(data.clicks.sum()),
+        cells=len(cells), unknown=unknown, current=current,
     )  # fmt: skip
-    articles = np.array([known[c.article_id] for c in usable], dtype=np.int64)
     if config.method != "hybrid" or config.fusion != "symmetric-z":
         return _without(
             found,
             f"the index ranks by method {config.method!r}, fusion {config.fusion!r}; weights "
             "are learned for the default hybrid ranking (symmetric-z fusion) only",
         )
-    if found.clicks < MIN_CLICKS or len(np.unique(articles)) < _FOLDS:
+    if found.clicks < MIN_CLICKS or data.n_lists < _FOLDS:
         return _without(
             found,
-            f"{found.clicks} clicks on {len(np.unique(articles))} articles; at least "
+            f"{found.clicks} clicks on {data.n_lists} articles; at least "
             f"{MIN_CLICKS} clicks on {_FOLDS} articles are needed",
         )
-    related = np.array([known[c.related_id] for c in usable], dtype=np.int64)
-    signals = pair_signals(state, config, articles, related)
-    if not signals[:, 2].any():  # no dated pair: the clicks say nothing of the time prior
-        signals = signals[:, :2]
-    lists = np.unique(articles, return_inverse=True)[1].ravel()
-    positions = np.array([c.position for c in usable], dtype=np.int64)
-    data = Clicks(signals, positions, lists, impressions, clicks)
     model = fit_click_model(data)
-    learned = _ratios(model.weights)
+    learned = relative_weights(model.weights)
     if learned is None:
         return _without(found, "clicks do not rise with the dense score: no weights to learn")
     folds, held_out = _held_out(data, config, np.random.default_rng(seed))
     return ClickWeights(
         **{**asdict(found), "learned": learned, "folds": folds, "held_out": held_out,
-           "examination": _examination(model, positions)},
+           "examination": _examination(model, data.positions)},
     )  # fmt: skip
+
+
+def shown_clicks(
+    state: IndexState, config: RankingConfig, cells: Sequence[ShownCell]
+) -> tuple[Clicks, int]:
+    """The cells whose article and related item are both still indexed, with their pairs'
+    signals (:func:`pair_signals`; without the time prior's when no pair is dated), and how
+    many cells were left out."""
+    known = state.catalog.int_ids({c.article_id for c in cells} | {c.related_id for c in cells})
+    usable = [c for c in cells if c.article_id in known and c.related_id in known]
+    articles = np.array([known[c.article_id] for c in usable], dtype=np.int64)
+    related = np.array([known[c.related_id] for c in usable], dtype=np.int64)
+    signals = pair_signals(state, config, articles, related) if usable else np.zeros((0, 3))
+    if not signals[:, 2].any():  # no dated pair: the clicks say nothing of the time prior
+        signals = signals[:, :2]
+    data = Clicks(
+        signals,
+        np.array([c.position for c in usable], dtype=np.int64),
+        np.unique(articles, return_inverse=True)[1].ravel(),
+        np.array([c.impressions for c in usable], dtype=np.float64),
+        np.array([c.clicks for c in usable], dtype=np.float64),
+    )
+    return data, len(cells) - len(usable)
 
 
 def pair_signals(
@@ -240,14 +261,14 @@ def _held_out(
         for name, view in (("learned", data), ("current", current)):
             model = fit_click_model(view[train])
             if name == "learned":
-                folds.append(_ratios(model.weights) or {})
+                folds.append(relative_weights(model.weights) or {})
             held = fit_click_model(view[test], fixed=model)
             totals[name] += log_likelihood(held, view[test])
     n = float(data.impressions.sum())
     return tuple(folds), {name: total / n for name, total in totals.items()}
 
 
-def _ratios(weights: np.ndarray) -> dict[str, float] | None:
+def relative_weights(weights: np.ndarray) -> dict[str, float] | None:
     """The lexical and time weights relative to the dense side's (None when it is not > 0)."""
     if weights[0] <= 1e-9:
         return None
