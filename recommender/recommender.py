@@ -21,7 +21,7 @@ from recommender.index.live import LiveIndex, check_model, file_stamp
 from recommender.index.state import IndexState
 from recommender.ranking import buckets
 from recommender.ranking.batches import related_lists
-from recommender.ranking.calibration import TimeCalibration, recalibrate
+from recommender.ranking.calibration import Calibration, recalibrate
 from recommender.ranking.click_weights import ClickWeights, click_weights
 from recommender.ranking.queries import check_fresh, check_k, check_page, text_query
 from recommender.ranking.ranker import Ranker
@@ -129,18 +129,21 @@ class Recommender:
         store: str = "faiss",
         embeddings: str | os.PathLike[str] | None = None,
         calibrate: bool = False,
+        estimate_weight: bool = True,
     ) -> Recommender:
         """Build a new index at ``path`` and swap it in atomically; return it opened.
 
         ``store``: ``faiss`` or ``milvus://...``; ``embeddings``: from ``recommender embed``;
-        ``calibrate``: :meth:`calibrate`. Bad records go to ``report`` and ``rejects.jsonl``;
-        ``strict`` raises :class:`RejectedRecordsError` on any and publishes nothing.
+        ``calibrate``: also estimate the time prior (:meth:`calibrate`); ``estimate_weight``:
+        the lexical weight from the archive, replacing ``ranking``'s. Bad records go to
+        ``report`` and ``rejects.jsonl``; ``strict`` raises :class:`RejectedRecordsError` on
+        any and publishes nothing.
         """
         layout = storage.IndexLayout(path)
         encoder = encoder or make_encoder(model, backend=encoder_backend)
         build = Build(
             layout, encoder, ranking=ranking, index_type=index_type, store=store, workers=workers,
-            calibrate=calibrate,
+            calibrate=calibrate, estimate_weight=estimate_weight,
         )  # fmt: skip
         report = build.run(
             articles, strict=strict, total=total, progress=progress, embeddings=embeddings
@@ -375,9 +378,10 @@ class Recommender:
         self.report = self._writer.remove(wanted)
         return self.report
 
-    def calibrate(self) -> TimeCalibration:
-        """Estimate the time prior from the archive again (a build does) and publish it."""
-        return recalibrate(self._index, self._ranker)
+    def calibrate(self, *, time: bool = True) -> Calibration:
+        """Estimate the lexical weight (a build does) and the time prior (``time``; a build
+        with ``calibrate``) from the archive again, and publish them."""
+        return recalibrate(self._index, self._ranker, time=time)
 
     def checkpoint(self) -> None:
         """Write a vector snapshot of the current state and forget replayed history."""

@@ -1,7 +1,7 @@
 """Each ranking choice on and off, leave-one-out, on one built index.
 
     .venv/bin/python scripts/ablation.py --index indexes/ecb \\
-        --label-field event_cluster --group-field topic
+        --label-field event_cluster --group-field topic [--variants "lexical weight"]
 
 Prints one row per variant of the index's stored ranking (RankingConfig), all
 measured in the same run on the same articles, then variants of the lexical
@@ -40,7 +40,10 @@ VARIANTS: dict[str, dict[str, object]] = {
     "fusion: query-side z only": {"fusion": "query-z"},
     "fusion: reciprocal rank (k=60)": {"fusion": "rrf"},
     "fusion: raw cosine sum": {"fusion": "sum"},
+    "lexical weight 0.25": {"lexical_weight": 0.25},
     "lexical weight 0.5": {"lexical_weight": 0.5},
+    "lexical weight 0.75": {"lexical_weight": 0.75},
+    "lexical weight 1 (equal in pool units: not estimated)": {"lexical_weight": 1.0},
     "lexical weight 1.5": {"lexical_weight": 1.5},
     "time prior off": {"time_weight": 0.0},
     "lead dates off (undated articles stay undated)": {"lead_dates": False},
@@ -117,15 +120,22 @@ def main() -> None:
     parser.add_argument("--index", required=True)
     parser.add_argument("--label-field", required=True)
     parser.add_argument("--group-field")
+    parser.add_argument(
+        "--variants", help="Only the variants whose name contains this (no lexical-side rows)."
+    )
     args = parser.parse_args()
     rec = Recommender.open(args.index)
     header = f"{'variant':<62} {'P@1':>6} {'MAP@10':>7} {'nDCG@10':>7}"
     print(header + (" hard-neg@5" if args.group_field else ""))
     for name, config in variants(rec, Path(args.index)):
+        if args.variants and args.variants not in name and name != "default":
+            continue
         result = evaluate_index(
             rec, label_field=args.label_field, group_field=args.group_field, ranking=config
         )[0]
         print(row(name, result), flush=True)
+    if args.variants:
+        return
     labels = label_sets(rec.field_values(args.label_field))
     groups = rec.field_values(args.group_field) if args.group_field else None
     for name, options in LEXICAL_VARIANTS.items():

@@ -128,7 +128,8 @@ def test_a_build_keeps_the_fixed_prior_unless_asked(tmp_path: Path) -> None:
     path = tmp_path / "fixed"
     Recommender.build(_dated_archive(), path, encoder=HashingEncoder(256)).close()
     manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["ranking"]["time_curve"] is None and "calibration" not in manifest
+    assert manifest["ranking"]["time_curve"] is None
+    assert "time" not in manifest.get("calibration", {})
     result = CliRunner().invoke(main, ["info", "--index", str(path)])
     assert "time prior: 1.0 x exp(-days/7.0)" in result.output
 
@@ -153,10 +154,11 @@ def test_calibrate_refreshes_the_prior_and_marks_stored_lists_stale(
     assert result.exit_code == 0, result.output
     found = json.loads(result.output)
     with Recommender.open(path, encoder=HashingEncoder(256)) as rec:
-        assert rec.ranking.time_curve == tuple(tuple(k) for k in found["curve"])
-        assert found["dated_pairs"] > 0 and before is not None
+        assert rec.ranking.time_curve == tuple(tuple(k) for k in found["time"]["curve"])
+        assert found["time"]["dated_pairs"] > 0 and before is not None
+        assert rec.ranking.lexical_weight == found["fusion"]["lexical_weight"]
         status = rec.stored_lists_status()
-        assert status is not None and status.stale == "the time prior was estimated again"
+        assert status is not None and status.stale == "the ranking was calibrated again"
 
 
 def _weak_tailed_pairs(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -90,6 +90,13 @@ _MAX_LISTED_REJECTS = 20
     "the fixed 1.0 x exp(-days/7); measured in docs/relevance.md (not the default: it did "
     "not win on every corpus).",
 )
+@click.option(
+    "--estimate-weight/--no-estimate-weight",
+    default=True,
+    show_default=True,
+    help="Estimate the lexical side's weight from the archive (equal spread of both sides at "
+    "the top of its lists; docs/relevance.md); --no-estimate-weight keeps 1.0.",
+)
 def build(
     index: Path,
     model: str | None,
@@ -99,6 +106,7 @@ def build(
     embeddings: Path | None,
     distributed: bool,
     calibrate: bool,
+    estimate_weight: bool,
     **opts: Any,
 ) -> None:
     """Build a new index from JSONL/CSV/JSON files, saved pages or folders of them.
@@ -136,6 +144,7 @@ def build(
             store=store,
             embeddings=embeddings,
             calibrate=calibrate,
+            estimate_weight=estimate_weight,
         )
     finally:
         if scratch is not None:
@@ -311,6 +320,7 @@ def info(index: Path, as_json: bool) -> None:
         f"ranking:    {ranking.get('method')} ({ranking.get('fusion')}), "
         f"{ranking.get('candidates')} candidates per side"
     )
+    click.echo(f"fusion:     {describe_fusion(ranking, data.get('calibration'))}")
     click.echo(f"time prior: {describe_time_prior(ranking, data.get('calibration'))}")
     click.echo(f"stories:    {describe_stories(ranking, data.get('stories'))}")
     click.echo(f"format:     {data['format_version']}")
@@ -325,22 +335,34 @@ def info(index: Path, as_json: bool) -> None:
 
 @main.command()
 @index_option
+@click.option(
+    "--time/--no-time",
+    default=True,
+    show_default=True,
+    help="Estimate the time prior too; --no-time estimates the lexical weight only.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was estimated as JSON.")
-def calibrate(index: Path, as_json: bool) -> None:
-    """Estimate the index's time prior from its own articles (build --calibrate does it).
+def calibrate(index: Path, time: bool, as_json: bool) -> None:
+    """Estimate the index's lexical weight (a build does) and time prior (build --calibrate
+    does) from its own articles.
 
-    The curve comes from the date gaps of each sampled article's top candidates, no labels
-    needed; run it again when the archive has grown. Stored lists become stale.
+    No labels needed: the weight comes from how both sides' scores spread at the top of
+    sampled articles' lists, the curve from the date gaps of their top candidates. Run it
+    again when the archive has grown. Stored lists become stale.
     """
     from recommender.recommender import Recommender
 
     with Recommender.open(index) as rec:
-        found = rec.calibrate()
+        found = rec.calibrate(time=time)
         data = rec.info().to_dict()
     if as_json:
         click.echo(json.dumps(found.to_dict(), indent=2))
         return
-    click.echo(describe_time_prior(data.get("ranking", {}), data.get("calibration")))
+    click.echo(f"fusion:     {describe_fusion(data.get('ranking', {}), data.get('calibration'))}")
+    if time:
+        click.echo(
+            f"time prior: {describe_time_prior(data.get('ranking', {}), data.get('calibration'))}"
+        )
 
 
 def describe_stories(ranking: dict[str, Any], stories: dict[str, Any] | None) -> str:
@@ -354,6 +376,27 @@ def describe_stories(ranking: dict[str, Any], stories: dict[str, Any] | None) ->
         + (f", {stories['pending']} to place" if stories.get("pending") else "")
         + (f", a story spans at most {span:g} days" if span else "")
         + f"; {first}"
+    )
+
+
+def describe_fusion(ranking: dict[str, Any], calibration: dict[str, Any] | None) -> str:
+    """One line on how an index's ranking adds its two sides, and where the weight came from."""
+    method, fusion = ranking.get("method"), ranking.get("fusion")
+    if method != "hybrid":
+        return f"{method} side only"
+    weight = ranking.get("lexical_weight", 1.0)
+    line = f"dense + {weight:g} x lexical ({fusion})"
+    found = (calibration or {}).get("fusion")
+    if not found:
+        return line
+    if found.get("reason"):
+        return f"{line} (not estimated: {found['reason']})"
+    if found.get("lexical_weight") != weight:
+        return f"{line} (set by hand; estimated {found.get('lexical_weight')})"
+    return (
+        f"{line}, estimated: equal spread over the top {found.get('depth')} of "
+        f"{found.get('queries')} articles' lists (z spread there: dense "
+        f"{found.get('dense_spread')}, lexical {found.get('lexical_spread')})"
     )
 
 

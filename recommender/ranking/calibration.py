@@ -31,16 +31,25 @@ import numpy as np
 from recommender.filters import Filters
 from recommender.index.live import LiveIndex
 from recommender.index.state import IndexState
+from recommender.ranking.fusion_weight import (
+    FusionWeight,
+    estimate_fusion_weight,
+    fusion_weighted,
+    weighs_fusion,
+)
 from recommender.ranking.ranker import Ranker
 from recommender.ranking.retrieval import QueryBatch
 from recommender.ranking.scoring import RankingConfig
 
 __all__ = [
+    "Calibration",
     "StoryModel",
     "TimeCalibration",
+    "calibrate",
     "calibrate_time",
     "calibrated",
     "recalibrate",
+    "reweighed",
     "story_model",
 ]
 
@@ -74,6 +83,48 @@ class TimeCalibration:
         data = asdict(self)
         data["curve"] = None if self.curve is None else [list(knot) for knot in self.curve]
         return data
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """One calibration's estimates; None where that part was not estimated."""
+
+    #: The lexical side's weight (:mod:`recommender.ranking.fusion_weight`).
+    fusion: FusionWeight | None = None
+    time: TimeCalibration | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        parts = {"fusion": self.fusion, "time": self.time}
+        return {name: part.to_dict() for name, part in parts.items() if part is not None}
+
+
+def calibrate(
+    state: IndexState, ranker: Ranker, config: RankingConfig, *, fusion: bool, time: bool
+) -> tuple[RankingConfig, Calibration]:
+    """``config`` with what the archive in ``state`` estimates: the lexical weight
+    (``fusion``, where the ranking adds standardised sides) and then, with that weight, the
+    time prior's curve (``time``, where the prior is on)."""
+    weight = estimate_fusion_weight(state, config) if fusion and weighs_fusion(config) else None
+    if weight is not None:
+        config = fusion_weighted(config, weight)
+    found = calibrate_time(state, ranker, config) if time and config.time_weight else None
+    if found is not None:
+        config = calibrated(config, found)
+    return config, Calibration(weight, found)
+
+
+def reweighed(state: IndexState, manifest: dict[str, Any]) -> dict[str, Any]:
+    """``manifest`` with its lexical weight estimated again from the archive in ``state``."""
+    config = RankingConfig.from_dict(manifest.get("ranking"))
+    if not weighs_fusion(config):
+        return manifest
+    found = estimate_fusion_weight(state, config)
+    calibration = {**manifest.get("calibration", {}), "fusion": found.to_dict()}
+    return {
+        **manifest,
+        "ranking": fusion_weighted(config, found).to_dict(),
+        "calibration": calibration,
+    }
 
 
 def calibrated(config: RankingConfig, found: TimeCalibration) -> RankingConfig:
@@ -311,21 +362,22 @@ def _non_increasing(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return fitted
 
 
-def recalibrate(index: LiveIndex, ranker: Ranker) -> TimeCalibration:
-    """Estimate the live index's time prior again and publish it in its manifest.
+def recalibrate(index: LiveIndex, ranker: Ranker, *, time: bool = True) -> Calibration:
+    """Estimate the live index's lexical weight, and its time prior (``time``), again and
+    publish them in its manifest.
 
-    Holds the writer lock. Stored lists were ranked with the old prior: they are marked stale
-    (``related --all --store-lists`` recomputes them).
+    Holds the writer lock. Stored lists were ranked with the old values: they are marked
+    stale (``related --all --store-lists`` recomputes them).
     """
     with index.layout.writer_lock():
         index.refresh()
         manifest = dict(index.manifest)
         config = RankingConfig.from_dict(manifest.get("ranking"))
-        found = calibrate_time(index.state, ranker, config)
-        manifest["ranking"] = calibrated(config, found).to_dict()
-        manifest["calibration"] = {"time": found.to_dict()}
+        config, found = calibrate(index.state, ranker, config, fusion=True, time=time)
+        manifest["ranking"] = config.to_dict()
+        manifest["calibration"] = {**manifest.get("calibration", {}), **found.to_dict()}
         if index.state.catalog.lists_info() is not None:
-            index.state.catalog.mark_lists_stale("the time prior was estimated again")
+            index.state.catalog.mark_lists_stale("the ranking was calibrated again")
         with index.lock.write():
             index.set_manifest(manifest)
     return found

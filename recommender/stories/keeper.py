@@ -62,11 +62,14 @@ Rows = dict[int, tuple[np.ndarray, np.ndarray]]
 
 
 def content_config(manifest: Mapping[str, Any]) -> RankingConfig:
-    """The ranking that scores pairs: by content alone (the model reads the date gap), and
-    not by the stories it groups."""
+    """The ranking that scores pairs: by content alone (the model reads the date gap), not
+    by the stories it groups, and with both sides at equal weight: the lexical weight
+    estimated for lists (:mod:`recommender.ranking.fusion_weight`) orders one query's top,
+    while grouping pools pairs from the whole archive, where the lexical side's tail is the
+    evidence of one story (measured: docs/relevance.md)."""
     return replace(
         default_ranking(manifest), time_weight=0.0, diversity=0.0, feedback_docs=0,
-        story_first=False,
+        story_first=False, lexical_weight=1.0,
     )  # fmt: skip
 
 

@@ -33,7 +33,7 @@ from recommender.index.state import (
 )
 from recommender.lexical.index import LexicalIndex
 from recommender.ranking.batches import progress_bar
-from recommender.ranking.calibration import calibrate_time, calibrated
+from recommender.ranking.calibration import calibrate
 from recommender.ranking.pool_stats import (
     PARALLEL_STATS_MIN,
     compute_pool_stats,
@@ -81,13 +81,16 @@ class Build:
         store: str,
         workers: int | None,
         calibrate: bool = False,
+        estimate_weight: bool = True,
     ) -> None:
         check_target(layout, index_type=index_type, store=store)
         self.layout = layout
         self.encoder = encoder
         self.config = ranking or RankingConfig()
-        #: Estimate the time prior from the archive (ranking/calibration.py) before publishing.
+        #: Estimate the time prior, and the lexical weight, from the archive before publishing
+        #: (ranking/calibration.py, ranking/fusion_weight.py).
         self.calibrate = calibrate
+        self.estimate_weight = estimate_weight
         self.index_type = index_type
         self.store_url = store
         self.workers = workers or os.cpu_count() or 1
@@ -213,7 +216,7 @@ class Build:
             # An injected encoder without a backend runs like the pre-backend default.
             backend=getattr(encoder, "backend", LEGACY_BACKEND),
         )
-        if self.calibrate and self.config.time_weight:
+        if self.calibrate or self.estimate_weight:
             self._calibrate(manifest)
         # A/B buckets are settings of the index, not of its contents: keep them.
         if layout.exists():
@@ -226,14 +229,18 @@ class Build:
         _drop_collections(replaced)
 
     def _calibrate(self, manifest: dict[str, Any]) -> None:
-        """The time prior estimated from the new generation, into its manifest (unpublished)."""
+        """What the new generation estimates, into its manifest (unpublished)."""
         state = IndexState.load(self.layout, manifest)
         try:
-            found = calibrate_time(state, Ranker(self.layout.root / RULES_FILE), self.config)
+            config, found = calibrate(
+                state, Ranker(self.layout.root / RULES_FILE), self.config,
+                fusion=self.estimate_weight, time=self.calibrate,
+            )  # fmt: skip
         finally:
             state.close()
-        manifest["ranking"] = calibrated(self.config, found).to_dict()
-        manifest["calibration"] = {"time": found.to_dict()}
+        manifest["ranking"] = config.to_dict()
+        if found.to_dict():
+            manifest["calibration"] = found.to_dict()
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ from recommender.embedding.precomputed import PrecomputedEmbeddings
 from recommender.index.live import LiveIndex
 from recommender.ranking.batches import progress_bar
 from recommender.ranking.buckets import default_ranking
+from recommender.ranking.calibration import reweighed
 from recommender.ranking.pool_stats import compute_pool_stats
 from recommender.stored_lists.keeper import ListKeeper
 from recommender.stories.keeper import StoryKeeper
@@ -198,7 +199,7 @@ class Updater:
             if pending is None or pending >= _CHECKPOINT_CHANGES:
                 index.state.checkpoint()
                 self._lists.after_checkpoint()
-            self._touch_manifest()
+            self._touch_manifest(grown=bool(grown))
 
     def _outgrown(self) -> set[int]:
         """Every article, once the archive has grown by a quarter since their pool statistics
@@ -219,9 +220,14 @@ class Updater:
         )
         return {i for i, _ in catalog.all_ids()}
 
-    def _touch_manifest(self) -> None:
+    def _touch_manifest(self, *, grown: bool = False) -> None:
+        """The manifest's counts and time; once the archive has outgrown its pool statistics
+        (``grown``: the stored lists are stale then anyway), the lexical weight of an index
+        that estimates it is estimated again too."""
         index = self._index
         manifest = dict(index.manifest)
         manifest["updated_at"] = now()
         manifest["counts"] = {"articles": index.state.catalog.count()}
+        if grown and "fusion" in manifest.get("calibration", {}):
+            manifest = reweighed(index.state, manifest)
         index.set_manifest(manifest)
