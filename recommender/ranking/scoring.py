@@ -48,7 +48,8 @@ class RankingConfig:
     #: pools; ``query-z`` over the query's only; ``rrf`` is reciprocal rank fusion (k=60);
     #: ``sum`` adds raw cosines (the naive baseline).
     fusion: str = "symmetric-z"
-    #: Weight of the lexical side's normalised score against the dense side's (1.0).
+    #: Weight of the lexical side's normalised score against the dense side's; a build
+    #: estimates it from the archive (ranking/fusion_weight.py), 1.0 when it does not.
     lexical_weight: float = 1.0
     #: Lexical query keeps only its heaviest terms (Lucene MoreLikeThis); None keeps all.
     max_query_terms: int | None = None
