@@ -62,7 +62,7 @@ class Recommender:
         self._ranker = Ranker(layout.root / RULES_FILE)  # checked on every query
         self._lists = ListKeeper(self._index, self._ranker)
         self._stories = Stories(self._index, StoryKeeper(self._index, self._ranker), self.version)
-        self._writer = Updater(self._index, self._lists, self._stories.keeper)
+        self._writer = Updater(self._index, self._lists, self._stories.keeper, self._ranker)
         #: What the last build/upsert/remove did.
         self.report: UpdateReport | None = None
         #: The precomputed embeddings the last build/upsert read, with what it used of them.

@@ -210,3 +210,18 @@ def test_all_dated_or_too_few_dated_pairs_fit_the_shape_to_all(
         monkeypatch.setattr(calibration, "_MIN_DATED", 10**9)
         assert calibration.story_model(scores, partial) == model
         monkeypatch.setattr(calibration, "_MIN_DATED", 100)
+
+
+def test_an_archive_grown_by_a_quarter_estimates_its_prior_again(tmp_path: Path) -> None:
+    articles = _dated_archive()  # 240 articles
+    path = tmp_path / "grown"
+    with Recommender.build(
+        articles[:180], path, encoder=HashingEncoder(256), calibrate=True
+    ) as rec:
+        before = rec.info().to_dict()["calibration"]
+        rec.upsert(articles[180:])  # 240 >= 1.25 x 180: estimated again, as a build would
+        after = rec.info().to_dict()["calibration"]
+        assert after["time"]["pairs"] > before["time"]["pairs"]
+        assert after["fusion"]["queries"] == 240 > before["fusion"]["queries"]
+        assert rec.ranking.time_curve == tuple(tuple(k) for k in after["time"]["curve"])
+        assert rec.ranking.lexical_weight == after["fusion"]["lexical_weight"]

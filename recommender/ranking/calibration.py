@@ -49,7 +49,7 @@ __all__ = [
     "calibrate_time",
     "calibrated",
     "recalibrate",
-    "reweighed",
+    "recalibrated",
     "story_model",
 ]
 
@@ -113,18 +113,18 @@ def calibrate(
     return config, Calibration(weight, found)
 
 
-def reweighed(state: IndexState, manifest: dict[str, Any]) -> dict[str, Any]:
-    """``manifest`` with its lexical weight estimated again from the archive in ``state``."""
+def recalibrated(state: IndexState, ranker: Ranker, manifest: dict[str, Any]) -> dict[str, Any]:
+    """``manifest`` with what its index estimates from the archive estimated again from the
+    archive in ``state``: the lexical weight where it was estimated before, the time prior's
+    curve where the ranking uses one. Unchanged when the index estimates neither."""
     config = RankingConfig.from_dict(manifest.get("ranking"))
-    if not weighs_fusion(config):
+    fusion = "fusion" in manifest.get("calibration", {})
+    time = config.time_curve is not None
+    if not fusion and not time:
         return manifest
-    found = estimate_fusion_weight(state, config)
-    calibration = {**manifest.get("calibration", {}), "fusion": found.to_dict()}
-    return {
-        **manifest,
-        "ranking": fusion_weighted(config, found).to_dict(),
-        "calibration": calibration,
-    }
+    config, found = calibrate(state, ranker, config, fusion=fusion, time=time)
+    calibration = {**manifest.get("calibration", {}), **found.to_dict()}
+    return {**manifest, "ranking": config.to_dict(), "calibration": calibration}
 
 
 def calibrated(config: RankingConfig, found: TimeCalibration) -> RankingConfig:

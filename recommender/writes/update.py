@@ -19,8 +19,9 @@ from recommender.embedding.precomputed import PrecomputedEmbeddings
 from recommender.index.live import LiveIndex
 from recommender.ranking.batches import progress_bar
 from recommender.ranking.buckets import default_ranking
-from recommender.ranking.calibration import reweighed
+from recommender.ranking.calibration import recalibrated
 from recommender.ranking.pool_stats import compute_pool_stats
+from recommender.ranking.ranker import Ranker
 from recommender.stored_lists.keeper import ListKeeper
 from recommender.stories.keeper import StoryKeeper
 from recommender.types import Article, Rejection, UpdateReport
@@ -51,10 +52,13 @@ _NEAREST_STATS = 10
 class Updater:
     """Writes to one live index: upsert, remove, checkpoint."""
 
-    def __init__(self, index: LiveIndex, lists: ListKeeper, stories: StoryKeeper) -> None:
+    def __init__(
+        self, index: LiveIndex, lists: ListKeeper, stories: StoryKeeper, ranker: Ranker
+    ) -> None:
         self._index = index
         self._lists = lists
         self._stories = stories
+        self._ranker = ranker
 
     def upsert(
         self,
@@ -222,12 +226,12 @@ class Updater:
 
     def _touch_manifest(self, *, grown: bool = False) -> None:
         """The manifest's counts and time; once the archive has outgrown its pool statistics
-        (``grown``: the stored lists are stale then anyway), the lexical weight of an index
-        that estimates it is estimated again too."""
+        (``grown``: the stored lists are stale then anyway), what the index estimates from the
+        archive (its lexical weight, its time prior's curve) is estimated again too."""
         index = self._index
         manifest = dict(index.manifest)
         manifest["updated_at"] = now()
         manifest["counts"] = {"articles": index.state.catalog.count()}
-        if grown and "fusion" in manifest.get("calibration", {}):
-            manifest = reweighed(index.state, manifest)
+        if grown:
+            manifest = recalibrated(index.state, self._ranker, manifest)
         index.set_manifest(manifest)
