@@ -1,7 +1,7 @@
 """Weights learned from simulated readers' clicks, checked against the labels (issue 21).
 
     .venv/bin/python scripts/click_weights.py --index indexes/ecbplus \
-        --label-field event_cluster [--group-field topic] [--views 20] [--seed 0]
+        --label-field event_cluster [--group-field topic] [--views 20] [--seed 0] [--keep DIR]
 
 No real click log exists for these corpora, so readers are simulated from the labels: half
 the articles (drawn with ``--seed``) are read, each ``--views`` times; a reader examines
@@ -11,7 +11,9 @@ and 0.05 when not. The clicks go through the real path (``EventLog.record`` on a
 index, then ``Recommender.click_weights``), and the same clicks are also fitted without the
 position correction. Each set of weights then ranks the *other* half's lists, scored against
 the labels (MAP@10, and hard-neg@5 with ``--group-field``): learned on one half, judged on
-the other, so a weight that only fits the clicked articles shows as a loss.
+the other, so a weight that only fits the clicked articles shows as a loss. ``--keep DIR``
+leaves the copy with its simulated events at DIR (``recommender report --weights --index
+DIR`` then prints what the README shows).
 """
 
 from __future__ import annotations
@@ -39,11 +41,15 @@ def main() -> None:
     parser.add_argument("--group-field", default=None)
     parser.add_argument("--views", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", type=Path, help="Keep the copy and its events here (new).")
     args = parser.parse_args()
+    if args.keep is not None and args.keep.exists():
+        parser.error(f"--keep {str(args.keep)!r} exists; give a new directory")
     work = Path(tempfile.mkdtemp(prefix="click-weights-"))
+    copy = args.keep or work / "index"
     try:
-        shutil.copytree(args.index, work / "index", ignore=shutil.ignore_patterns("events*"))
-        with Recommender.open(work / "index") as rec:
+        shutil.copytree(args.index, copy, ignore=shutil.ignore_patterns("events*"))
+        with Recommender.open(copy) as rec:
             run(rec, args.label_field, args.group_field, args.views, args.seed)
     finally:
         shutil.rmtree(work, ignore_errors=True)
