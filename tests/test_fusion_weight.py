@@ -118,6 +118,8 @@ def test_calibrate_without_time_estimates_the_weight_only(weighted: Path, tmp_pa
         assert rec.ranking.time_curve is None
         status = rec.stored_lists_status()
         assert status is not None and status.stale == "the ranking was calibrated again"
+    text = CliRunner().invoke(main, ["calibrate", "--index", str(path), "--no-time"]).output
+    assert text.startswith("fusion:     dense + ") and "time prior" not in text
 
 
 def test_an_archive_grown_by_a_quarter_estimates_the_weight_again(tmp_path: Path) -> None:
