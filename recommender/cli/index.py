@@ -347,8 +347,9 @@ def calibrate(index: Path, time: bool, as_json: bool) -> None:
     does) from its own articles.
 
     No labels needed: the weight comes from how both sides' scores spread at the top of
-    sampled articles' lists, the curve from the date gaps of their top candidates. Run it
-    again when the archive has grown. Stored lists become stale.
+    sampled articles' lists, the curve from the date gaps of their top candidates. A write
+    estimates both again once the archive has grown by a quarter; this does it now. Stored
+    lists become stale.
     """
     from recommender.recommender import Recommender
 

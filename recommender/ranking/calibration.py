@@ -1,4 +1,7 @@
-"""The time prior estimated from the archive itself, without labels (opt-in).
+"""The time prior estimated from the archive itself, without labels (opt-in); and
+:func:`calibrate`, which an index's build, its quarter-growth refresh and `recommender
+calibrate` go through to estimate that and the lexical weight
+(:mod:`recommender.ranking.fusion_weight`) together.
 
 How much a small date gap says "same story" differs by archive (a celebrity's rehab is
 covered for days, a trial for months), so the prior's curve is estimated per index from the
