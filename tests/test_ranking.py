@@ -91,6 +91,60 @@ def test_time_prior_breaks_ties_by_closeness_and_ignores_undated() -> None:
     assert [s for _, s in rank(candidates, 3, config, query_time=None)] == [0.0, 0.0, 0.0]
 
 
+SCORE_KINDS = [
+    {"method": "dense"},
+    {"method": "lexical"},
+    {"fusion": "sum"},
+    {"fusion": "rrf"},
+    {"fusion": "query-z"},
+    {"fusion": "symmetric-z"},
+]
+
+
+def _dated_pool(scale: float, **extra: object) -> Candidates:
+    """Eight candidates falling off alike on both sides; 102 (just behind 101) and 107 (far
+    behind everyone) were published the query's day, the rest a year before."""
+    now = 1_700_000_000.0
+    falling = [0.90, 0.60, 0.58, 0.30, 0.25, 0.20, 0.15, 0.10]
+    published = np.full(8, now - 365 * DAY)
+    published[[2, 7]] = now
+    scaled = [scale * v for v in falling]
+    return pool(scaled, scaled, published=published, **extra)
+
+
+@pytest.mark.parametrize("options", SCORE_KINDS)
+def test_the_time_prior_is_worth_a_standard_deviation_of_every_score(
+    options: dict[str, str],
+) -> None:
+    """Whatever the fusion, a prior of 1 is one standard deviation of the list's score over
+    the pool: it lifts a same-day candidate over one just ahead on content, not one far ahead.
+    Raw cosines (one side, their sum) added a prior of 1 as it was, which outweighed any
+    difference of content: the same-day candidate far behind came second."""
+    config = RankingConfig(time_weight=1.0, **options)  # type: ignore[arg-type]
+    now = 1_700_000_000.0
+    for scale in (1.0, 0.1):  # the order does not depend on the raw scores' scale
+        ranked = ids(rank(_dated_pool(scale), 8, config, query_time=now))
+        assert ranked.index(102) < ranked.index(101), (options, scale, ranked)
+        assert ranked.index(107) > ranked.index(101), (options, scale, ranked)
+
+
+@pytest.mark.parametrize("options", SCORE_KINDS[:3])
+def test_a_raw_score_prior_uses_the_querys_own_spread_when_known(
+    options: dict[str, str],
+) -> None:
+    """With the query's stored statistics the unit is its spread, not this pool's: a
+    candidate's score then depends on nothing else in the pool (stored lists need that)."""
+    config = RankingConfig(time_weight=1.0, **options)  # type: ignore[arg-type]
+    now = 1_700_000_000.0
+    narrow = np.array([0.5, 0.01, 0.5, 0.01])  # the query's spread: 0.01 on both sides
+    ranked = rank(_dated_pool(1.0, query_stats=narrow), 8, config, query_time=now)
+    assert ids(ranked)[:3] == [100, 101, 102]  # a hundredth is too little to pass 101
+    alone = _dated_pool(1.0, query_stats=narrow)
+    for field in ("ids", "dense", "lexical", "published"):
+        setattr(alone, field, getattr(alone, field)[[2]])
+    assert rank(alone, 1, config, query_time=now)[0][1] == pytest.approx(dict(ranked)[102])
+
+
 def test_copies_collapse_above_the_threshold() -> None:
     candidates = pool([0.9, 0.89, 0.5], [0.9, 0.89, 0.5])
     candidates.vectors = np.array([[1, 0], [0.999, 0.0447], [0, 1]], dtype=np.float32)

@@ -123,7 +123,17 @@ def test_store_then_read_without_ranking(demo: Recommender) -> None:
         demo.related("demo-001", k=K, fresh=False, section="world")
 
 
-@pytest.mark.parametrize("ranking", [None, SMALL], ids=["default", "small-pools"])
+@pytest.mark.parametrize(
+    "ranking",
+    [
+        None,
+        SMALL,
+        # Raw scores: their time prior is scaled by the query's own spread (dated articles).
+        RankingConfig(candidates=10, method="dense"),
+        RankingConfig(candidates=10, fusion="sum"),
+    ],
+    ids=["default", "small-pools", "dense-side-dated", "raw-sum-dated"],
+)
 def test_writes_keep_stored_lists_equal_to_a_full_recompute(
     tmp_path: Path, ranking: RankingConfig | None
 ) -> None:

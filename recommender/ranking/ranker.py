@@ -307,9 +307,11 @@ class _Pools:
         state, config, k, filters = self.state, self.config, self.k, self.filters
         depth = self.own.depth if self.own is not None else k
         # While lists are stored, an indexed query's own statistics standardise its side.
+        # A raw score's time prior is scaled by the query's spread: its own statistics keep
+        # that independent of the pool too (scoring._time_unit).
         own = (
             state.pool_stats(np.array([-1 if s is None else s for s in batch.skip]))
-            if state.lexical.pinned is not None and _pool_free(config)
+            if (state.lexical.pinned is not None and _pool_free(config)) or _raw_timed(config)
             else None
         )
         pools = Retriever(state.store, state.lexical).pools(
@@ -332,8 +334,8 @@ class _Pools:
                 pool.published = state.published(pool.ids, lead_dates=config.lead_dates)
             if config.method == "hybrid":
                 pool.stats = state.pool_stats(pool.ids)
-                if own is not None and np.isfinite(own[q]).all():
-                    pool.query_stats = own[q]
+            if own is not None and np.isfinite(own[q]).all():
+                pool.query_stats = own[q]
             query_time = None if np.isnan(when) else float(when)
             allowed = self.masks(q, pool.ids) if self.masks is not None else None
             out.append(rank(pool, depth, config, query_time=query_time, allowed=allowed))
@@ -355,6 +357,12 @@ class _Pools:
 def _pool_free(config: RankingConfig) -> bool:
     """Whether a candidate's score can be made independent of the rest of its pool."""
     return config.method == "hybrid" and config.fusion == "symmetric-z"
+
+
+def _raw_timed(config: RankingConfig) -> bool:
+    """Whether the scores are raw cosines (one side, or the sides' sum) with a time prior."""
+    raw = config.method != "hybrid" or config.fusion == "sum"
+    return raw and bool(config.time_weight)
 
 
 def _with_feedback(
