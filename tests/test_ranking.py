@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recommender import InvalidArgumentError
 from recommender.ranking.scoring import Candidates, RankingConfig, pool_stats, rank
@@ -126,6 +128,39 @@ def test_the_time_prior_is_worth_a_standard_deviation_of_every_score(
         ranked = ids(rank(_dated_pool(scale), 8, config, query_time=now))
         assert ranked.index(102) < ranked.index(101), (options, scale, ranked)
         assert ranked.index(107) > ranked.index(101), (options, scale, ranked)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    cosines=st.lists(
+        st.tuples(st.floats(-1.0, 1.0, width=32), st.floats(0.0, 1.0, width=32)),
+        min_size=2,
+        max_size=30,
+    ),
+    ages=st.lists(st.one_of(st.none(), st.floats(0.0, 400.0)), min_size=30, max_size=30),
+    power=st.integers(-6, 6),
+    kind=st.sampled_from(SCORE_KINDS),
+)
+def test_no_fusion_orders_by_the_raw_scores_scale(
+    cosines: list[tuple[float, float]],
+    ages: list[float | None],
+    power: int,
+    kind: dict[str, str],
+) -> None:
+    """Any pool, any dates: raw scores scaled by a power of two (exact in floating point) rank
+    the same with the time prior on, so the prior weighs the same against content however
+    the raw scores spread."""
+    now = 1_700_000_000.0
+    published = np.array(
+        [np.nan if age is None else now - age * DAY for age in ages[: len(cosines)]]
+    )
+    dense = [d for d, _ in cosines]
+    lexical = [lex for _, lex in cosines]
+    config = RankingConfig(time_weight=1.0, **kind)  # type: ignore[arg-type]
+    plain = rank(pool(dense, lexical, published=published), 30, config, query_time=now)
+    c = 2.0**power
+    scaled = pool([c * d for d in dense], [c * x for x in lexical], published=published)
+    assert ids(rank(scaled, 30, config, query_time=now)) == ids(plain)
 
 
 @pytest.mark.parametrize("options", SCORE_KINDS[:3])
