@@ -126,15 +126,16 @@ class Retriever:
         asked, of_query = np.unique(queries, return_inverse=True)
         found, of_candidate = np.unique(candidates, return_inverse=True)
         of_query = of_query.ravel()
-        left = self.store.get(asked).astype(np.float64)[of_query]
-        right = self.store.get(found).astype(np.float64)[of_candidate.ravel()]
-        dense = np.einsum("ij,ij->i", left, right).astype(np.float32)
+        query_vectors = self.store.get(asked)
+        vectors = self.store.get(found)[of_candidate.ravel()]
+        dense = np.empty(len(candidates), dtype=np.float32)
         lexical = np.zeros(len(candidates), dtype=np.float32)
         rows = self.lexical.rows(candidates)
         order = np.argsort(of_query, kind="stable")  # each query's pairs, together
         bounds = np.searchsorted(of_query[order], np.arange(len(asked) + 1))
         for n, query in enumerate(asked.tolist()):
             at = order[bounds[n] : bounds[n + 1]]
+            dense[at] = _exact_dense(vectors[at], query_vectors[n])
             terms = self.lexical.query_terms(
                 [self.lexical.stored_row(query)], max_terms=max_query_terms
             )[0]
