@@ -130,10 +130,16 @@ def test_the_time_prior_is_worth_a_standard_deviation_of_every_score(
         assert ranked.index(107) > ranked.index(101), (options, scale, ranked)
 
 
-@settings(max_examples=60, deadline=None)
+def _cosines(low: float) -> st.SearchStrategy[float]:
+    """Float32 cosines a power of two down to 2**-6 scales exactly: none near the subnormal
+    range (1.4e-45 halved is 0, and ties that were not)."""
+    return st.floats(low, 1.0, width=32).filter(lambda x: x == 0.0 or abs(x) >= 1e-30)
+
+
+@settings(max_examples=200, deadline=None)
 @given(
     cosines=st.lists(
-        st.tuples(st.floats(-1.0, 1.0, width=32), st.floats(0.0, 1.0, width=32)),
+        st.tuples(_cosines(-1.0), _cosines(0.0)),
         min_size=2,
         max_size=30,
     ),
