@@ -38,7 +38,6 @@ from recommender.ranking.fusion_weight import (
     FusionWeight,
     estimate_fusion_weight,
     fusion_weighted,
-    weighs_fusion,
 )
 from recommender.ranking.ranker import Ranker
 from recommender.ranking.retrieval import QueryBatch
@@ -107,7 +106,8 @@ def calibrate(
     """``config`` with what the archive in ``state`` estimates: the lexical weight
     (``fusion``, where the ranking adds standardised sides) and then, with that weight, the
     time prior's curve (``time``, where the prior is on)."""
-    weight = estimate_fusion_weight(state, config) if fusion and weighs_fusion(config) else None
+    # The weight is estimated for a fusion that adds standardised sides.
+    weight = estimate_fusion_weight(state, config) if fusion and config.standardised else None
     if weight is not None:
         config = fusion_weighted(config, weight)
     found = calibrate_time(state, ranker, config) if time and config.time_weight else None

@@ -43,7 +43,6 @@ __all__ = [
     "equal_spread_weight",
     "estimate_fusion_weight",
     "fusion_weighted",
-    "weighs_fusion",
 ]
 
 Sides = list[tuple[np.ndarray, np.ndarray]]
@@ -73,11 +72,6 @@ class FusionWeight:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def weighs_fusion(config: RankingConfig) -> bool:
-    """Whether ``config`` adds standardised sides, the fusion this weight is estimated for."""
-    return config.method == "hybrid" and config.fusion in ("symmetric-z", "query-z")
 
 
 def fusion_weighted(config: RankingConfig, found: FusionWeight) -> RankingConfig:

@@ -311,7 +311,8 @@ class _Pools:
         # that independent of the pool too (scoring._time_unit).
         own = (
             state.pool_stats(np.array([-1 if s is None else s for s in batch.skip]))
-            if (state.lexical.pinned is not None and _pool_free(config)) or _raw_timed(config)
+            if (state.lexical.pinned is not None and _pool_free(config))
+            or (config.raw and config.time_weight)
             else None
         )
         pools = Retriever(state.store, state.lexical).pools(
@@ -357,12 +358,6 @@ class _Pools:
 def _pool_free(config: RankingConfig) -> bool:
     """Whether a candidate's score can be made independent of the rest of its pool."""
     return config.method == "hybrid" and config.fusion == "symmetric-z"
-
-
-def _raw_timed(config: RankingConfig) -> bool:
-    """Whether the scores are raw cosines (one side, or the sides' sum) with a time prior."""
-    raw = config.method != "hybrid" or config.fusion == "sum"
-    return raw and bool(config.time_weight)
 
 
 def _with_feedback(

@@ -128,6 +128,17 @@ class RankingConfig:
         """A copy with the given options changed; ``None`` values leave a field as it is."""
         return replace(self, **{k: v for k, v in options.items() if v is not None})
 
+    @property
+    def standardised(self) -> bool:
+        """Whether the score adds the two sides' z-scores: it is in standard deviations."""
+        return self.method == "hybrid" and self.fusion in ("symmetric-z", "query-z")
+
+    @property
+    def raw(self) -> bool:
+        """Whether the score is raw cosines (one side, or the sides' sum): a candidate's score
+        does not move with the rest of its pool."""
+        return self.method != "hybrid" or self.fusion == "sum"
+
 
 @dataclass
 class Candidates:
@@ -207,9 +218,10 @@ def pool_bounds(
     # MMR), every score moves with the pool; raw cosines and their sum do not.
     # The time prior of raw scores is scaled by the query's spread: from its own statistics
     # when the pool has them, else from the pool (then it moves with the pool).
-    raw = config.method != "hybrid" or config.fusion == "sum"
     fixed_unit = not config.time_weight or pool.query_stats is not None
-    independent = ((raw and fixed_unit) or pool.query_stats is not None) and not config.diversity
+    independent = (
+        (config.raw and fixed_unit) or pool.query_stats is not None
+    ) and not config.diversity
     return PoolBounds(
         dense_entry=pool.dense_entry,
         lexical_entry=pool.lexical_entry,
@@ -387,9 +399,9 @@ def _time_unit(pool: Candidates, fused: np.ndarray, config: RankingConfig) -> fl
     depends on nothing else in the pool), else from the pool; reciprocal ranks, which move
     with the pool anyway, by the spread of ``fused`` over it.
     """
-    if config.method == "hybrid" and config.fusion in ("symmetric-z", "query-z"):
+    if config.standardised:
         return 1.0
-    if config.method == "hybrid" and config.fusion == "rrf":
+    if not config.raw:  # reciprocal ranks
         return float(fused.std())
     stats = pool.query_stats if pool.query_stats is not None else pool_stats(pool)
     dense, lexical = stats[..., 1], stats[..., 3]
