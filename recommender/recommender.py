@@ -378,9 +378,11 @@ class Recommender:
         self.report = self._writer.remove(wanted)
         return self.report
 
-    def calibrate(self, *, time: bool = True) -> Calibration:
-        """Estimate the lexical weight (a build does) and the time prior (``time``; a build
-        with ``calibrate``) from the archive again, and publish them."""
+    def calibrate(self, *, time: bool | None = None) -> Calibration:
+        """Estimate the lexical weight (a build does) from the archive again, and publish it;
+        the time prior too where the index already uses an estimated one (a build with
+        ``calibrate``). ``time=True`` turns the estimated prior on, ``False`` leaves the prior
+        as it is."""
         return recalibrate(self._index, self._ranker, time=time)
 
     def checkpoint(self) -> None:

@@ -161,6 +161,40 @@ def test_calibrate_refreshes_the_prior_and_marks_stored_lists_stale(
         assert status is not None and status.stale == "the ranking was calibrated again"
 
 
+def test_calibrate_keeps_the_fixed_prior_unless_asked(tmp_path: Path) -> None:
+    """The estimated prior is opt-in: refreshing an index's estimates never switches it on."""
+    path = tmp_path / "fixed"
+    Recommender.build(_dated_archive(), path, encoder=HashingEncoder(256)).close()
+    result = CliRunner().invoke(main, ["calibrate", "--index", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert set(json.loads(result.output)) == {"fusion"}
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["ranking"]["time_curve"] is None and "time" not in manifest["calibration"]
+    text = CliRunner().invoke(main, ["calibrate", "--index", str(path)]).output
+    assert text.startswith("fusion:     dense + ") and "time prior" not in text
+    # --time asks for it: from then on it is the index's prior, refreshed like the weight.
+    result = CliRunner().invoke(main, ["calibrate", "--index", str(path), "--time"])
+    assert result.exit_code == 0 and "time prior: estimated from" in result.output
+    with Recommender.open(path, encoder=HashingEncoder(256)) as rec:
+        curve = rec.ranking.time_curve
+        assert curve is not None
+        assert rec.calibrate().time is not None and rec.ranking.time_curve == curve
+
+
+def test_an_asked_for_prior_is_tried_again_once_the_archive_has_dated_pairs(
+    corpus: list[Article], tmp_path: Path
+) -> None:
+    path = tmp_path / "undated"
+    Recommender.build(corpus, path, encoder=HashingEncoder(256), calibrate=True).close()
+    with Recommender.open(path, encoder=HashingEncoder(256)) as rec:
+        assert rec.ranking.time_curve is None  # too few dated pairs: the fixed prior, for now
+        rec.upsert(_dated_archive())  # the archive grows by more than a quarter
+        curve = rec.ranking.time_curve
+        assert curve is not None
+        found = rec.calibrate()
+        assert found.time is not None and found.time.curve == curve == rec.ranking.time_curve
+
+
 def _weak_tailed_pairs(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Scored pairs whose one-story class is not one normal (a large story's weak pairs form
     a second bump), a quarter of them dated: scores, gaps (NaN: undated), truth, dated."""

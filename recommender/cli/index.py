@@ -337,14 +337,15 @@ def info(index: Path, as_json: bool) -> None:
 @index_option
 @click.option(
     "--time/--no-time",
-    default=True,
-    show_default=True,
-    help="Estimate the time prior too; --no-time estimates the lexical weight only.",
+    default=None,
+    help="Estimate the time prior and rank by it from now on (opt-in: not the default "
+    "ranking); --no-time: the lexical weight only. Neither: the time prior again only where "
+    "the index already uses an estimated one.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print what was estimated as JSON.")
-def calibrate(index: Path, time: bool, as_json: bool) -> None:
-    """Estimate the index's lexical weight (a build does) and time prior (build --calibrate
-    does) from its own articles.
+def calibrate(index: Path, time: bool | None, as_json: bool) -> None:
+    """Estimate the index's lexical weight (a build does) and, where asked, its time prior
+    (build --calibrate, or --time) from its own articles.
 
     No labels needed: the weight comes from how both sides' scores spread at the top of
     sampled articles' lists, the curve from the date gaps of their top candidates. A write
@@ -360,7 +361,7 @@ def calibrate(index: Path, time: bool, as_json: bool) -> None:
         click.echo(json.dumps(found.to_dict(), indent=2))
         return
     click.echo(f"fusion:     {describe_fusion(data.get('ranking', {}), data.get('calibration'))}")
-    if time:
+    if found.time is not None:
         click.echo(
             f"time prior: {describe_time_prior(data.get('ranking', {}), data.get('calibration'))}"
         )

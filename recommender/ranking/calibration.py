@@ -47,6 +47,7 @@ __all__ = [
     "Calibration",
     "StoryModel",
     "TimeCalibration",
+    "asks_for_time_prior",
     "calibrate",
     "calibrate_time",
     "calibrated",
@@ -122,12 +123,21 @@ def recalibrated(state: IndexState, ranker: Ranker, manifest: dict[str, Any]) ->
     curve where the ranking uses one. Unchanged when the index estimates neither."""
     config = RankingConfig.from_dict(manifest.get("ranking"))
     fusion = "fusion" in manifest.get("calibration", {})
-    time = config.time_curve is not None
+    time = asks_for_time_prior(manifest)
     if not fusion and not time:
         return manifest
     config, found = calibrate(state, ranker, config, fusion=fusion, time=time)
     calibration = {**manifest.get("calibration", {}), **found.to_dict()}
     return {**manifest, "ranking": config.to_dict(), "calibration": calibration}
+
+
+def asks_for_time_prior(manifest: dict[str, Any]) -> bool:
+    """Whether the index in ``manifest`` asked for its time prior estimated from the archive:
+    it ranks by an estimated curve, or one was asked for (``build --calibrate``, ``calibrate
+    --time``) when the archive had too few dated pairs for it, so a larger archive tries again.
+    The estimate is opt-in (it is not the default ranking): nothing else turns it on."""
+    config = RankingConfig.from_dict(manifest.get("ranking"))
+    return config.time_curve is not None or "time" in manifest.get("calibration", {})
 
 
 def calibrated(config: RankingConfig, found: TimeCalibration) -> RankingConfig:
@@ -365,9 +375,11 @@ def _non_increasing(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return fitted
 
 
-def recalibrate(index: LiveIndex, ranker: Ranker, *, time: bool = True) -> Calibration:
-    """Estimate the live index's lexical weight, and its time prior (``time``), again and
-    publish them in its manifest.
+def recalibrate(index: LiveIndex, ranker: Ranker, *, time: bool | None = None) -> Calibration:
+    """Estimate the live index's lexical weight, and its time prior, again and publish them in
+    its manifest. ``time``: True estimates the prior (and ranks by it from now on), False
+    leaves it as it is, None estimates it again only where the index already asks for it
+    (:func:`asks_for_time_prior`), as a quarter's growth does.
 
     Holds the writer lock. Stored lists were ranked with the old values: they are marked
     stale (``related --all --store-lists`` recomputes them).
@@ -376,6 +388,7 @@ def recalibrate(index: LiveIndex, ranker: Ranker, *, time: bool = True) -> Calib
         index.refresh()
         manifest = dict(index.manifest)
         config = RankingConfig.from_dict(manifest.get("ranking"))
+        time = asks_for_time_prior(manifest) if time is None else time
         config, found = calibrate(index.state, ranker, config, fusion=True, time=time)
         manifest["ranking"] = config.to_dict()
         manifest["calibration"] = {**manifest.get("calibration", {}), **found.to_dict()}
