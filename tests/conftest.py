@@ -134,6 +134,17 @@ STORIES = {
 }
 
 
+def built_index(
+    factory: pytest.TempPathFactory, name: str, articles: list[Article], **options: Any
+) -> Path:
+    """An index of ``articles`` (hashing encoder) in a fresh folder: a module's shared index."""
+    from recommender import Recommender
+
+    path = factory.mktemp(name) / "idx"
+    Recommender.build(articles, path, encoder=HashingEncoder(256), **options).close()
+    return path
+
+
 def dated_stories(
     prefix: str, stories: int, *, seed: int, span_days: int, spread_days: int
 ) -> list[Article]:

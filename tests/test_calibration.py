@@ -17,7 +17,7 @@ from recommender.errors import InvalidArgumentError
 from recommender.ranking.calibration import _bins, _fit, _non_increasing
 from recommender.ranking.scoring import RankingConfig
 
-from .conftest import article, dated_stories
+from .conftest import article, built_index, dated_stories
 
 
 def _synthetic_pairs(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -86,9 +86,7 @@ def _dated_archive() -> list[Article]:
 
 @pytest.fixture(scope="module")
 def dated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("calibration") / "idx"
-    Recommender.build(_dated_archive(), path, encoder=HashingEncoder(256), calibrate=True).close()
-    return path
+    return built_index(tmp_path_factory, "calibration", _dated_archive(), calibrate=True)
 
 
 def test_a_build_estimates_the_prior_and_info_shows_it(dated: Path) -> None:

@@ -16,7 +16,7 @@ from recommender.embedding.encoders import HashingEncoder
 from recommender.ranking.fusion_weight import equal_spread_weight
 from recommender.stories.keeper import content_config
 
-from .conftest import dated_stories
+from .conftest import built_index, dated_stories
 
 FAST = ["--model", "hashing:256", "--quiet"]
 
@@ -28,9 +28,7 @@ def _archive() -> list[Article]:
 
 @pytest.fixture(scope="module")
 def weighted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("fusion") / "idx"
-    Recommender.build(_archive(), path, encoder=HashingEncoder(256)).close()
-    return path
+    return built_index(tmp_path_factory, "fusion", _archive())
 
 
 def test_the_weight_gives_both_sides_the_same_spread_at_the_top() -> None:

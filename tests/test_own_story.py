@@ -16,7 +16,7 @@ from recommender.embedding.encoders import HashingEncoder
 from recommender.ranking.own_story import STORY_DEPTH, OwnStory
 from recommender.ranking.scoring import Candidates, PoolBounds, RankingConfig
 
-from .conftest import article
+from .conftest import article, built_index
 
 ENCODER = HashingEncoder(256)
 K = 10
@@ -40,9 +40,7 @@ def _beat() -> list[Article]:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("own-story") / "idx"
-    Recommender.build(_beat(), path, encoder=ENCODER).close()
-    return path
+    return built_index(tmp_path_factory, "own-story", _beat())
 
 
 @pytest.fixture

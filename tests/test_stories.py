@@ -16,7 +16,7 @@ from recommender.cli import main
 from recommender.embedding.encoders import HashingEncoder
 from recommender.stories.grouping import bcubed, group
 
-from .conftest import article, dated_stories
+from .conftest import article, built_index, dated_stories
 
 
 def test_bcubed_against_hand_counts() -> None:
@@ -76,9 +76,7 @@ def _stories_archive() -> list[Article]:
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("stories") / "idx"
-    Recommender.build(_stories_archive(), path, encoder=HashingEncoder(256)).close()
-    return path
+    return built_index(tmp_path_factory, "stories", _stories_archive())
 
 
 def test_the_archive_is_grouped_into_its_stories(archive: Path) -> None:

@@ -20,7 +20,7 @@ from recommender.stories.grouping import bcubed
 from recommender.stories.keeper import StoryKeeper
 from recommender.stories.placing import Placer
 
-from .conftest import article, dated_stories
+from .conftest import article, built_index, dated_stories
 
 ENCODER = HashingEncoder(256)
 
@@ -42,9 +42,7 @@ def _stories(rec: Recommender) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("keeping") / "idx"
-    Recommender.build(_archive(), path, encoder=ENCODER).close()
-    return path
+    return built_index(tmp_path_factory, "keeping", _archive())
 
 
 def _copy(built: Path, tmp_path: Path) -> Path:
