@@ -177,6 +177,12 @@ def test_calibrate_keeps_the_fixed_prior_unless_asked(tmp_path: Path) -> None:
         curve = rec.ranking.time_curve
         assert curve is not None
         assert rec.calibrate().time is not None and rec.ranking.time_curve == curve
+    # An index ranked with no time prior has none to estimate, and says so.
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["ranking"].update(time_weight=0.0, time_curve=None)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    result = CliRunner().invoke(main, ["calibrate", "--index", str(path), "--time"])
+    assert result.exit_code == 0 and "time prior: off" in result.output
 
 
 def test_an_asked_for_prior_is_tried_again_once_the_archive_has_dated_pairs(

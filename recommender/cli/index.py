@@ -361,7 +361,7 @@ def calibrate(index: Path, time: bool | None, as_json: bool) -> None:
         click.echo(json.dumps(found.to_dict(), indent=2))
         return
     click.echo(f"fusion:     {describe_fusion(data.get('ranking', {}), data.get('calibration'))}")
-    if found.time is not None:
+    if time or found.time is not None:  # asked for and not estimated: say why ("off")
         click.echo(
             f"time prior: {describe_time_prior(data.get('ranking', {}), data.get('calibration'))}"
         )
