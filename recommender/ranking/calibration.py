@@ -117,18 +117,27 @@ def calibrate(
     return config, Calibration(weight, found)
 
 
-def recalibrated(state: IndexState, ranker: Ranker, manifest: dict[str, Any]) -> dict[str, Any]:
-    """``manifest`` with what its index estimates from the archive estimated again from the
-    archive in ``state``: the lexical weight where it was estimated before, the time prior's
-    curve where the ranking uses one. Unchanged when the index estimates neither."""
+def recalibrated(
+    state: IndexState,
+    ranker: Ranker,
+    manifest: dict[str, Any],
+    *,
+    fusion: bool | None = None,
+    time: bool | None = None,
+) -> tuple[dict[str, Any], Calibration]:
+    """``manifest`` with what the archive in ``state`` estimates again, and the estimates.
+    ``fusion``, ``time``: whether to estimate the lexical weight and the time prior's curve;
+    None (a quarter's growth) re-estimates what the index already estimates: the weight
+    where it was estimated before, the curve where the index asks for one
+    (:func:`asks_for_time_prior`). Unchanged when there is nothing to estimate."""
     config = RankingConfig.from_dict(manifest.get("ranking"))
-    fusion = "fusion" in manifest.get("calibration", {})
-    time = asks_for_time_prior(manifest)
+    fusion = "fusion" in manifest.get("calibration", {}) if fusion is None else fusion
+    time = asks_for_time_prior(manifest) if time is None else time
     if not fusion and not time:
-        return manifest
+        return manifest, Calibration()
     config, found = calibrate(state, ranker, config, fusion=fusion, time=time)
     calibration = {**manifest.get("calibration", {}), **found.to_dict()}
-    return {**manifest, "ranking": config.to_dict(), "calibration": calibration}
+    return {**manifest, "ranking": config.to_dict(), "calibration": calibration}, found
 
 
 def asks_for_time_prior(manifest: dict[str, Any]) -> bool:
@@ -386,12 +395,9 @@ def recalibrate(index: LiveIndex, ranker: Ranker, *, time: bool | None = None) -
     """
     with index.layout.writer_lock():
         index.refresh()
-        manifest = dict(index.manifest)
-        config = RankingConfig.from_dict(manifest.get("ranking"))
-        time = asks_for_time_prior(manifest) if time is None else time
-        config, found = calibrate(index.state, ranker, config, fusion=True, time=time)
-        manifest["ranking"] = config.to_dict()
-        manifest["calibration"] = {**manifest.get("calibration", {}), **found.to_dict()}
+        manifest, found = recalibrated(
+            index.state, ranker, dict(index.manifest), fusion=True, time=time
+        )
         if index.state.catalog.lists_info() is not None:
             index.state.catalog.mark_lists_stale("the ranking was calibrated again")
         with index.lock.write():

@@ -233,5 +233,5 @@ class Updater:
         manifest["updated_at"] = now()
         manifest["counts"] = {"articles": index.state.catalog.count()}
         if grown:
-            manifest = recalibrated(index.state, self._ranker, manifest)
+            manifest = recalibrated(index.state, self._ranker, manifest)[0]
         index.set_manifest(manifest)
