@@ -106,9 +106,8 @@ def equal_spread_weight(sides: Sides) -> tuple[float, tuple[float, float]] | Non
         spreads = _top_spreads(sides, weight)
         if not min(spreads) > 1e-9:
             return None
-        settled = abs(spreads[0] / spreads[1] - weight) < _SETTLED
-        weight = spreads[0] / spreads[1]
-        if settled:
+        weight, previous = spreads[0] / spreads[1], weight
+        if abs(weight - previous) < _SETTLED:
             break
     return weight, spreads
 

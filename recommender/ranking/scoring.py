@@ -214,13 +214,12 @@ def pool_bounds(
     dense_side = pool.dense_side[at] if pool.dense_side is not None else np.ones(len(at), bool)
     search = pool.search[at] if pool.search is not None else np.full(len(at), np.nan)
     n = max(config.candidates, depth or k) + 1
-    # Standardised over the pool without the query's own statistics (or re-weighed by
-    # MMR), every score moves with the pool; raw cosines and their sum do not.
-    # The time prior of raw scores is scaled by the query's spread: from its own statistics
-    # when the pool has them, else from the pool (then it moves with the pool).
-    fixed_unit = not config.time_weight or pool.query_stats is not None
+    # Only scores that do not move with the rest of the pool give a floor: those read with
+    # the query's own statistics (z-scores, and the time prior's unit for raw cosines), and
+    # raw cosines without a time prior (the prior's unit otherwise comes from the pool).
+    # MMR re-weighs each score by the others.
     independent = (
-        (config.raw and fixed_unit) or pool.query_stats is not None
+        pool.query_stats is not None or (config.raw and not config.time_weight)
     ) and not config.diversity
     return PoolBounds(
         dense_entry=pool.dense_entry,

@@ -239,8 +239,8 @@ class Build:
         finally:
             state.close()
         manifest["ranking"] = config.to_dict()
-        if found.to_dict():
-            manifest["calibration"] = found.to_dict()
+        if estimates := found.to_dict():
+            manifest["calibration"] = estimates
 
 
 @contextlib.contextmanager
