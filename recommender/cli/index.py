@@ -349,8 +349,8 @@ def calibrate(index: Path, time: bool | None, as_json: bool) -> None:
 
     No labels needed: the weight comes from how both sides' scores spread at the top of
     sampled articles' lists, the curve from the date gaps of their top candidates. A write
-    estimates both again once the archive has grown by a quarter; this does it now. Stored
-    lists become stale.
+    estimates again what the index uses once the archive has grown by a quarter; this does
+    it now. Stored lists become stale.
     """
     from recommender.recommender import Recommender
 
