@@ -361,7 +361,8 @@ def calibrate(index: Path, time: bool | None, as_json: bool) -> None:
         click.echo(json.dumps(found.to_dict(), indent=2))
         return
     click.echo(f"fusion:     {describe_fusion(data.get('ranking', {}), data.get('calibration'))}")
-    if time or found.time is not None:  # asked for and not estimated: say why ("off")
+    # A curve estimated now, or one asked for (--time) and not estimated: say which ("off").
+    if time or found.time is not None:
         click.echo(
             f"time prior: {describe_time_prior(data.get('ranking', {}), data.get('calibration'))}"
         )
