@@ -58,15 +58,18 @@ def test_a_longer_gap_never_scores_higher() -> None:
 
 
 def test_the_curve_is_the_prior_and_undated_candidates_get_none() -> None:
-    from recommender.ranking.scoring import _time_prior
+    from recommender.ranking.scoring import Candidates, _time_prior
 
     config = RankingConfig(time_curve=((0.25, 2.0), (10.0, 0.5), (730.0, -1.0)))
     day = 86_400.0
     published = np.array([0.0, 10 * day, 5_000 * day, np.nan])
-    prior = _time_prior(published, 0.0, config)
+    empty = np.zeros(4, dtype=np.float32)
+    pairs = Candidates(np.arange(4), empty, empty, None, published)
+    prior = _time_prior(pairs, 0.0, None, config)
     assert prior[0] == pytest.approx(2.0) and prior[1] == pytest.approx(0.5)
     assert prior[2] == pytest.approx(-1.0) and prior[3] == 0.0
-    assert _time_prior(published, 0.0, replace(config, time_weight=0.5))[0] == pytest.approx(1.0)
+    half = replace(config, time_weight=0.5)
+    assert _time_prior(pairs, 0.0, None, half)[0] == pytest.approx(1.0)
     # Stored as JSON gives it back, so a stored configuration compares equal.
     again = RankingConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert again == config and again.to_dict() == config.to_dict()

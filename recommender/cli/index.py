@@ -416,7 +416,18 @@ def describe_time_prior(ranking: dict[str, Any], calibration: dict[str, Any] | N
             f"estimated from {found.get('dated_pairs', '?')} dated candidate pairs "
             f"(same-story share {found.get('same_story_share')}, separation "
             f"{found.get('separation')}): {points} (x {weight})"
-        )
+        ) + _year_scale(ranking, curve=True)
     reason = ((calibration or {}).get("time") or {}).get("reason")
     fixed = f"{weight} x exp(-days/{ranking.get('time_scale_days')})"
-    return f"{fixed} (fixed: {reason})" if reason else fixed
+    fixed = f"{fixed} (fixed: {reason})" if reason else fixed
+    return fixed + _year_scale(ranking, curve=False)
+
+
+def _year_scale(ranking: dict[str, Any], *, curve: bool) -> str:
+    """The year scale's part of the time-prior line ('' when off)."""
+    share = ranking.get("year_weight", 0.0)  # stored before the year scale existed: none
+    if not share:
+        return ""
+    whom = "undated pairs" if curve else "within a year or not"
+    whom += ", a missing date read as the latest year written"
+    return f"; year scale +/-{share:g} x {ranking.get('time_weight')} ({whom})"

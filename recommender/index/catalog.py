@@ -35,7 +35,7 @@ from recommender.index.catalog_lists import (
 )
 from recommender.index.catalog_numbers import CatalogNumbers
 from recommender.index.catalog_stories import CatalogStories
-from recommender.ingest.dates import lead_date
+from recommender.ingest.dates import lead_date, written_year
 from recommender.types import Article
 
 __all__ = [
@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS articles (
     published_at TEXT,
     published_ts REAL,
     lead_ts REAL,
+    written_year INTEGER,
     section TEXT COLLATE NOCASE,
     language TEXT COLLATE NOCASE,
     tags TEXT NOT NULL,
@@ -378,6 +379,8 @@ class Catalog(CatalogNumbers, CatalogLists, CatalogStories):
         with conn:  # one transaction: all of it lands or none of it does
             if not self._has_lead_dates():
                 conn.execute("ALTER TABLE articles ADD COLUMN lead_ts REAL")
+            if not self._has_written_years():
+                _add_written_years(conn)
             seq = int(conn.execute("SELECT value FROM meta WHERE key='seq'").fetchone()[0]) + 1
             for article, vector in upserts:
                 int_id, redated = self._upsert(conn, article, vector, now)
@@ -414,8 +417,8 @@ class Catalog(CatalogNumbers, CatalogLists, CatalogStories):
                 raise ValueError(f"new article {article.id!r} needs a vector")
             cursor = conn.execute(
                 "INSERT INTO articles (id, title, body, url, published_at, published_ts, lead_ts,"
-                " section, language, tags, metadata, content_hash, record_hash, updated_at,"
-                " vector) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " section, language, tags, metadata, content_hash, record_hash, written_year,"
+                " updated_at, vector) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (*values, _blob(vector)),
             )
             return int(cursor.lastrowid or 0), False
@@ -423,7 +426,7 @@ class Catalog(CatalogNumbers, CatalogLists, CatalogStories):
         conn.execute(
             "UPDATE articles SET id=?, title=?, body=?, url=?, published_at=?, published_ts=?,"
             " lead_ts=?, section=?, language=?, tags=?, metadata=?, content_hash=?, record_hash=?,"
-            " updated_at=? WHERE int_id=?",
+            " written_year=?, updated_at=? WHERE int_id=?",
             (*values, int_id),
         )
         if vector is not None:
@@ -470,7 +473,16 @@ def _row_values(article: Article) -> tuple[Any, ...]:
         json.dumps(dict(article.metadata), ensure_ascii=False, default=str),
         article.content_hash,
         article.record_hash,
+        written_year(article.title, article.body),
     )
+
+
+def _add_written_years(conn: sqlite3.Connection) -> None:
+    """Add the written-year column to a catalog written before it existed, filled for every
+    stored article in the same transaction (the ranking reads it for undated stories)."""
+    conn.execute("ALTER TABLE articles ADD COLUMN written_year INTEGER")
+    conn.create_function("recommender_written_year", 2, written_year, deterministic=True)
+    conn.execute("UPDATE articles SET written_year = recommender_written_year(title, body)")
 
 
 def _like_escaped(text: str) -> str:

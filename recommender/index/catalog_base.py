@@ -71,8 +71,14 @@ class CatalogBase:
         return str(row[0])
 
     def _has_lead_dates(self) -> bool:
+        return self._has_column("lead_ts")
+
+    def _has_written_years(self) -> bool:
+        return self._has_column("written_year")
+
+    def _has_column(self, name: str) -> bool:
         columns = self._conn().execute("PRAGMA table_info(articles)").fetchall()
-        return any(column[1] == "lead_ts" for column in columns)
+        return any(column[1] == name for column in columns)
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -1,11 +1,12 @@
 """Pool statistics and the numbers the ranking reads for every candidate.
 
 Per article: publication time, lead time (the date in an undated story's lead),
-case-folded section, and the four statistics of its score over its own
-candidate pool, which belong to its vector (a write that changes the vector
-clears them in the same commit). The in-memory state reads them in bulk into
-arrays and the pool statistics step writes them back, so they have a module of
-their own; writing an article's row stays with the articles in ``catalog``.
+written year (the latest year its text writes), case-folded section, and the four
+statistics of its score over its own candidate pool, which belong to its vector (a
+write that changes the vector clears them in the same commit). The in-memory state
+reads them in bulk into arrays and the pool statistics step writes them back, so they
+have a module of their own; writing an article's row stays with the articles in
+``catalog``.
 """
 
 from __future__ import annotations
@@ -24,18 +25,21 @@ class CatalogNumbers(CatalogBase):
 
     def numbers(
         self, int_ids: Sequence[int] | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(int ids, publication times, lead times, pool statistics, case-folded sections)
-        of ``int_ids``, or all.
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(int ids, publication times, lead times, pool statistics, case-folded sections,
+        written years) of ``int_ids``, or all.
 
         The lead time is the publication time, or for an undated article the
         date written in its lead (recommender.ingest.dates); NaN when neither exists.
+        The written year is the latest year its text writes; NaN when none (or when the
+        catalog predates the column: it is added, and filled, on the next write).
 
         The ranking reads them for every candidate; the state keeps them in arrays.
         """
         # Catalogs written before lead dates existed lack the column until their next write.
         lead = "lead_ts" if self._has_lead_dates() else "published_ts"
-        sql = f"SELECT int_id, published_ts, {lead}, pool_stats, section FROM articles"
+        year = "written_year" if self._has_written_years() else "NULL"
+        sql = f"SELECT int_id, published_ts, {lead}, pool_stats, section, {year} FROM articles"
         parts = []
         if int_ids is None:
             # In slices: a million rows as Python tuples would cost ~250 MB at once.
@@ -48,10 +52,10 @@ class CatalogNumbers(CatalogBase):
             parts.append(_number_arrays(rows))
         if not parts:
             parts.append(_number_arrays([]))
-        ids, times, leads, stats, sections = (
+        ids, times, leads, stats, sections, years = (
             np.concatenate(arrays) for arrays in zip(*parts, strict=True)
         )
-        return ids, times, leads, stats, sections
+        return ids, times, leads, stats, sections, years
 
     def pool_stats(self, int_ids: Sequence[int]) -> np.ndarray:
         """Each id's score statistics over its own candidate pool; NaN rows when unknown."""
@@ -103,8 +107,8 @@ class CatalogNumbers(CatalogBase):
 
 
 def _number_arrays(
-    rows: Sequence[tuple[int, float | None, float | None, bytes | None, str | None]],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rows: Sequence[tuple[int, float | None, float | None, bytes | None, str | None, int | None]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     times = np.array([r[1] for r in rows], dtype=np.float64)  # None becomes NaN
     leads = np.array([r[2] for r in rows], dtype=np.float64)
@@ -113,7 +117,8 @@ def _number_arrays(
         if row[3] is not None:
             stats[n] = np.frombuffer(row[3], dtype=np.float64, count=4)
     sections = np.array([(r[4] or "").casefold() for r in rows], dtype=object)
-    return ids, times, leads, stats, sections
+    years = np.array([r[5] for r in rows], dtype=np.float64)
+    return ids, times, leads, stats, sections, years
 
 
 def _blob64(values: np.ndarray) -> bytes:

@@ -168,6 +168,11 @@ class IndexState:
         """
         return self.numbers.times(ids, lead_dates=lead_dates)
 
+    def years(self, ids: np.ndarray, *, lead_dates: bool = False) -> np.ndarray:
+        """Each id's year, NaN when unknown: its date's (as :meth:`published` reads it),
+        else the latest year its text writes (:func:`recommender.ingest.dates.written_year`)."""
+        return self.numbers.years(ids, lead_dates=lead_dates)
+
     def pool_stats(self, ids: np.ndarray) -> np.ndarray:
         """Each id's score statistics over its own candidate pool (NaN rows when unknown)."""
         return self.numbers.stats(ids)
@@ -327,26 +332,42 @@ def with_catalog_vectors(store: VectorStore, catalog: Catalog) -> VectorStore:
     return store
 
 
+def calendar_years(seconds: np.ndarray) -> np.ndarray:
+    """The UTC calendar year of each epoch time (NaN stays NaN)."""
+    seconds = np.asarray(seconds, dtype=np.float64)
+    known = np.isfinite(seconds)
+    stamps = np.where(known, seconds, 0.0).astype("datetime64[s]")
+    years = stamps.astype("datetime64[Y]").astype(np.float64) + 1970.0
+    out: np.ndarray = np.where(known, years, np.nan)
+    return out
+
+
 class ArticleNumbers:
-    """Publication time and pool statistics of every article, in arrays indexed by int id.
+    """Publication time, written year and pool statistics of every article, in arrays
+    indexed by int id.
 
     The ranking reads both for each of a query's ~400 candidates; one SQL
     round trip per query costs more than the rest of the ranking. Catalog int
-    ids only grow, so arrays indexed by id stay small (8 bytes x 5 per id).
+    ids only grow, so arrays indexed by id stay small (73 bytes per id).
     Written ids are marked unknown and read again on next use, which also
     picks up statistics another process stores just after its write commits.
     """
 
     def __init__(self, catalog: Catalog) -> None:
         self._catalog = catalog
-        ids, times, leads, stats, sections = catalog.numbers()
+        ids, times, leads, stats, sections, years = catalog.numbers()
         size = int(ids.max()) + 1 if len(ids) else 0
         self._times = np.full(size, np.nan)
         self._leads = np.full(size, np.nan)
+        #: Each article's year for the time prior (its date's, else the latest its text
+        #: writes), by publication date and by lead date: set with the times, so a query
+        #: reads them as it reads the times.
+        self._years = np.full(size, np.nan)
+        self._lead_years = np.full(size, np.nan)
         self._stats = np.full((size, 4), np.nan)
         self._sections = np.full(size, "", dtype=object)
         self._known = np.zeros(size, dtype=bool)
-        self._set(ids, times, leads, stats, sections)
+        self._set(ids, times, leads, stats, sections, years)
         #: The catalog's data version when ids without statistics were last read again.
         self._unset_read_at: int | None = None
 
@@ -357,10 +378,13 @@ class ArticleNumbers:
         leads: np.ndarray,
         stats: np.ndarray,
         sections: np.ndarray,
+        years: np.ndarray,
     ) -> None:
         self._known[ids] = True
         self._times[ids] = times
         self._leads[ids] = leads
+        self._years[ids] = np.where(np.isfinite(times), calendar_years(times), years)
+        self._lead_years[ids] = np.where(np.isfinite(leads), calendar_years(leads), years)
         self._stats[ids] = stats
         self._sections[ids] = sections
 
@@ -381,6 +405,8 @@ class ArticleNumbers:
             grow = top - len(self._known)
             self._times = np.concatenate([self._times, np.full(grow, np.nan)])
             self._leads = np.concatenate([self._leads, np.full(grow, np.nan)])
+            self._years = np.concatenate([self._years, np.full(grow, np.nan)])
+            self._lead_years = np.concatenate([self._lead_years, np.full(grow, np.nan)])
             self._stats = np.concatenate([self._stats, np.full((grow, 4), np.nan)])
             self._sections = np.concatenate([self._sections, np.full(grow, "", dtype=object)])
             self._known = np.concatenate([self._known, np.zeros(grow, dtype=bool)])
@@ -399,6 +425,8 @@ class ArticleNumbers:
             self._known[missing] = True
             self._times[missing] = np.nan
             self._leads[missing] = np.nan
+            self._years[missing] = np.nan
+            self._lead_years[missing] = np.nan
             self._stats[missing] = np.nan
             self._sections[missing] = ""
             self._set(*self._catalog.numbers(np.unique(missing).tolist()))
@@ -411,6 +439,12 @@ class ArticleNumbers:
     def times(self, ids: np.ndarray, *, lead_dates: bool = False) -> np.ndarray:
         rows, valid = self._fetch(ids)
         source = self._leads if lead_dates else self._times
+        out: np.ndarray = source[rows] if valid is None else np.where(valid, source[rows], np.nan)
+        return out
+
+    def years(self, ids: np.ndarray, *, lead_dates: bool = False) -> np.ndarray:
+        rows, valid = self._fetch(ids)
+        source = self._lead_years if lead_dates else self._years
         out: np.ndarray = source[rows] if valid is None else np.where(valid, source[rows], np.nan)
         return out
 

@@ -199,8 +199,10 @@ def pair_signals(
     pairs.stats = state.pool_stats(candidates)
     pairs.query_stats = state.pool_stats(queries)
     pairs.published = state.published(candidates, lead_dates=config.lead_dates)
+    pairs.years = state.years(candidates, lead_dates=config.lead_dates)
     times = state.published(queries, lead_dates=config.lead_dates)
-    return signal_parts(pairs, config, query_times=times)
+    years = state.years(queries, lead_dates=config.lead_dates)
+    return signal_parts(pairs, config, query_times=times, query_years=years)
 
 
 def fit_click_model(

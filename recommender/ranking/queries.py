@@ -6,11 +6,15 @@ is refused with the same message wherever it comes from.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from recommender.errors import InvalidArgumentError
 from recommender.filters import DateLike, Filters, timestamp
-from recommender.ingest.dates import lead_date
+from recommender.index.state import calendar_years
+from recommender.ingest.dates import lead_date, written_year
 from recommender.text import checked_text
 from recommender.types import Article
 
@@ -34,6 +38,9 @@ class TextQuery:
     #: The stated date, which editorial rules read (NaN: none).
     stated: float
     section: str | None
+    #: The year for the time prior's year scale: ``when``'s, else the latest year the
+    #: story writes (NaN: neither).
+    year: float = float("nan")
 
 
 def check_k(k: int) -> None:
@@ -82,7 +89,16 @@ def text_query(
         lead = lead_date(title, body)
         when = lead.timestamp() if lead else None
     section = article.section if article is not None else None
-    return TextQuery(title, body, float("nan") if when is None else when, stated, section)
+    time = float("nan") if when is None else when
+    return TextQuery(title, body, time, stated, section, _year(time, title, body))
+
+
+def _year(time: float, title: str, body: str) -> float:
+    """A query's year for the time prior's year scale: its time's, else the one it writes."""
+    if not math.isnan(time):
+        return float(calendar_years(np.array([time]))[0])
+    written = written_year(title, body)
+    return float("nan") if written is None else float(written)
 
 
 def _story(

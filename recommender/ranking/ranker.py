@@ -93,6 +93,7 @@ class Ranker:
         config: RankingConfig,
         *,
         times: np.ndarray | None = None,
+        years: np.ndarray | None = None,
         story_times: np.ndarray | None = None,
         sections: Sequence[str | None] | None = None,
         rules: bool = True,
@@ -105,6 +106,7 @@ class Ranker:
             filters,
             config,
             times=times,
+            years=years,
             story_times=story_times,
             sections=sections,
             rules=rules,
@@ -137,6 +139,7 @@ class Ranker:
             filters,
             config,
             times=np.array([query.when]),
+            years=np.array([query.year]),
             story_times=np.array([query.stated]),
             sections=[query.section],
         )[0]
@@ -150,6 +153,7 @@ class Ranker:
         config: RankingConfig,
         *,
         times: np.ndarray | None = None,
+        years: np.ndarray | None = None,
         story_times: np.ndarray | None = None,
         sections: Sequence[str | None] | None = None,
         rules: bool = True,
@@ -157,9 +161,10 @@ class Ranker:
     ) -> list[Hits]:
         """Rank a batch of queries into (int id, score) lists.
 
-        ``times`` are the queries' publication times and ``sections`` their
-        sections; by default those of the indexed query articles, looked up
-        only when the time prior or the index's editorial rules need them.
+        ``times`` are the queries' publication times, ``years`` their years (the time
+        prior's year scale) and ``sections`` their sections; by default those of the
+        indexed query articles, looked up only when the time prior or the index's
+        editorial rules need them.
         This is the one place where editorial rules are applied (``rules``) and an
         indexed query's own story is moved first (:mod:`~recommender.ranking.own_story`,
         before the rules). ``entries`` collects each pool's bounds (what stored lists
@@ -171,6 +176,10 @@ class Ranker:
             times = np.full(len(batch.skip), np.nan)
             if config.time_weight or editorial is not None:
                 times = state.published(skip, lead_dates=config.lead_dates)
+        if years is None:
+            years = np.full(len(batch.skip), np.nan)
+            if config.time_weight and config.year_weight:
+                years = state.years(skip, lead_dates=config.lead_dates)
         stories: list[QueryStory] = []
         if editorial is not None:
             # Rules read the stated date only: a dateline guess is for the time prior.
@@ -204,7 +213,9 @@ class Ranker:
             if config.story_first and not config.diversity
             else None
         )
-        pools = _Pools(state, k, config, times, include, exclude, filters, masks, own)
+        pools = _Pools(
+            state, k, config, np.column_stack([times, years]), include, exclude, filters, masks, own
+        )
         ranked = pools.rank(batch, entries)
         if config.feedback_docs:
             ranked = pools.rank(_with_feedback(batch, ranked, state.store, config))
@@ -284,7 +295,7 @@ class _Pools:
         state: IndexState,
         k: int,
         config: RankingConfig,
-        times: np.ndarray,
+        when: np.ndarray,
         include: np.ndarray | None,
         exclude: np.ndarray | None,
         filters: Filters,
@@ -295,7 +306,8 @@ class _Pools:
         self.k = k
         self.own = own
         self.config = config
-        self.times = times
+        #: Per query: its time and its year (NaN: unknown).
+        self.when = when
         self.include = include
         self.exclude = exclude
         self.filters = filters
@@ -330,16 +342,28 @@ class _Pools:
             exact=state.lexical.pinned is not None,
         )
         out: list[Hits] = []
-        for q, (pool, when) in enumerate(zip(pools, self.times, strict=True)):
+        for q, (pool, (when, year)) in enumerate(zip(pools, self.when, strict=True)):
             if config.time_weight:
                 pool.published = state.published(pool.ids, lead_dates=config.lead_dates)
+                if config.year_weight:
+                    pool.years = state.years(pool.ids, lead_dates=config.lead_dates)
             if config.method == "hybrid":
                 pool.stats = state.pool_stats(pool.ids)
             if own is not None and np.isfinite(own[q]).all():
                 pool.query_stats = own[q]
             query_time = None if np.isnan(when) else float(when)
+            query_year = None if np.isnan(year) else float(year)
             allowed = self.masks(q, pool.ids) if self.masks is not None else None
-            out.append(rank(pool, depth, config, query_time=query_time, allowed=allowed))
+            out.append(
+                rank(
+                    pool,
+                    depth,
+                    config,
+                    query_time=query_time,
+                    query_year=query_year,
+                    allowed=allowed,
+                )
+            )
         if self.own is None:
             shown = out
             if entries is not None:

@@ -34,6 +34,7 @@ METHODS = ("hybrid", "dense", "lexical")
 #: How the hybrid method combines the two sides (docs/relevance.md compares them).
 FUSIONS = ("symmetric-z", "query-z", "rrf", "sum")
 _DAY = 86_400.0
+_YEAR_DAYS = 365.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,12 @@ class RankingConfig:
     #: An article without a publication date is placed in time by the full date
     #: written in its lead (dateline), if any; False leaves it undated.
     lead_dates: bool = True
+    #: The time prior's second scale, the year, as a share of ``time_weight``: a pair a
+    #: year or more apart loses it, one within a year gains it; where a date is missing,
+    #: its year is the latest its text writes (same year or not). 0 is off. With an
+    #: estimated ``time_curve`` it reaches only pairs without both dates (the curve spans
+    #: years). Why half: docs/relevance.md ("Two scales of time").
+    year_weight: float = 0.5
     #: A candidate whose dense cosine to a better-ranked one reaches this is a copy; None is off.
     dedupe_threshold: float | None = None
     #: MMR trade-off: 0 is off; 0.3 gives 30% weight to being unlike the items above.
@@ -109,6 +116,10 @@ class RankingConfig:
             )
         if self.time_scale_days <= 0:
             raise InvalidArgumentError(f"time_scale_days must be > 0, got {self.time_scale_days}")
+        if not 0.0 <= self.year_weight <= 1.0:
+            raise InvalidArgumentError(
+                f"year_weight must be in [0, 1], got {self.year_weight}", field="year_weight"
+            )
         if self.time_curve is not None:
             object.__setattr__(self, "time_curve", _checked_curve(self.time_curve))
 
@@ -121,8 +132,14 @@ class RankingConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> RankingConfig:
+        """The configuration stored as ``data`` (None: the default). A stored one written
+        before the year scale existed keeps the ranking it was written with: no year scale
+        (its stored lists, and the answers its users see, stay as they were)."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in (data or {}).items() if k in known})
+        values = {k: v for k, v in (data or {}).items() if k in known}
+        if data is not None and "year_weight" not in data:
+            values["year_weight"] = 0.0
+        return cls(**values)
 
     def with_options(self, **options: Any) -> RankingConfig:
         """A copy with the given options changed; ``None`` values leave a field as it is."""
@@ -149,6 +166,8 @@ class Candidates:
     lexical: np.ndarray  # tf-idf cosine
     vectors: np.ndarray | None  # candidate vectors (for duplicates and diversity), if read
     published: np.ndarray  # epoch seconds, NaN when unknown
+    #: Each candidate's year (NaN: unknown): its date's, else the latest its text writes.
+    years: np.ndarray | None = None
     #: Per candidate: mean and std of its dense scores, then of its lexical
     #: scores, over its own pool when it was the query (NaN when unknown).
     stats: np.ndarray | None = None
@@ -230,7 +249,13 @@ def pool_bounds(
     )
 
 
-def pair_scores(pairs: Candidates, config: RankingConfig, *, query_times: np.ndarray) -> np.ndarray:
+def pair_scores(
+    pairs: Candidates,
+    config: RankingConfig,
+    *,
+    query_times: np.ndarray,
+    query_years: np.ndarray | None = None,
+) -> np.ndarray:
     """The score each row's candidate gets in its own query's list, one query per row.
 
     ``pairs.query_stats`` holds one row of statistics per candidate (its query's): with
@@ -239,20 +264,24 @@ def pair_scores(pairs: Candidates, config: RankingConfig, *, query_times: np.nda
     """
     scores = _fused(pairs, config)
     if config.time_weight:
-        prior = _time_prior(pairs.published, query_times, config)
+        prior = _time_prior(pairs, query_times, query_years, config)
         scores = scores + prior * _time_unit(pairs, scores, config)
     return scores
 
 
 def signal_parts(
-    pairs: Candidates, config: RankingConfig, *, query_times: np.ndarray
+    pairs: Candidates,
+    config: RankingConfig,
+    *,
+    query_times: np.ndarray,
+    query_years: np.ndarray | None = None,
 ) -> np.ndarray:
     """The three terms of each row's default score, unweighted: its dense and its lexical
     symmetric z (rows as in :func:`pair_scores`) and its time prior at weight 1. The score
     is ``dense + lexical_weight * lexical + time_weight * prior`` (what clicks can weigh:
     :mod:`recommender.ranking.click_weights`)."""
     dense, lexical = _symmetric_sides(pairs)
-    prior = _time_prior(pairs.published, query_times, replace(config, time_weight=1.0))
+    prior = _time_prior(pairs, query_times, query_years, replace(config, time_weight=1.0))
     return np.column_stack([dense, lexical, prior])
 
 
@@ -271,6 +300,7 @@ def rank(
     config: RankingConfig,
     *,
     query_time: float | None,
+    query_year: float | None = None,
     allowed: np.ndarray | None = None,
 ) -> list[tuple[int, float]]:
     """The top ``k`` (int id, score) pairs of one query's pool, best first.
@@ -281,8 +311,10 @@ def rank(
     if not len(pool.ids):
         return []
     scores = _fused(pool, config)
-    if config.time_weight and query_time is not None:
-        prior = _time_prior(pool.published, query_time, config)
+    if config.time_weight and (query_time is not None or query_year is not None):
+        when = np.nan if query_time is None else query_time
+        year = None if query_year is None else np.array(query_year)
+        prior = _time_prior(pool, when, year, config)
         scores = scores + prior * _time_unit(pool, scores, config)
     order = np.argsort(-scores, kind="stable")
     if allowed is not None:
@@ -415,10 +447,13 @@ def _time_unit(pool: Candidates, fused: np.ndarray, config: RankingConfig) -> fl
 
 
 def _time_prior(
-    published: np.ndarray, query_time: float | np.ndarray, config: RankingConfig
+    pool: Candidates,
+    query_time: float | np.ndarray,
+    query_year: np.ndarray | None,
+    config: RankingConfig,
 ) -> np.ndarray:
     # Coverage of one story clusters in time; an undated candidate gets nothing either way.
-    days = np.abs(published - query_time) / _DAY
+    days = np.abs(pool.published - query_time) / _DAY
     curve = config.time_curve
     if curve is None:
         prior = config.time_weight * np.exp(-days / config.time_scale_days)
@@ -427,7 +462,29 @@ def _time_prior(
         values = np.array([v for _, v in curve])
         prior = config.time_weight * np.interp(np.log1p(days), knots, values)
         prior[np.isnan(days)] = np.nan
-    return np.nan_to_num(prior, nan=0.0)
+    prior = np.nan_to_num(prior, nan=0.0)
+    if config.year_weight and pool.years is not None and query_year is not None:
+        same = _same_year(days, pool.years, query_year, dated=curve is None)
+        prior = prior + config.time_weight * config.year_weight * same
+    return prior
+
+
+def _same_year(
+    days: np.ndarray, years: np.ndarray, query_year: np.ndarray, *, dated: bool
+) -> np.ndarray:
+    """+1 where a pair is within a year, -1 where a year or more apart, 0 where unknown.
+
+    The day-scale prior is spent within weeks, but the same kind of event recurs: a topic's
+    earthquake, election or coach hired years later shares the words and the names, and
+    only the year tells it apart. A dated pair is measured by its gap (``dated``: not
+    under an estimated curve, which already covers years); a pair with a date missing on
+    either side, by its two years, a date's or the latest one its text writes.
+    """
+    known = np.isfinite(years) & np.isfinite(query_year)
+    out = np.where(known, np.where(years == query_year, 1.0, -1.0), 0.0)
+    gap = np.isfinite(days)
+    out[gap] = np.where(days[gap] < _YEAR_DAYS, 1.0, -1.0) if dated else 0.0
+    return out
 
 
 def _checked_curve(curve: Any) -> tuple[tuple[float, float], ...]:

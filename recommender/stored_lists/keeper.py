@@ -322,11 +322,13 @@ class ListKeeper:
             lexical=cosines.astype(np.float32),
             vectors=None,
             published=state.published(article, lead_dates=config.lead_dates),
+            years=state.years(article, lead_dates=config.lead_dates),
             stats=state.pool_stats(article),
             query_stats=own,
         )
         times = state.published(owners, lead_dates=config.lead_dates)
-        scores = pair_scores(pairs, config, query_times=times)
+        years = state.years(owners, lead_dates=config.lead_dates)
+        scores = pair_scores(pairs, config, query_times=times, query_years=years)
         out: np.ndarray = np.where(np.isfinite(own).all(axis=1), scores, np.inf)
         return out
 
