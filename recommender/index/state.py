@@ -332,13 +332,14 @@ def with_catalog_vectors(store: VectorStore, catalog: Catalog) -> VectorStore:
     return store
 
 
-def calendar_years(seconds: np.ndarray) -> np.ndarray:
-    """The UTC calendar year of each epoch time (NaN stays NaN)."""
-    seconds = np.asarray(seconds, dtype=np.float64)
-    known = np.isfinite(seconds)
-    stamps = np.where(known, seconds, 0.0).astype("datetime64[s]")
-    years = stamps.astype("datetime64[Y]").astype(np.float64) + 1970.0
-    out: np.ndarray = np.where(known, years, np.nan)
+def dated_years(times: np.ndarray, written: np.ndarray) -> np.ndarray:
+    """Each article's year for the time prior: the UTC calendar year of its time (epoch
+    seconds), else its ``written`` year (the latest its text writes); NaN when neither."""
+    times = np.asarray(times, dtype=np.float64)
+    known = np.isfinite(times)
+    stamps = np.where(known, times, 0.0).astype("datetime64[s]")
+    calendar = stamps.astype("datetime64[Y]").astype(np.float64) + 1970.0
+    out: np.ndarray = np.where(known, calendar, written)
     return out
 
 
@@ -348,7 +349,7 @@ class ArticleNumbers:
 
     The ranking reads both for each of a query's ~400 candidates; one SQL
     round trip per query costs more than the rest of the ranking. Catalog int
-    ids only grow, so arrays indexed by id stay small (73 bytes per id).
+    ids only grow, so arrays indexed by id stay small (65 bytes per id).
     Written ids are marked unknown and read again on next use, which also
     picks up statistics another process stores just after its write commits.
     """
@@ -359,11 +360,7 @@ class ArticleNumbers:
         size = int(ids.max()) + 1 if len(ids) else 0
         self._times = np.full(size, np.nan)
         self._leads = np.full(size, np.nan)
-        #: Each article's year for the time prior (its date's, else the latest its text
-        #: writes), by publication date and by lead date: set with the times, so a query
-        #: reads them as it reads the times.
-        self._years = np.full(size, np.nan)
-        self._lead_years = np.full(size, np.nan)
+        self._written = np.full(size, np.nan)  # the latest year each text writes
         self._stats = np.full((size, 4), np.nan)
         self._sections = np.full(size, "", dtype=object)
         self._known = np.zeros(size, dtype=bool)
@@ -383,8 +380,7 @@ class ArticleNumbers:
         self._known[ids] = True
         self._times[ids] = times
         self._leads[ids] = leads
-        self._years[ids] = np.where(np.isfinite(times), calendar_years(times), years)
-        self._lead_years[ids] = np.where(np.isfinite(leads), calendar_years(leads), years)
+        self._written[ids] = years
         self._stats[ids] = stats
         self._sections[ids] = sections
 
@@ -405,8 +401,7 @@ class ArticleNumbers:
             grow = top - len(self._known)
             self._times = np.concatenate([self._times, np.full(grow, np.nan)])
             self._leads = np.concatenate([self._leads, np.full(grow, np.nan)])
-            self._years = np.concatenate([self._years, np.full(grow, np.nan)])
-            self._lead_years = np.concatenate([self._lead_years, np.full(grow, np.nan)])
+            self._written = np.concatenate([self._written, np.full(grow, np.nan)])
             self._stats = np.concatenate([self._stats, np.full((grow, 4), np.nan)])
             self._sections = np.concatenate([self._sections, np.full(grow, "", dtype=object)])
             self._known = np.concatenate([self._known, np.zeros(grow, dtype=bool)])
@@ -425,8 +420,7 @@ class ArticleNumbers:
             self._known[missing] = True
             self._times[missing] = np.nan
             self._leads[missing] = np.nan
-            self._years[missing] = np.nan
-            self._lead_years[missing] = np.nan
+            self._written[missing] = np.nan
             self._stats[missing] = np.nan
             self._sections[missing] = ""
             self._set(*self._catalog.numbers(np.unique(missing).tolist()))
@@ -444,9 +438,8 @@ class ArticleNumbers:
 
     def years(self, ids: np.ndarray, *, lead_dates: bool = False) -> np.ndarray:
         rows, valid = self._fetch(ids)
-        source = self._lead_years if lead_dates else self._years
-        out: np.ndarray = source[rows] if valid is None else np.where(valid, source[rows], np.nan)
-        return out
+        out = dated_years((self._leads if lead_dates else self._times)[rows], self._written[rows])
+        return out if valid is None else np.where(valid, out, np.nan)
 
     def sections(self, ids: np.ndarray) -> np.ndarray:
         rows, valid = self._fetch(ids)

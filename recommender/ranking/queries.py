@@ -6,14 +6,13 @@ is refused with the same message wherever it comes from.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from recommender.errors import InvalidArgumentError
 from recommender.filters import DateLike, Filters, timestamp
-from recommender.index.state import calendar_years
+from recommender.index.state import dated_years
 from recommender.ingest.dates import lead_date, written_year
 from recommender.text import checked_text
 from recommender.types import Article
@@ -94,11 +93,9 @@ def text_query(
 
 
 def _year(time: float, title: str, body: str) -> float:
-    """A query's year for the time prior's year scale: its time's, else the one it writes."""
-    if not math.isnan(time):
-        return float(calendar_years(np.array([time]))[0])
+    """A query's year for the time prior's year scale, as an indexed article's is read."""
     written = written_year(title, body)
-    return float("nan") if written is None else float(written)
+    return float(dated_years(np.array([time]), np.array([written], dtype=np.float64))[0])
 
 
 def _story(

@@ -213,9 +213,7 @@ class Ranker:
             if config.story_first and not config.diversity
             else None
         )
-        pools = _Pools(
-            state, k, config, np.column_stack([times, years]), include, exclude, filters, masks, own
-        )
+        pools = _Pools(state, k, config, (times, years), include, exclude, filters, masks, own)
         ranked = pools.rank(batch, entries)
         if config.feedback_docs:
             ranked = pools.rank(_with_feedback(batch, ranked, state.store, config))
@@ -295,7 +293,7 @@ class _Pools:
         state: IndexState,
         k: int,
         config: RankingConfig,
-        when: np.ndarray,
+        when: tuple[np.ndarray, np.ndarray],
         include: np.ndarray | None,
         exclude: np.ndarray | None,
         filters: Filters,
@@ -306,8 +304,8 @@ class _Pools:
         self.k = k
         self.own = own
         self.config = config
-        #: Per query: its time and its year (NaN: unknown).
-        self.when = when
+        #: The queries' times and years (NaN: unknown).
+        self.times, self.years = when
         self.include = include
         self.exclude = exclude
         self.filters = filters
@@ -342,7 +340,7 @@ class _Pools:
             exact=state.lexical.pinned is not None,
         )
         out: list[Hits] = []
-        for q, (pool, (when, year)) in enumerate(zip(pools, self.when, strict=True)):
+        for q, (pool, when, year) in enumerate(zip(pools, self.times, self.years, strict=True)):
             if config.time_weight:
                 pool.published = state.published(pool.ids, lead_dates=config.lead_dates)
                 if config.year_weight:

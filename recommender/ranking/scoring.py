@@ -313,8 +313,7 @@ def rank(
     scores = _fused(pool, config)
     if config.time_weight and (query_time is not None or query_year is not None):
         when = np.nan if query_time is None else query_time
-        year = None if query_year is None else np.array(query_year)
-        prior = _time_prior(pool, when, year, config)
+        prior = _time_prior(pool, when, query_year, config)
         scores = scores + prior * _time_unit(pool, scores, config)
     order = np.argsort(-scores, kind="stable")
     if allowed is not None:
@@ -449,7 +448,7 @@ def _time_unit(pool: Candidates, fused: np.ndarray, config: RankingConfig) -> fl
 def _time_prior(
     pool: Candidates,
     query_time: float | np.ndarray,
-    query_year: np.ndarray | None,
+    query_year: float | np.ndarray | None,
     config: RankingConfig,
 ) -> np.ndarray:
     # Coverage of one story clusters in time; an undated candidate gets nothing either way.
@@ -470,7 +469,7 @@ def _time_prior(
 
 
 def _same_year(
-    days: np.ndarray, years: np.ndarray, query_year: np.ndarray, *, dated: bool
+    days: np.ndarray, years: np.ndarray, query_year: float | np.ndarray, *, dated: bool
 ) -> np.ndarray:
     """+1 where a pair is within a year, -1 where a year or more apart, 0 where unknown.
 
