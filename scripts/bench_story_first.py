@@ -80,10 +80,10 @@ def run(
             "p90_ms": round(cuts[89], 2),
             "p99_ms": round(cuts[98], 2),
         }
-    plain, first = (times[name] for name in names)
-    figures["median_ratio"] = round(statistics.median(first) / statistics.median(plain), 3)
+    off_ms, on_ms = (times[name] for name in names)
+    figures["median_ratio"] = round(statistics.median(on_ms) / statistics.median(off_ms), 3)
     figures["paired_median_difference_ms"] = round(
-        statistics.median(a - b for a, b in zip(first, plain, strict=True)), 2
+        statistics.median(a - b for a, b in zip(on_ms, off_ms, strict=True)), 2
     )
     figures["queries"] = len(chosen)
     return figures
